@@ -1,0 +1,74 @@
+"""The hospital's discharge (出院结算申请): hospital → platform on `claims.discharges`, keyed by person id."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_UP
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from contracts.envelope import Contract
+from contracts.money import FEN, Money, NonNegativeMoney
+from contracts.types import CareLocation, CatalogueClass, Quantity
+
+
+class BillLine(Contract):
+    """One itemised line of the inpatient bill (费用明细)."""
+
+    item_code: str = Field(min_length=1, max_length=50)
+    item_name: str = Field(min_length=1, max_length=200)
+    catalogue_class: CatalogueClass
+    quantity: Quantity
+    unit: str = Field(min_length=1, max_length=20)
+    unit_price: NonNegativeMoney
+    amount: NonNegativeMoney
+    service_date: date
+
+    @model_validator(mode="after")
+    def _amount_is_quantity_times_price(self) -> Self:
+        expected = (self.quantity * self.unit_price).quantize(FEN, rounding=ROUND_HALF_UP)
+        if self.amount != expected:
+            raise ValueError(
+                f"amount {self.amount} is not quantity × unit_price = {self.quantity} × {self.unit_price} = {expected}"
+            )
+        return self
+
+
+def claim_id_of(hospital_id: str, hospital_claim_id: str) -> str:
+    """The platform's claim id: unique per discharge across hospitals."""
+    return f"{hospital_id}:{hospital_claim_id}"
+
+
+class DischargeRecorded(Contract):
+    """A discharge with its itemised bill, to be settled across all three layers."""
+
+    hospital_claim_id: str = Field(min_length=1, max_length=64, pattern=r"^[^:\s]+$")
+    hospital_id: str = Field(min_length=1, max_length=40, pattern=r"^[^:\s]+$")
+    person_id: str = Field(min_length=1, max_length=32)
+    admission_date: date
+    discharge_date: date
+    care_location: CareLocation
+    referred: bool = Field(description="transferred with a referral (转诊转院备案)")
+    diagnosis_codes: tuple[str, ...] = Field(min_length=1)
+    lines: tuple[BillLine, ...] = Field(min_length=1)
+    total_amount: NonNegativeMoney = Field(description="sum of the lines' amounts")
+
+    @property
+    def claim_id(self) -> str:
+        return claim_id_of(self.hospital_id, self.hospital_claim_id)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.discharge_date < self.admission_date:
+            raise ValueError(f"discharge_date {self.discharge_date} is before admission_date {self.admission_date}")
+        for i, line in enumerate(self.lines):
+            if not self.admission_date <= line.service_date <= self.discharge_date:
+                raise ValueError(f"lines[{i}].service_date {line.service_date} is outside the stay")
+        total = sum((line.amount for line in self.lines), start=FEN * 0)
+        if total != self.total_amount:
+            raise ValueError(f"total_amount {self.total_amount} is not the sum of the lines {total}")
+        return self
+
+
+__all__ = ["BillLine", "DischargeRecorded", "Money", "claim_id_of"]

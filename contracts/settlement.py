@@ -1,0 +1,147 @@
+"""Layer results and the one-stop settlement statement (一站式结算单), platform → hospital.
+
+Each layer hands on the claim summary it received plus its own detail row:
+`BasicSettled` (basic insurance 基本医保) → `CatastrophicSettled` (critical-illness insurance 大病保险)
+→ `SettlementStatement` (after medical assistance 医疗救助). A claim rejected by settlement travels
+the same path with `outcome = "rejected"` so that every discharge ends as exactly one statement.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from contracts.envelope import Contract
+from contracts.money import Money, NonNegativeMoney
+from contracts.types import CareLocation, CatalogueClass, PersonCategory, ProviderLevel, Ratio, RejectionCode, Scheme
+
+Layer = Literal["basic", "catastrophic", "assistance"]
+Outcome = Literal["settled", "rejected"]
+
+
+class Rejection(Contract):
+    reason_code: RejectionCode
+    reason: str
+
+
+class ClaimSummary(Contract):
+    """What every layer needs to know about the claim, fixed by settlement."""
+
+    claim_id: str
+    hospital_claim_id: str
+    hospital_id: str
+    person_id: str
+    discharge_event_id: str
+    admission_date: date
+    discharge_date: date
+    insurance_year: int = Field(description="calendar year of the discharge date")
+    care_location: CareLocation
+    referred: bool
+    hospital_level: ProviderLevel | None = Field(default=None, description="from the provider registry")
+    scheme: Scheme | None = None
+    categories: tuple[PersonCategory, ...] = ()
+    disability_grade: int | None = None
+    total_cost: NonNegativeMoney
+    in_policy: NonNegativeMoney = Field(description="政策范围内费用: classes the profile counts in policy")
+    out_of_policy: NonNegativeMoney
+    amounts_by_class: dict[CatalogueClass, NonNegativeMoney]
+    profile_id: str | None = None
+    profile_version: int | None = None
+
+
+class BandPayment(Contract):
+    """Part of a catastrophic payment that falls in one band (分段)."""
+
+    lower: NonNegativeMoney
+    upper: NonNegativeMoney | None = None
+    ratio: Ratio
+    amount: NonNegativeMoney = Field(description="amount of this claim's accumulation inside the band")
+    paid: NonNegativeMoney
+
+
+class LayerDetail(Contract):
+    """One layer's decision on one claim."""
+
+    layer: Layer
+    base: NonNegativeMoney = Field(description="the amount this layer priced (its input residual)")
+    deductible: NonNegativeMoney = Field(description="basic: deductible (起付线); catastrophic: threshold; assistance: 0")
+    ratio: Ratio | None = Field(default=None, description="the ratio applied; None where bands applied")
+    paid: NonNegativeMoney
+    accumulator_before: NonNegativeMoney
+    accumulator_after: NonNegativeMoney
+    cap: NonNegativeMoney | None = None
+    cap_left: NonNegativeMoney | None = None
+    bands: tuple[BandPayment, ...] = ()
+    note: str | None = None
+    profile_id: str
+    profile_version: int
+
+
+class BasicSettled(Contract):
+    """Basic insurance's result (settlement service → `claims.basic-settled`)."""
+
+    claim: ClaimSummary
+    outcome: Outcome
+    rejection: Rejection | None = None
+    basic: LayerDetail | None = None
+    residual_in_policy: NonNegativeMoney = Field(description="in-policy cost left after basic: in_policy - basic")
+    catastrophic_base: NonNegativeMoney = Field(description="max(in_policy - deductible, 0) - basic: what accumulates for critical illness")
+
+
+class CatastrophicSettled(Contract):
+    """Critical-illness insurance's result (catastrophic service → `claims.catastrophic-settled`)."""
+
+    claim: ClaimSummary
+    outcome: Outcome
+    rejection: Rejection | None = None
+    basic: LayerDetail | None = None
+    catastrophic: LayerDetail | None = None
+    residual_in_policy: NonNegativeMoney = Field(description="in-policy cost left after basic and critical illness")
+
+
+class SettlementStatement(Contract):
+    """The one-stop settlement result for one discharge, shaped like the national platform's
+    settlement output (medfee_sumamt, hifp_pay, hifmi_pay, maf_pay, fund_pay_sumamt, psn_pay)."""
+
+    claim_id: str
+    hospital_claim_id: str
+    hospital_id: str
+    person_id: str
+    admission_date: date
+    discharge_date: date
+    insurance_year: int
+    outcome: Outcome
+    rejection: Rejection | None = None
+    total_cost: NonNegativeMoney = Field(description="medfee_sumamt 医疗费总额")
+    in_policy: NonNegativeMoney = Field(description="inscp_scp_amt 符合政策范围金额")
+    out_of_policy: NonNegativeMoney = Field(description="全自费 + 丙类: paid by the patient")
+    hifp_pay: NonNegativeMoney = Field(description="basic fund paid 统筹基金支出")
+    hifmi_pay: NonNegativeMoney = Field(description="critical-illness insurance paid 大病保险支出")
+    maf_pay: NonNegativeMoney = Field(description="medical assistance paid 医疗救助基金支出")
+    fund_pay_sumamt: NonNegativeMoney = Field(description="all funds 基金支付总额")
+    psn_pay: NonNegativeMoney = Field(description="the patient pays 个人负担")
+    details: tuple[LayerDetail, ...] = ()
+    profile_id: str | None = None
+    profile_version: int | None = None
+    settled_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _parts_add_up(self) -> Self:
+        funds = self.hifp_pay + self.hifmi_pay + self.maf_pay
+        if self.fund_pay_sumamt != funds:
+            raise ValueError(f"fund_pay_sumamt {self.fund_pay_sumamt} != hifp+hifmi+maf {funds}")
+        if funds + self.psn_pay != self.total_cost:
+            raise ValueError(f"funds {funds} + psn_pay {self.psn_pay} != total_cost {self.total_cost}")
+        if self.in_policy + self.out_of_policy != self.total_cost:
+            raise ValueError("in_policy + out_of_policy != total_cost")
+        if self.outcome == "rejected" and (self.rejection is None or funds != 0):
+            raise ValueError("a rejected statement carries its rejection and no fund payment")
+        return self
+
+
+__all__ = [
+    "BandPayment", "BasicSettled", "CatastrophicSettled", "ClaimSummary", "LayerDetail", "Money",
+    "Rejection", "SettlementStatement",
+]

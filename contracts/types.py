@@ -1,0 +1,66 @@
+"""Shared value types of the contracts (categories, classes, locations, ratios, quantities)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+
+Scheme = Literal["resident", "employee"]
+"""`resident` 城乡居民医保; `employee` 职工医保."""
+
+PersonCategory = Literal[
+    "ordinary",  # 普通居民
+    "dibao",  # 低保
+    "tekun",  # 特困/五保/三无
+    "disabled",  # 残疾人 (grade 1–4; 1–2 severe)
+    "youfu",  # 重点优抚对象
+    "family_planning",  # 计划生育扶助对象
+    "poverty_registered",  # 建档立卡/脱贫/返贫致贫监测对象
+    "orphan",  # 孤儿
+]
+
+CatalogueClass = Literal["A", "B", "C", "SELF"]
+"""Catalogue class of a bill line: `A` 甲类, `B` 乙类, `C` 丙类, `SELF` 全自费."""
+
+CareLocation = Literal["in_pool", "in_province", "out_of_province"]
+"""Where care was given: in the insured's pool, another pool of the same province, out of province."""
+
+ProviderLevel = Annotated[int, Field(ge=1, le=3)]
+"""Hospital level 1/2/3 (township health centres and community centres are level 1)."""
+
+PersonStatus = Literal["active", "suspended", "deceased"]
+
+RejectionCode = Literal[
+    "NOT_ENROLLED", "WAITING_PERIOD", "SUSPENDED", "DECEASED", "NO_POLICY", "UNKNOWN_PROVIDER", "INVALID_CLAIM",
+]
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("must be a decimal string, not a float")
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"must be a decimal string, got {value!r}") from None
+
+
+_as_str = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
+
+Ratio = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    Field(ge=0, le=1),
+    _as_str,
+    WithJsonSchema({"type": "string", "pattern": r"^[01](\.\d+)?$", "description": "fraction 0..1"}),
+]
+"""A ratio as a fraction between 0 and 1, serialised as a decimal string ("0.40")."""
+
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    Field(gt=0, max_digits=12, decimal_places=3),
+    _as_str,
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,3})?$", "description": "positive quantity"}),
+]
