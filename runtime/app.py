@@ -1,0 +1,121 @@
+"""The FastStream app factory: one broker, the service's pool (migrated at start-up), a batch
+subscriber per input topic with manual offset commits, registry projections, and a graceful
+shutdown (FastStream stops consuming on SIGINT/SIGTERM, then the pool and projections close)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from faststream import FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from runtime.consumer import BatchConsumer, Subscription
+from runtime.db import open_pool
+from runtime.logging import configure_logging, get_logger
+from runtime.outbox import publish_pending
+from runtime.projection import ApplyBatch, Projection
+from runtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class ProjectionSpec:
+    topic: str
+    apply: ApplyBatch
+
+
+@dataclass
+class ServiceContext:
+    """What a running service has: its settings, pool, broker and projections."""
+
+    settings: Settings
+    broker: KafkaBroker
+    pool: asyncpg.Pool | None = None
+    projections: dict[str, Projection] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def require_pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("the service's database pool is not open yet")
+        return self.pool
+
+    async def catch_up_projections(self) -> None:
+        for projection in self.projections.values():
+            await projection.catch_up()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service: its name, migrations, input subscriptions and registry projections."""
+
+    name: str
+    migrations: Path
+    subscriptions: Callable[[ServiceContext], Sequence[Subscription]]
+    projections: Sequence[ProjectionSpec] = ()
+    on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+
+
+def make_broker(settings: Settings) -> KafkaBroker:
+    return KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"medsettle-{settings.service_name}",
+                       enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20, logger=None)
+
+
+def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, ServiceContext]:
+    configure_logging(settings.log_level, service=spec.name)
+    log = get_logger(spec.name)
+    broker = make_broker(settings)
+    ctx = ServiceContext(settings=settings, broker=broker)
+
+    for sub in spec.subscriptions(ctx):
+        consumer = BatchConsumer(sub, spec.name, ctx.require_pool, broker)
+
+        async def handle(message: KafkaMessage, consumer: BatchConsumer = consumer) -> None:
+            records = message.raw_message
+            await consumer.process(records if isinstance(records, tuple) else (records,))
+
+        broker.subscriber(
+            sub.topic, group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
+            max_records=settings.batch_max_records, batch_timeout_ms=settings.batch_timeout_ms,
+            auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(handle)
+
+    async def on_startup() -> None:
+        ctx.pool = await open_pool(settings.database_url, settings.database, spec.migrations,
+                                   size=settings.db_pool_size)
+        for p in spec.projections:
+            projection = Projection(p.topic, p.apply, settings.kafka_bootstrap_servers, ctx.require_pool,
+                                    client_id=f"medsettle-{spec.name}-projection")
+            await projection.start()
+            ctx.projections[p.topic] = projection
+        if spec.on_start is not None:
+            await spec.on_start(ctx)
+        log.info("started", database=settings.database, group=settings.consumer_group)
+
+    async def after_startup() -> None:
+        # rows a crash left unpublished are sent before new work arrives
+        sent = await publish_pending(ctx.require_pool(), broker)
+        if sent:
+            log.info("published outbox rows left by a previous run", count=sent)
+
+    async def on_shutdown() -> None:
+        for projection in ctx.projections.values():
+            await projection.stop()
+        if ctx.pool is not None:
+            await ctx.pool.close()
+        log.info("stopped")
+
+    app = FastStream(broker, on_startup=[on_startup], after_startup=[after_startup], on_shutdown=[on_shutdown],
+                     logger=None)
+    return app, ctx
+
+
+def run(spec: ServiceSpec, settings: Settings) -> None:
+    """Run a service until SIGINT/SIGTERM (`python -m services.<name>`)."""
+    import asyncio
+
+    app, _ = create_app(spec, settings)
+    asyncio.run(app.run())

@@ -1,0 +1,128 @@
+"""The batch consumer every service runs: decode → dead-letter what is bad → one transaction of
+state plus outbox → publish the outbox → commit offsets (FastStream acks after the handler).
+
+A handler error that is not an infrastructure failure is isolated: the batch is retried one
+record at a time and only the failing record goes to the dead-letter topic, so a bad record never
+blocks its partition. Infrastructure failures (database, broker) are raised; FastStream then
+seeks back and the batch is redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import ConsumerRecord
+
+from contracts import Contract, ContractError, decode_envelope, decode_payload
+from runtime.deadletter import DeadLetter, send_dead_letters
+from runtime.logging import get_logger
+from runtime.outbox import publish_pending
+from runtime.unit_of_work import Inbound, UnitOfWork
+
+BatchHandler = Callable[[UnitOfWork, list[Inbound]], Awaitable[None]]
+BeforeBatch = Callable[[], Awaitable[None]]
+
+log = get_logger("runtime.consumer")
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.InsufficientResourcesError, asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One input topic of a service and the handler of its batches."""
+
+    topic: str
+    handler: BatchHandler
+    expected: tuple[type[Contract], ...]
+    invalid_payloads_to_handler: bool = False
+    """If true, a record whose envelope decodes but whose payload is invalid reaches the handler
+    with `error` set (enrollment turns it into a rejection event); otherwise it is dead-lettered."""
+    before_batch: BeforeBatch | None = None
+    """Awaited before each batch (settlement catches up its registry projections here)."""
+
+
+def _key(record: ConsumerRecord) -> str | None:
+    return record.key.decode("utf-8", "replace") if record.key is not None else None
+
+
+def decode_records(records: Sequence[ConsumerRecord], sub: Subscription) -> tuple[list[Inbound], list[DeadLetter]]:
+    inbound: list[Inbound] = []
+    dead: list[DeadLetter] = []
+    for r in records:
+        def letter(reason: str, field: str | None = None, r: ConsumerRecord = r) -> DeadLetter:
+            return DeadLetter(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()), reason, field)
+        try:
+            env = decode_envelope(r.value or b"")
+        except ContractError as exc:
+            dead.append(letter(exc.reason, exc.field))
+            continue
+        try:
+            payload = decode_payload(env, *sub.expected)
+        except ContractError as exc:
+            if sub.invalid_payloads_to_handler and exc.field != "event_type":
+                inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), env, error=exc))
+            else:
+                dead.append(letter(exc.reason, exc.field))
+            continue
+        inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), env.model_copy(update={"payload": payload})))
+    return inbound, dead
+
+
+class BatchConsumer:
+    """Runs one subscription's batches against the service's pool and broker."""
+
+    def __init__(self, sub: Subscription, service: str, pool_getter: Callable[[], asyncpg.Pool], broker: Any) -> None:
+        self.sub = sub
+        self.service = service
+        self._pool = pool_getter
+        self.broker = broker
+
+    async def _transaction(self, batch: list[Inbound]) -> None:
+        async with self._pool().acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn)
+            await self.sub.handler(uow, batch)
+            await uow.flush()
+
+    async def process(self, records: Sequence[ConsumerRecord]) -> None:
+        if self.sub.before_batch is not None:
+            await self.sub.before_batch()
+        inbound, dead = decode_records(records, self.sub)
+        if inbound:
+            try:
+                await self._transaction(inbound)
+            except INFRASTRUCTURE_ERRORS:
+                log.warning("infrastructure failure; the batch will be redelivered", topic=self.sub.topic, exc_info=True)
+                await asyncio.sleep(1)  # back off before FastStream seeks back and redelivers
+                raise
+            except Exception:
+                log.warning("batch failed; isolating the failing records", topic=self.sub.topic, size=len(inbound),
+                            exc_info=True)
+                dead += await self._one_by_one(inbound)
+        if dead:
+            for d in dead:
+                log.warning("dead-lettered", topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
+            await send_dead_letters(self.broker, dead, self.service)
+        await publish_pending(self._pool(), self.broker)
+
+    async def _one_by_one(self, inbound: list[Inbound]) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        for msg in inbound:
+            try:
+                await self._transaction([msg])
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:  # a bug or a domain error on this record only
+                log.error("record failed", topic=msg.topic, partition=msg.partition, offset=msg.offset, exc_info=True)
+                raw = msg.envelope.model_dump_json().encode()
+                dead.append(DeadLetter(msg.topic, msg.partition, msg.offset,
+                                       msg.key.encode() if msg.key else None, raw, (),
+                                       f"handler error: {type(exc).__name__}: {exc}"))
+        return dead

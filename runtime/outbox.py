@@ -1,0 +1,35 @@
+"""Publishing the outbox: after a commit, send every unpublished row, wait for the broker's
+acknowledgement, then mark the rows. Rows are locked with SKIP LOCKED so two instances of a
+service never publish the same row at once; a crash before marking re-sends rows with the same
+event id, which consumers drop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+BATCH = 2000
+
+
+async def publish_pending(pool: asyncpg.Pool, broker: Any, limit: int = BATCH) -> int:
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, topic, key, event_type, value FROM outbox
+                   WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
+            if not rows:
+                return total
+            futures = [
+                await broker.publish(bytes(r["value"]), topic=r["topic"], key=r["key"].encode(),
+                                     headers={"event_type": r["event_type"]}, no_confirm=True)
+                for r in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                               [r["id"] for r in rows])
+            total += len(rows)
+        if len(rows) < limit:
+            return total

@@ -1,0 +1,95 @@
+"""A local projection of a compacted registry topic (persons, providers) into the service's own
+database, with its read position tracked in the same transaction as the rows it wrote
+(eventsourcing's "tracking"): a restart resumes exactly where it stopped, a replay changes nothing.
+
+`catch_up()` reads until the end offsets as of the call, so a registry change published before a
+claim is visible when that claim is settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from runtime.logging import get_logger
+
+ApplyBatch = Callable[[asyncpg.Connection, Sequence[ConsumerRecord]], Awaitable[None]]
+log = get_logger("runtime.projection")
+
+TRACKING_DDL = """CREATE TABLE IF NOT EXISTS projection_position (
+    topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL,
+    PRIMARY KEY (topic, partition))"""
+
+
+class Projection:
+    def __init__(self, topic: str, apply: ApplyBatch, bootstrap_servers: str, pool_getter: Callable[[], asyncpg.Pool],
+                 client_id: str) -> None:
+        self.topic = topic
+        self.apply = apply
+        self._servers = bootstrap_servers
+        self._pool = pool_getter
+        self._client_id = client_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+        self._partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, enable_auto_commit=False,
+                                          group_id=None, client_id=self._client_id, auto_offset_reset="earliest")
+        await self._consumer.start()
+        parts = self._consumer.partitions_for_topic(self.topic)
+        for _ in range(50):
+            if parts:
+                break
+            await asyncio.sleep(0.1)
+            await self._consumer._client.force_metadata_update()  # noqa: SLF001 - topic metadata not loaded yet
+            parts = self._consumer.partitions_for_topic(self.topic)
+        if not parts:
+            raise RuntimeError(f"topic {self.topic} does not exist (start the stack: python -m tools.stack start)")
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self._consumer.assign(self._partitions)
+        async with self._pool().acquire() as conn:
+            await conn.execute(TRACKING_DDL)
+            rows = await conn.fetch("SELECT partition, next_offset FROM projection_position WHERE topic = $1", self.topic)
+        known = {r["partition"]: r["next_offset"] for r in rows}
+        for tp in self._partitions:
+            if tp.partition in known:
+                self._consumer.seek(tp, known[tp.partition])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+        await self.catch_up()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def catch_up(self) -> int:
+        """Apply everything published up to now; returns the number of records applied."""
+        assert self._consumer is not None, "projection not started"
+        async with self._lock:
+            consumer = self._consumer
+            ends = await consumer.end_offsets(self._partitions)
+            applied = 0
+            while any(await consumer.position(tp) < ends[tp] for tp in self._partitions):
+                batches = await consumer.getmany(*self._partitions, timeout_ms=500, max_records=2000)
+                records = [r for rs in batches.values() for r in rs]
+                if not records:
+                    continue
+                try:
+                    async with self._pool().acquire() as conn, conn.transaction():
+                        await self.apply(conn, records)
+                        await conn.executemany(
+                            """INSERT INTO projection_position (topic, partition, next_offset) VALUES ($1, $2, $3)
+                               ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                            [(self.topic, tp.partition, rs[-1].offset + 1) for tp, rs in batches.items() if rs])
+                except BaseException:
+                    for tp, rs in batches.items():  # nothing was stored: read these records again next time
+                        if rs:
+                            consumer.seek(tp, rs[0].offset)
+                    raise
+                applied += len(records)
+            return applied

@@ -1,0 +1,43 @@
+"""Settings from the environment (pydantic-settings).
+
+`KAFKA_BOOTSTRAP_SERVERS` — the broker, e.g. `127.0.0.1:19092`.
+`DATABASE_URL` — a PostgreSQL *server* URL without database, e.g. `postgresql://postgres@127.0.0.1:15432`;
+each service connects to its own database `medsettle_<service>` on it (`DATABASE_NAME` overrides).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    service_name: str = Field(default="medsettle", alias="SERVICE_NAME")
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:19092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    database_url: str = Field(default="postgresql://postgres@127.0.0.1:15432", alias="DATABASE_URL")
+    database_name: str | None = Field(default=None, alias="DATABASE_NAME")
+    policy_profile: str = Field(default="demo-county", alias="POLICY_PROFILE")
+    batch_max_records: int = Field(default=500, ge=1, alias="BATCH_MAX_RECORDS")
+    batch_timeout_ms: int = Field(default=100, ge=1, alias="BATCH_TIMEOUT_MS")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    db_pool_size: int = Field(default=4, ge=1, alias="DB_POOL_SIZE")
+
+    @property
+    def database(self) -> str:
+        return self.database_name or f"medsettle_{self.service_name}"
+
+    @property
+    def dsn(self) -> str:
+        return f"{self.database_url.rstrip('/')}/{self.database}"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"medsettle.{self.service_name}"
+
+
+def load_settings(service_name: str, **overrides: object) -> Settings:
+    """Settings of one service; keyword overrides win over the environment (tests use them)."""
+    settings = Settings(SERVICE_NAME=service_name)  # type: ignore[call-arg]
+    return settings.model_copy(update=overrides) if overrides else settings

@@ -1,0 +1,76 @@
+"""One transaction of a service's state plus its outgoing events (cosmicpython's unit of work).
+
+A handler receives a `UnitOfWork` bound to an open transaction. It asks which inputs are new
+(`first_time`), changes its state through `uow.conn`, and `emit`s outgoing events; they are
+written to the outbox in the same transaction and published after commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from contracts import Envelope, encode
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A consumed record whose envelope decoded; `payload` is the validated contract model,
+    or None with `error` set when the subscription asked to see invalid payloads itself."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    envelope: Envelope[Any]
+    error: Exception | None = None
+
+    @property
+    def payload(self) -> Any:
+        return self.envelope.payload
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: str
+    envelope: Envelope[Any]
+
+
+@dataclass
+class UnitOfWork:
+    conn: asyncpg.Connection
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+    async def first_time(self, topic: str, keys: Sequence[tuple[str, uuid.UUID | None]]) -> set[str]:
+        """Record inputs as processed; returns the keys that had not been processed before."""
+        if not keys:
+            return set()
+        rows = await self.conn.fetch(
+            """INSERT INTO processed_event (key, topic, event_id)
+               SELECT k, $1, e FROM unnest($2::text[], $3::uuid[]) AS t(k, e)
+               ON CONFLICT (key) DO NOTHING RETURNING key""",
+            topic, [k for k, _ in keys], [e for _, e in keys])
+        return {r["key"] for r in rows}
+
+    def emit(self, topic: str, key: str, envelope: Envelope[Any]) -> None:
+        self.outgoing.append(Outgoing(topic, key, envelope))
+
+    async def flush(self) -> int:
+        """Write emitted events to the outbox (an event id already there is not written again)."""
+        if not self.outgoing:
+            return 0
+        await self.conn.execute(
+            """INSERT INTO outbox (event_id, topic, key, event_type, value)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+               ON CONFLICT (event_id) DO NOTHING""",
+            [o.envelope.event_id for o in self.outgoing], [o.topic for o in self.outgoing],
+            [o.key for o in self.outgoing], [o.envelope.event_type for o in self.outgoing],
+            [encode(o.envelope) for o in self.outgoing])
+        n = len(self.outgoing)
+        self.outgoing.clear()
+        return n
