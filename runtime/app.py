@@ -11,7 +11,8 @@ from typing import Any
 
 import asyncpg
 from faststream import FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from runtime.consumer import BatchConsumer, Subscription
@@ -53,15 +54,31 @@ class ServiceSpec:
     """A service: its name, migrations, input subscriptions and registry projections."""
 
     name: str
-    migrations: Path
+    migrations: Sequence[Path]
+    """Migration directories after the runtime's own, e.g. `(LEDGER_MIGRATIONS, here / "migrations")`."""
     subscriptions: Callable[[ServiceContext], Sequence[Subscription]]
     projections: Sequence[ProjectionSpec] = ()
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
 
 
+def _batch_handler(consumer: BatchConsumer) -> Callable[..., Awaitable[None]]:
+    async def handle(body: Any, message: KafkaMessage) -> None:
+        # the body is not decoded by FastStream (see `_raw`): the batch consumer decodes each record itself
+        records = message.raw_message
+        await consumer.process(records if isinstance(records, tuple) else (records,))
+
+    return handle
+
+
+async def _raw(message: Any) -> None:
+    """FastStream decoder that leaves the records alone: contracts are decoded per record, so one bad
+    record is dead-lettered instead of failing the whole batch."""
+    return None
+
+
 def make_broker(settings: Settings) -> KafkaBroker:
     return KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"medsettle-{settings.service_name}",
-                       enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20, logger=None)
+                       enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20)
 
 
 def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, ServiceContext]:
@@ -71,23 +88,19 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
     ctx = ServiceContext(settings=settings, broker=broker)
 
     for sub in spec.subscriptions(ctx):
-        consumer = BatchConsumer(sub, spec.name, ctx.require_pool, broker)
-
-        async def handle(message: KafkaMessage, consumer: BatchConsumer = consumer) -> None:
-            records = message.raw_message
-            await consumer.process(records if isinstance(records, tuple) else (records,))
+        consumer = BatchConsumer(sub, spec.name, ctx.require_pool, broker, settings.topic_prefix)
 
         broker.subscriber(
-            sub.topic, group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
+            settings.topic(sub.topic), group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
             max_records=settings.batch_max_records, batch_timeout_ms=settings.batch_timeout_ms,
-            auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
-        )(handle)
+            auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_raw,
+        )(_batch_handler(consumer))
 
     async def on_startup() -> None:
-        ctx.pool = await open_pool(settings.database_url, settings.database, spec.migrations,
+        ctx.pool = await open_pool(settings.database_url, settings.database, *spec.migrations,
                                    size=settings.db_pool_size)
         for p in spec.projections:
-            projection = Projection(p.topic, p.apply, settings.kafka_bootstrap_servers, ctx.require_pool,
+            projection = Projection(settings.topic(p.topic), p.apply, settings.kafka_bootstrap_servers, ctx.require_pool,
                                     client_id=f"medsettle-{spec.name}-projection")
             await projection.start()
             ctx.projections[p.topic] = projection
@@ -101,14 +114,14 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
         if sent:
             log.info("published outbox rows left by a previous run", count=sent)
 
-    async def on_shutdown() -> None:
+    async def after_shutdown() -> None:  # after the broker stopped consuming
         for projection in ctx.projections.values():
             await projection.stop()
         if ctx.pool is not None:
             await ctx.pool.close()
         log.info("stopped")
 
-    app = FastStream(broker, on_startup=[on_startup], after_startup=[after_startup], on_shutdown=[on_shutdown],
+    app = FastStream(broker, on_startup=[on_startup], after_startup=[after_startup], after_shutdown=[after_shutdown],
                      logger=None)
     return app, ctx
 

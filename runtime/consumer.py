@@ -79,15 +79,17 @@ def decode_records(records: Sequence[ConsumerRecord], sub: Subscription) -> tupl
 class BatchConsumer:
     """Runs one subscription's batches against the service's pool and broker."""
 
-    def __init__(self, sub: Subscription, service: str, pool_getter: Callable[[], asyncpg.Pool], broker: Any) -> None:
+    def __init__(self, sub: Subscription, service: str, pool_getter: Callable[[], asyncpg.Pool], broker: Any,
+                 topic_prefix: str = "") -> None:
         self.sub = sub
+        self.topic_prefix = topic_prefix
         self.service = service
         self._pool = pool_getter
         self.broker = broker
 
     async def _transaction(self, batch: list[Inbound]) -> None:
         async with self._pool().acquire() as conn, conn.transaction():
-            uow = UnitOfWork(conn)
+            uow = UnitOfWork(conn, self.topic_prefix)
             await self.sub.handler(uow, batch)
             await uow.flush()
 

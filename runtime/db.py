@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
+LEDGER_MIGRATIONS = Path(__file__).parent / "ledger_migrations"
+"""The per-layer accumulator and ledger tables; included by the three layer services."""
 _MIGRATION_LOCK = 0x6D656473  # "meds"
 
 
@@ -37,7 +39,7 @@ async def migrate(conn: asyncpg.Connection, *directories: Path) -> list[str]:
             "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
         for directory in (RUNTIME_MIGRATIONS, *directories):
-            prefix = directory.parent.name if directory != RUNTIME_MIGRATIONS else "runtime"
+            prefix = f"{directory.parent.name}/{directory.name}"
             for path in sorted(directory.glob("*.sql")):
                 name = f"{prefix}/{path.name}"
                 if name in done:

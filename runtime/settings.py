@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(default=100, ge=1, alias="BATCH_TIMEOUT_MS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     db_pool_size: int = Field(default=4, ge=1, alias="DB_POOL_SIZE")
+    topic_prefix: str = Field(default="", alias="TOPIC_PREFIX")
+    """Prepended to every topic name (isolated test runs, or several environments on one cluster)."""
+    consumer_group_override: str | None = Field(default=None, alias="CONSUMER_GROUP")
 
     @property
     def database(self) -> str:
@@ -34,7 +37,10 @@ class Settings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return f"medsettle.{self.service_name}"
+        return self.consumer_group_override or f"{self.topic_prefix}medsettle.{self.service_name}"
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
 
 
 def load_settings(service_name: str, **overrides: object) -> Settings:

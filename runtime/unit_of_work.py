@@ -44,6 +44,7 @@ class Outgoing:
 @dataclass
 class UnitOfWork:
     conn: asyncpg.Connection
+    topic_prefix: str = ""
     outgoing: list[Outgoing] = field(default_factory=list)
 
     async def first_time(self, topic: str, keys: Sequence[tuple[str, uuid.UUID | None]]) -> set[str]:
@@ -58,7 +59,7 @@ class UnitOfWork:
         return {r["key"] for r in rows}
 
     def emit(self, topic: str, key: str, envelope: Envelope[Any]) -> None:
-        self.outgoing.append(Outgoing(topic, key, envelope))
+        self.outgoing.append(Outgoing(self.topic_prefix + topic, key, envelope))
 
     async def flush(self) -> int:
         """Write emitted events to the outbox (an event id already there is not written again)."""

@@ -1,0 +1,19 @@
+# One image for every service; the service is chosen by the command:
+#   docker run medsettle:local python -m services.<enrollment|settlement|catastrophic|assistance|audit>
+# Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (a PostgreSQL
+# server URL without a database; each service appends its own medsettle_<service>).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MEDSETTLE_ROOT=/app
+
+WORKDIR /app
+COPY . /app
+RUN pip install /app \
+    && useradd --system --uid 10001 --home-dir /app --no-create-home medsettle
+
+USER medsettle
+CMD ["python", "-m", "tools.stack", "--help"]

@@ -1,0 +1,99 @@
+"""Enrollment command handling: one batch of commands → one transaction of registry state,
+snapshots and rejections.
+
+Commands for one person arrive in order (the topic is keyed by person id). Each command is
+applied once: its event id is recorded as processed in the same transaction as its effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import (
+    CommandRejected,
+    ContractError,
+    PersonSnapshot,
+    ProviderSnapshot,
+    RegisterProvider,
+    derived_event_id,
+    make_envelope,
+)
+from contracts.topics import ENROLLMENT_REJECTIONS, PERSONS, PROVIDERS
+from runtime.unit_of_work import Inbound, UnitOfWork
+from services.enrollment import store
+from services.enrollment.domain import EnrollmentRules, apply, apply_provider
+
+PRODUCER = "enrollment"
+
+
+def _subject_of(msg: Inbound) -> str:
+    payload = msg.payload if isinstance(msg.payload, dict) else msg.payload.model_dump()
+    return str(payload.get("person_id") or payload.get("provider_id") or msg.key or "")
+
+
+def _rejection_of_invalid(msg: Inbound) -> CommandRejected:
+    error = msg.error
+    assert isinstance(error, ContractError)
+    field = (error.field or "").removeprefix("payload.") or None
+    return CommandRejected(command_event_id=str(msg.envelope.event_id), command_type=msg.envelope.event_type,
+                           subject_id=_subject_of(msg), field=field, reason_code="INVALID_FIELD", reason=error.reason)
+
+
+class EnrollmentHandler:
+    """Applies a batch of enrollment commands (参保登记) to the registry."""
+
+    def __init__(self, rules: EnrollmentRules) -> None:
+        self.rules = rules
+
+    async def __call__(self, uow: UnitOfWork, batch: list[Inbound]) -> None:
+        new = await uow.first_time(batch[0].topic, [(f"command:{m.envelope.event_id}", m.envelope.event_id) for m in batch])
+        todo = [m for m in batch if f"command:{m.envelope.event_id}" in new]
+        if not todo:
+            return
+        person_ids = {_subject_of(m) for m in todo if not isinstance(m.payload, RegisterProvider)}
+        provider_ids = {m.payload.provider_id for m in todo if isinstance(m.payload, RegisterProvider)}
+        persons: dict[str, PersonSnapshot | None] = dict(await store.load_persons(uow.conn, person_ids))
+        providers: dict[str, ProviderSnapshot | None] = dict(await store.load_providers(uow.conn, provider_ids))
+        changed_persons: dict[str, PersonSnapshot] = {}
+        changed_providers: dict[str, ProviderSnapshot] = {}
+        person_events: list[tuple[PersonSnapshot, Inbound]] = []
+        provider_events: list[tuple[ProviderSnapshot, Inbound]] = []
+        rejections: list[CommandRejected] = []
+
+        for msg in todo:
+            if msg.error is not None:
+                rejections.append(_rejection_of_invalid(msg))
+                continue
+            command: Any = msg.payload
+            event_id = str(msg.envelope.event_id)
+            if isinstance(command, RegisterProvider):
+                outcome = apply_provider(providers.get(command.provider_id), command, event_id)
+            else:
+                outcome = apply(persons.get(command.person_id), command, self.rules, event_id)
+            if outcome.rejection is not None:
+                rejections.append(outcome.rejection)
+                continue
+            snapshot = outcome.snapshot
+            if isinstance(snapshot, ProviderSnapshot):
+                providers[snapshot.provider_id] = changed_providers[snapshot.provider_id] = snapshot
+                provider_events.append((snapshot, msg))
+            else:
+                persons[snapshot.person_id] = changed_persons[snapshot.person_id] = snapshot
+                person_events.append((snapshot, msg))
+
+        await store.save_persons(uow.conn, changed_persons.values(), person_events)
+        await store.save_providers(uow.conn, changed_providers.values(), provider_events)
+        await store.save_rejections(uow.conn, rejections)
+
+        for snapshot, msg in person_events:
+            uow.emit(PERSONS, snapshot.person_id, make_envelope(
+                snapshot, correlation_id=snapshot.person_id, producer=PRODUCER, causation_id=msg.envelope.event_id,
+                event_id=derived_event_id("PersonSnapshot", f"{snapshot.person_id}:{snapshot.version}")))
+        for snapshot, msg in provider_events:
+            uow.emit(PROVIDERS, snapshot.provider_id, make_envelope(
+                snapshot, correlation_id=snapshot.provider_id, producer=PRODUCER, causation_id=msg.envelope.event_id,
+                event_id=derived_event_id("ProviderSnapshot", f"{snapshot.provider_id}:{snapshot.version}")))
+        for rejection in rejections:
+            uow.emit(ENROLLMENT_REJECTIONS, rejection.subject_id, make_envelope(
+                rejection, correlation_id=rejection.subject_id or rejection.command_event_id, producer=PRODUCER,
+                event_id=derived_event_id("CommandRejected", rejection.command_event_id)))

@@ -1,0 +1,373 @@
+"""The local development stack: one Kafka 4.1 broker (KRaft) and one PostgreSQL 15 cluster.
+
+    python -m tools.stack start    # idempotent; first run downloads the Kafka jars with Maven
+    python -m tools.stack status   # broker, topics (partitions, offsets), groups (lag), databases
+    python -m tools.stack stop     # pg_ctl stop -m fast; SIGTERM the broker (SIGKILL after 30 s)
+    python -m tools.stack reset    # stop, then wipe .local/kafka/data and .local/pg
+    python -m tools.stack env      # `export KAFKA_BOOTSTRAP_SERVERS=...` / `export DATABASE_URL=...`
+    python -m tools.stack topics   # only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS
+
+Everything lives in the git-ignored `.local/`: `kafka/libs` (jars), `kafka/data`, `kafka/logs`
+(`server.log`: the broker's log), `pg/data`, `pg/log/postgres.log`, and the state file
+`stack.json` with the chosen ports that clients read (`connection_settings()`). Both listen on
+127.0.0.1 only; ports default to 19092 (broker) / 19093 (controller) / 15432 (PostgreSQL) and
+move to the next free ones when those are taken.
+
+Connection settings of every service (and of the test fixtures):
+
+* `KAFKA_BOOTSTRAP_SERVERS` - e.g. `127.0.0.1:19092`.
+* `DATABASE_URL` - a PostgreSQL **server** URL without a database, e.g.
+  `postgresql://postgres@127.0.0.1:15432`. Each service appends its own database
+  `medsettle_<service>` (`database_dsn(DATABASE_URL, "medsettle_enrollment")` ->
+  `postgresql://postgres@127.0.0.1:15432/medsettle_enrollment`).
+
+Topics come from `contracts.topics.TOPICS` (plus every `<topic>.dlt`); the databases are
+`medsettle_enrollment`, `medsettle_settlement`, `medsettle_catastrophic`, `medsettle_assistance`,
+`medsettle_audit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import shutil
+import sys
+import time
+from typing import Any
+
+from tools import stack_kafka as kafka
+from tools import stack_pg as pg
+from tools.stack_common import (
+    HOST,
+    SERVICE_DATABASES,
+    Paths,
+    StackError,
+    paths,
+    pg_bin_dir,
+    read_state,
+    require_binary,
+    run_sync,
+    stack_lock,
+    write_state,
+)
+from tools.stack_pg import database_dsn
+
+__all__ = [
+    "SERVICE_DATABASES",
+    "StackError",
+    "connection_settings",
+    "create_topics",
+    "database_dsn",
+    "is_running",
+    "reset",
+    "start",
+    "status",
+    "stop",
+]
+
+START_TIMEOUT = 120.0
+
+
+def _echo_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _prerequisites(p: Paths, want_kafka: bool, want_pg: bool) -> str | None:
+    """Fail fast, before touching anything, naming the Debian package to install."""
+    java = require_binary("java") if want_kafka else None
+    if want_kafka and not kafka.jars_ready(p):
+        require_binary("mvn")
+    if want_pg:
+        pg_bin_dir()
+    return java
+
+
+def _kafka_state_from_properties(p: Paths) -> dict[str, Any]:
+    """Reconstruct ports from the rendered server.properties (state file lost, broker running)."""
+    out: dict[str, Any] = {}
+    try:
+        for line in p.kafka_properties.read_text().splitlines():
+            if line.startswith("listeners="):
+                for listener in line.split("=", 1)[1].split(","):
+                    name, _, addr = listener.partition("://")
+                    port = int(addr.rsplit(":", 1)[1])
+                    if name == "PLAINTEXT":
+                        out["broker_port"] = port
+                        out["bootstrap_servers"] = f"{HOST}:{port}"
+                    elif name == "CONTROLLER":
+                        out["controller_port"] = port
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def start(
+    *, kafka_enabled: bool = True, postgres_enabled: bool = True, timeout: float = START_TIMEOUT, echo=_echo_stderr
+) -> dict[str, str]:
+    """Start what is not running (a running stack is left as is), create topics and databases.
+
+    Returns `connection_settings()`. Raises StackError with a clear message on any problem."""
+    p = paths()
+    java = _prerequisites(p, kafka_enabled, postgres_enabled)
+    with stack_lock(p):
+        state = read_state(p)
+        launched = False
+        if kafka_enabled:
+            if kafka.broker_pids(p):
+                k = dict(state.get("kafka") or {})
+                k.update(_kafka_state_from_properties(p))
+                k["pid"] = kafka.broker_pids(p)[0]
+                state["kafka"] = k
+                echo(f"Kafka broker already running on {k.get('bootstrap_servers')}")
+            else:
+                kafka.ensure_jars(p, echo=echo)
+                state["kafka"] = kafka.launch(p, state, java)
+                launched = True
+                echo(f"starting Kafka broker on {state['kafka']['bootstrap_servers']} "
+                     f"(log: {p.kafka_server_log}) ...")
+            write_state(state, p)
+        if postgres_enabled:
+            state["postgres"] = pg.start(p, state, echo=echo)
+            write_state(state, p)
+            created = run_sync(lambda: pg.ensure_databases(state["postgres"]["url"]))
+            fresh = [n for n, s in created.items() if s == "created"]
+            if fresh:
+                echo(f"created databases: {', '.join(fresh)}")
+        if kafka_enabled:
+            k = state["kafka"]
+            t0 = time.monotonic()
+            run_sync(lambda: kafka.wait_ready(p, k, timeout))
+            if launched:
+                echo(f"Kafka broker answered after {time.monotonic() - t0:.1f}s")
+            topics = run_sync(lambda: kafka.ensure_topics(k["bootstrap_servers"]))
+            fresh = [n for n, s in topics.items() if s == "created"]
+            if fresh:
+                echo(f"created {len(fresh)} topics")
+            for name, s in topics.items():
+                if s not in ("created", "exists"):
+                    echo(f"warning: topic {name}: {s}")
+        write_state(state, p)
+    settings = {}
+    if kafka_enabled:
+        settings["KAFKA_BOOTSTRAP_SERVERS"] = state["kafka"]["bootstrap_servers"]
+    if postgres_enabled:
+        settings["DATABASE_URL"] = state["postgres"]["url"]
+    return settings
+
+
+def stop(*, kafka_enabled: bool = True, postgres_enabled: bool = True, echo=_echo_stderr) -> dict[str, bool]:
+    """Stop this checkout's PostgreSQL (fast) and Kafka broker. Returns what was running.
+
+    Only processes started from this checkout are touched (matched by their config/data paths)."""
+    p = paths()
+    was_pg = was_kafka = False
+    with stack_lock(p):
+        state = read_state(p)
+        if postgres_enabled and _pg_available():
+            was_pg = pg.stop(p, state, echo=echo)
+        if kafka_enabled:
+            was_kafka = kafka.stop(p, echo=echo)
+            k = state.get("kafka")
+            if k:
+                k.pop("pid", None)
+                write_state(state, p)
+    return {"kafka": was_kafka, "postgres": was_pg}
+
+
+def reset(*, echo=_echo_stderr) -> None:
+    """Stop, then wipe .local/kafka/data, .local/kafka/logs and the PostgreSQL cluster (jars stay)."""
+    p = paths()
+    stop(echo=echo)
+    with stack_lock(p):
+        state = read_state(p)
+        for d in (p.kafka_data, p.kafka_logs, p.kafka_properties):
+            if d.is_dir():
+                shutil.rmtree(d)
+            elif d.exists():
+                d.unlink()
+        removed = pg.wipe(p, state)
+        state.pop("kafka", None)
+        state.pop("postgres", None)
+        write_state(state, p)
+    echo(f"wiped {p.kafka_data}, {p.kafka_logs}, " + ", ".join(str(r) for r in removed or [p.pg_local]))
+
+
+def _pg_available() -> bool:
+    try:
+        pg_bin_dir()
+        return True
+    except StackError:
+        return False
+
+
+def is_running() -> dict[str, bool]:
+    p = paths()
+    state = read_state(p)
+    return {"kafka": bool(kafka.broker_pids(p)), "postgres": _pg_available() and pg.is_running(p, state)}
+
+
+def connection_settings() -> dict[str, str]:
+    """`KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` (server URL, no database) of the local stack,
+    read from `.local/stack.json`. Raises StackError when the stack was never started."""
+    state = read_state()
+    k, d = state.get("kafka") or {}, state.get("postgres") or {}
+    if not k.get("bootstrap_servers") or not d.get("url"):
+        raise StackError("the local stack has not been started: run `python -m tools.stack start`")
+    return {"KAFKA_BOOTSTRAP_SERVERS": k["bootstrap_servers"], "DATABASE_URL": d["url"]}
+
+
+def create_topics(bootstrap: str | None = None, wait: float = 60.0, prefix: str = "") -> dict[str, str]:
+    """Create the registry topics (idempotent) on `bootstrap`, else $KAFKA_BOOTSTRAP_SERVERS,
+    else the local stack; waits up to `wait` seconds for the broker to answer."""
+    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or connection_settings()["KAFKA_BOOTSTRAP_SERVERS"]
+
+    async def go() -> dict[str, str]:
+        deadline = time.monotonic() + wait
+        while not await kafka.broker_answers(bootstrap, timeout=5.0):
+            if time.monotonic() > deadline:
+                raise StackError(f"no Kafka broker answers on {bootstrap} (waited {wait:.0f}s)")
+            await asyncio.sleep(1.0)
+        return await kafka.ensure_topics(bootstrap, prefix=prefix)
+
+    return run_sync(go)
+
+
+def create_databases(server_url: str | None = None) -> dict[str, str]:
+    """Create the five service databases on `server_url` (else $DATABASE_URL, else the local stack)."""
+    server_url = server_url or os.environ.get("DATABASE_URL") or connection_settings()["DATABASE_URL"]
+    return run_sync(lambda: pg.ensure_databases(server_url))
+
+
+# --------------------------------------------------------------------------- status
+
+
+def status(*, console=None) -> dict[str, Any]:
+    """Print (rich tables) and return the stack's state."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # CI logs: do not squeeze paths into 80 columns
+            console = Console(width=max(console.width, 140))
+    p = paths()
+    state = read_state(p)
+    up = is_running()
+    k, d = state.get("kafka") or {}, state.get("postgres") or {}
+    report: dict[str, Any] = {"running": up}
+
+    overview = Table(title="medsettle local stack", show_lines=False)
+    for col in ("component", "state", "address", "log / data"):
+        overview.add_column(col, overflow="fold")
+    kafka_addr = k.get("bootstrap_servers") or _kafka_state_from_properties(p).get("bootstrap_servers", "-")
+    overview.add_row(
+        "Kafka 4.1 (KRaft)", "[green]up[/]" if up["kafka"] else "[red]down[/]", kafka_addr,
+        k.get("log") or str(p.kafka_server_log),
+    )
+    overview.add_row(
+        "PostgreSQL", "[green]up[/]" if up["postgres"] else "[red]down[/]", d.get("url", "-"),
+        d.get("data_dir") or str(p.pg_local / "data"),
+    )
+    console.print(overview)
+
+    if up["kafka"]:
+        try:
+            info = run_sync(lambda: kafka.inspect(kafka_addr))
+        except Exception as exc:  # noqa: BLE001 - status must not crash on a half-up broker
+            console.print(f"[yellow]broker does not answer yet: {exc!r}[/]")
+        else:
+            report.update(info)
+            t = Table(title="topics")
+            for col in ("topic", "partitions", "end offset", "messages"):
+                t.add_column(col, justify="left" if col == "topic" else "right")
+            for row in info["topics"]:
+                t.add_row(row["topic"], str(row["partitions"]), str(row["end_offset"]), str(row["messages"]))
+            console.print(t)
+            g = Table(title="consumer groups")
+            for col in ("group", "topic", "committed", "end", "lag"):
+                g.add_column(col, justify="left" if col in ("group", "topic") else "right")
+            for row in info["groups"]:
+                g.add_row(row["group"], row["topic"], str(row["committed"]), str(row["end"]), str(row["lag"]))
+            if not info["groups"]:
+                g.add_row("(none)", "", "", "", "")
+            console.print(g)
+
+    if up["postgres"] and d.get("url"):
+        try:
+            info = run_sync(lambda: pg.inspect(d["url"]))
+        except Exception as exc:  # noqa: BLE001
+            console.print(f"[yellow]PostgreSQL does not answer: {exc!r}[/]")
+        else:
+            report.update(info)
+            t = Table(title="databases")
+            t.add_column("database")
+            t.add_column("size", justify="right")
+            for row in info["databases"]:
+                t.add_row(row["database"], row["size"])
+            console.print(t)
+            if info["enrollment"]:
+                e = Table(title="enrollment (medsettle_enrollment)")
+                e.add_column("registered")
+                e.add_column("count", justify="right")
+                for table, label in (("person", "persons"), ("provider", "providers")):
+                    if table in info["enrollment"]:
+                        e.add_row(label, str(info["enrollment"][table]))
+                console.print(e)
+    return report
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.stack", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("start", help="start Kafka and PostgreSQL (idempotent), create topics and databases")
+    s.add_argument("--timeout", type=float, default=START_TIMEOUT, help="seconds to wait for the broker")
+    sub.add_parser("stop", help="stop both")
+    st = sub.add_parser("status", help="show broker, topics, consumer groups, databases")
+    st.add_argument("--check", action="store_true", help="print nothing; exit 0 if both are up, 3 otherwise")
+    sub.add_parser("reset", help="stop and wipe the Kafka data and the PostgreSQL cluster")
+    sub.add_parser("env", help="print shell `export` lines for KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
+    t = sub.add_parser("topics", help="only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS")
+    t.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the broker to answer")
+    sub.add_parser("databases", help="only create the service databases on $DATABASE_URL")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "start":
+            settings = start(timeout=args.timeout)
+            for key, value in settings.items():
+                _echo_stderr(f"{key}={value}")
+        elif args.command == "stop":
+            was = stop()
+            if not any(was.values()):
+                _echo_stderr("nothing was running")
+        elif args.command == "status":
+            if args.check:
+                return 0 if all(is_running().values()) else 3
+            status()
+        elif args.command == "reset":
+            reset()
+        elif args.command == "env":
+            for key, value in connection_settings().items():
+                print(f"export {key}={shlex.quote(value)}")
+        elif args.command == "topics":
+            result = create_topics(wait=args.wait)
+            for name, s_ in result.items():
+                print(f"{name}: {s_}")
+        elif args.command == "databases":
+            for name, s_ in create_databases().items():
+                print(f"{name}: {s_}")
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""The local Kafka 4.1 broker (KRaft combined mode) as a plain JVM process, and topic admin."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import string
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.stack_common import (
+    DEFAULT_BROKER_PORT,
+    DEFAULT_CONTROLLER_PORT,
+    HOST,
+    Paths,
+    StackError,
+    pick_ports,
+    port_is_free,
+    process_alive,
+    process_cmdline,
+    reap,
+    require_binary,
+    tail,
+    wait_gone,
+)
+
+JVM_HEAP = ["-Xms256m", "-Xmx512m"]
+POM_STAMP = ".pom.sha256"
+
+
+# --------------------------------------------------------------------------- topic registry
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    name: str
+    partitions: int
+    cleanup_policy: str
+    config: dict[str, str] = field(default_factory=dict)
+
+    def topic_configs(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": self.cleanup_policy}
+        cfg.update(self.config)
+        return cfg
+
+
+# Copy of the topic table in docs/architecture.md; only used while contracts.topics is absent.
+_FALLBACK_TOPICS: tuple[tuple[str, int, str], ...] = (
+    ("enrollment.commands", 3, "delete"),
+    ("enrollment.persons", 3, "compact"),
+    ("enrollment.providers", 3, "compact"),
+    ("enrollment.rejections", 3, "delete"),
+    ("claims.discharges", 6, "delete"),
+    ("claims.basic-settled", 6, "delete"),
+    ("claims.catastrophic-settled", 6, "delete"),
+    ("claims.statements", 6, "delete"),
+    ("audit.alerts", 3, "delete"),
+)
+
+
+def topic_plan(prefix: str = "") -> list[TopicPlan]:
+    """Every topic of `contracts.topics.TOPICS` plus its dead-letter topic (1 partition, delete),
+    each name prefixed with `prefix` (isolated test namespaces; empty in production)."""
+    try:
+        from contracts import topics as registry  # noqa: PLC0415 - lazy on purpose
+    except ImportError:
+        registry = None
+    plans: list[TopicPlan] = []
+    if registry is not None and hasattr(registry, "TOPICS"):
+        for t in registry.TOPICS:
+            cfg = {str(k): str(v) for k, v in (getattr(t, "config", None) or {}).items()}
+            plans.append(TopicPlan(prefix + t.name, int(t.partitions), str(t.cleanup_policy), cfg))
+        dlt_specs = getattr(registry, "DEAD_LETTER_TOPICS", None)
+        if dlt_specs is not None:
+            for t in dlt_specs:
+                cfg = {str(k): str(v) for k, v in (getattr(t, "config", None) or {}).items()}
+                plans.append(TopicPlan(prefix + t.name, int(t.partitions), str(t.cleanup_policy), cfg))
+        else:
+            dlt = getattr(registry, "dead_letter_topic", lambda n: n + ".dlt")
+            for t in list(plans):
+                plans.append(TopicPlan(dlt(t.name), 1, "delete"))
+    else:
+        for name, parts, policy in _FALLBACK_TOPICS:
+            plans.append(TopicPlan(name, parts, policy))
+        plans += [TopicPlan(n + ".dlt", 1, "delete") for n, _, _ in _FALLBACK_TOPICS]
+    seen: dict[str, TopicPlan] = {}
+    for p in plans:
+        seen.setdefault(p.name, p)
+    return list(seen.values())
+
+
+async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "") -> dict[str, str]:
+    """Create every registry topic that is missing. Returns {topic: "created"|"exists"|warning}."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+
+    plans = topic_plan(prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    result: dict[str, str] = {}
+    await admin.start()
+    try:
+        existing = {t["topic"]: t for t in await admin.describe_topics()}
+        missing = [p for p in plans if p.name not in existing]
+        for p in plans:
+            if p.name in existing:
+                have = len(existing[p.name]["partitions"])
+                result[p.name] = "exists" if have == p.partitions else (
+                    f"exists with {have} partitions (registry says {p.partitions}; left as is)"
+                )
+        if missing:
+            resp = await admin.create_topics(
+                [NewTopic(p.name, p.partitions, 1, topic_configs=p.topic_configs()) for p in missing],
+                timeout_ms=int(timeout * 1000),
+            )
+            for entry in resp.topic_errors:
+                name, code = entry[0], entry[1]
+                message = entry[2] if len(entry) > 2 else ""
+                if code == 0:
+                    result[name] = "created"
+                elif code == 36:  # TOPIC_ALREADY_EXISTS (a concurrent creator won)
+                    result[name] = "exists"
+                else:
+                    raise StackError(f"creating topic {name} failed: error code {code} {message or ''}".strip())
+    finally:
+        await admin.close()
+    return {p.name: result.get(p.name, "?") for p in plans}
+
+
+async def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True when the broker answers a metadata request and reports a controller."""
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+
+    # a plain TCP probe first, so aiokafka does not log "Unable connect" on every try
+    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
+    for h in hosts:
+        if await _tcp_open(h, min(timeout, 2.0)):
+            break
+    else:
+        return False
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            return bool(cluster.get("brokers"))
+    except Exception:  # noqa: BLE001 - any failure means "not (yet) answering"
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def _tcp_open(hostport: str, timeout: float) -> bool:
+    host, _, port = hostport.rpartition(":")
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host.strip("[]") or "localhost", int(port))
+    except (OSError, ValueError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True
+
+
+# --------------------------------------------------------------------------- jars
+
+
+def _pom_digest(p: Paths) -> str:
+    return hashlib.sha256(p.pom.read_bytes()).hexdigest()
+
+
+def jars_ready(p: Paths) -> bool:
+    stamp = p.kafka_libs / POM_STAMP
+    return stamp.is_file() and stamp.read_text().strip() == _pom_digest(p) and any(p.kafka_libs.glob("kafka_2.13-*.jar"))
+
+
+def ensure_jars(p: Paths, echo=print) -> None:
+    """Download the broker jars with Maven into .local/kafka/libs (again whenever the pom changes)."""
+    if jars_ready(p):
+        return
+    mvn = require_binary("mvn")
+    echo(f"downloading Kafka jars with Maven into {p.kafka_libs} (first run only) ...")
+    if p.kafka_libs.exists():
+        shutil.rmtree(p.kafka_libs)
+    p.kafka_libs.mkdir(parents=True)
+    cmd = [
+        mvn, "-q", "-B", "-f", str(p.pom), "dependency:copy-dependencies",
+        f"-DoutputDirectory={p.kafka_libs}", "-DincludeScope=runtime",
+    ]
+    res = subprocess.run(cmd, cwd=p.root, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise StackError(
+            "Maven could not download the Kafka jars (is Maven Central reachable?):\n"
+            + (res.stdout + res.stderr)[-4000:]
+        )
+    (p.kafka_libs / POM_STAMP).write_text(_pom_digest(p) + "\n")
+
+
+def _classpath(p: Paths) -> str:
+    return str(p.kafka_libs) + "/*"
+
+
+# --------------------------------------------------------------------------- process
+
+
+def random_cluster_id() -> str:
+    """Same shape as `kafka-storage.sh random-uuid`: URL-safe base64 of 16 random bytes, no padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def render_properties(p: Paths, broker_port: int, controller_port: int) -> None:
+    template = string.Template(p.server_template.read_text())
+    text = template.substitute(
+        host=HOST, broker_port=broker_port, controller_port=controller_port, data_dir=str(p.kafka_data)
+    )
+    p.kafka.mkdir(parents=True, exist_ok=True)
+    p.kafka_properties.write_text(text)
+
+
+def format_storage(p: Paths, java: str, cluster_id: str) -> None:
+    if (p.kafka_data / "meta.properties").is_file():
+        return
+    p.kafka_data.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        java, *JVM_HEAP, f"-Dlog4j2.configurationFile={p.log4j2_config}", f"-Dkafka.logs.dir={p.kafka_logs}",
+        "-cp", _classpath(p), "kafka.tools.StorageTool",
+        "format", "--standalone", "-t", cluster_id, "-c", str(p.kafka_properties),
+    ]
+    res = subprocess.run(cmd, cwd=p.root, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise StackError(f"formatting Kafka storage failed:\n{(res.stdout + res.stderr)[-4000:]}")
+
+
+def broker_pids(p: Paths) -> list[int]:
+    """PIDs of brokers started from THIS checkout (matched by our server.properties path)."""
+    props = str(p.kafka_properties)
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        cmd = process_cmdline(int(entry.name))
+        if "kafka.Kafka" in cmd and props in cmd and process_alive(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
+def running(p: Paths, state: dict[str, Any]) -> bool:
+    return bool(broker_pids(p))
+
+
+def choose_ports(state: dict[str, Any]) -> tuple[int, int]:
+    """The default ports if free, else the ones used last time if free, else the next free pair."""
+    k = state.get("kafka") or {}
+    for b, c in ((DEFAULT_BROKER_PORT, DEFAULT_CONTROLLER_PORT), (k.get("broker_port"), k.get("controller_port"))):
+        if b and c and port_is_free(int(b)) and port_is_free(int(c)):
+            return int(b), int(c)
+    b, c = pick_ports([DEFAULT_BROKER_PORT], count=2)
+    return b, c
+
+
+def launch(p: Paths, state: dict[str, Any], java: str) -> dict[str, Any]:
+    """Format storage if needed and spawn the broker; returns the kafka part of the state."""
+    k = dict(state.get("kafka") or {})
+    broker_port, controller_port = choose_ports(state)
+    cluster_id = k.get("cluster_id") if (p.kafka_data / "meta.properties").is_file() else None
+    cluster_id = cluster_id or random_cluster_id()
+    p.kafka_logs.mkdir(parents=True, exist_ok=True)
+    render_properties(p, broker_port, controller_port)
+    format_storage(p, java, cluster_id)
+    cmd = [
+        java, *JVM_HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={p.log4j2_config}", f"-Dkafka.logs.dir={p.kafka_logs}",
+        "-cp", _classpath(p), "kafka.Kafka", str(p.kafka_properties),
+    ]
+    with open(p.kafka_stdout, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=p.root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    k.update(
+        host=HOST,
+        broker_port=broker_port,
+        controller_port=controller_port,
+        bootstrap_servers=f"{HOST}:{broker_port}",
+        cluster_id=cluster_id,
+        pid=proc.pid,
+        server_properties=str(p.kafka_properties),
+        log=str(p.kafka_server_log),
+        started_at=time.time(),
+    )
+    return k
+
+
+async def wait_ready(p: Paths, k: dict[str, Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pid = int(k["pid"])
+    while time.monotonic() < deadline:
+        reap(pid)
+        if not process_alive(pid):
+            raise StackError(
+                f"the Kafka broker exited during start-up; see {p.kafka_server_log} and {p.kafka_stdout}\n"
+                + tail(p.kafka_server_log, 25) + "\n" + tail(p.kafka_stdout, 10)
+            )
+        if await broker_answers(k["bootstrap_servers"], timeout=3.0):
+            return
+        await asyncio.sleep(0.5)
+    raise StackError(
+        f"the Kafka broker did not answer on {k['bootstrap_servers']} within {timeout:.0f}s; "
+        f"see {p.kafka_server_log}\n" + tail(p.kafka_server_log, 25)
+    )
+
+
+def stop(p: Paths, timeout: float = 30.0, echo=print) -> bool:
+    """SIGTERM this checkout's broker(s), SIGKILL after `timeout`. True if one was running."""
+    pids = broker_pids(p)
+    for pid in pids:
+        echo(f"stopping Kafka broker (pid {pid}) ...")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        if not wait_gone(pid, timeout):
+            echo(f"Kafka broker (pid {pid}) did not stop within {timeout:.0f}s: SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_gone(pid, 10)
+    return bool(pids)
+
+
+# --------------------------------------------------------------------------- inspection (status)
+
+
+async def inspect(bootstrap: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Topics with partitions, offsets and message counts; consumer groups with lag."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics()
+        topics: dict[str, list[int]] = {
+            t["topic"]: sorted(pp["partition"] for pp in t["partitions"])
+            for t in described
+            if not t["topic"].startswith("__")
+        }
+        tps = [TopicPartition(t, i) for t, parts in topics.items() for i in parts]
+        end = await consumer.end_offsets(tps) if tps else {}
+        begin = await consumer.beginning_offsets(tps) if tps else {}
+        topic_rows = []
+        for name in sorted(topics):
+            parts = topics[name]
+            e = sum(end.get(TopicPartition(name, i), 0) for i in parts)
+            b = sum(begin.get(TopicPartition(name, i), 0) for i in parts)
+            topic_rows.append({"topic": name, "partitions": len(parts), "end_offset": e, "messages": e - b})
+        group_rows = []
+        groups = sorted({g[0] for g in await admin.list_consumer_groups()})
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            per_topic: dict[str, dict[str, int]] = {}
+            for tp, om in offsets.items():
+                if om.offset < 0:
+                    continue
+                row = per_topic.setdefault(tp.topic, {"committed": 0, "end": 0, "lag": 0})
+                e = end.get(tp)
+                if e is None:
+                    e = (await consumer.end_offsets([tp])).get(tp, om.offset)
+                row["committed"] += om.offset
+                row["end"] += e
+                row["lag"] += max(e - om.offset, 0)
+            if not per_topic:
+                group_rows.append({"group": group, "topic": "-", "committed": 0, "end": 0, "lag": 0})
+            for topic in sorted(per_topic):
+                group_rows.append({"group": group, "topic": topic, **per_topic[topic]})
+        return {"topics": topic_rows, "groups": group_rows}
+    finally:
+        await consumer.stop()
+        await admin.close()
