@@ -74,7 +74,7 @@ class Projection:
             consumer = self._consumer
             ends = await consumer.end_offsets(self._partitions)
             applied = 0
-            while any(await consumer.position(tp) < ends[tp] for tp in self._partitions):
+            while [tp for tp in self._partitions if await consumer.position(tp) < ends[tp]]:
                 batches = await consumer.getmany(*self._partitions, timeout_ms=500, max_records=2000)
                 records = [r for rs in batches.values() for r in rs]
                 if not records:

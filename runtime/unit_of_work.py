@@ -8,7 +8,7 @@ written to the outbox in the same transaction and published after commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,18 @@ class UnitOfWork:
                ON CONFLICT (key) DO NOTHING RETURNING key""",
             topic, [k for k, _ in keys], [e for _, e in keys])
         return {r["key"] for r in rows}
+
+    async def new_only(self, batch: Sequence[Inbound], key: Callable[[Inbound], str]) -> list[Inbound]:
+        """The messages of `batch` whose natural key was never processed, first occurrence only,
+        in batch order; records them as processed (a redelivered copy inside the same batch, or one
+        processed by an earlier batch, is dropped)."""
+        first: dict[str, Inbound] = {}
+        for msg in batch:
+            first.setdefault(key(msg), msg)
+        if not first:
+            return []
+        new = await self.first_time(batch[0].topic, [(k, m.envelope.event_id) for k, m in first.items()])
+        return [m for k, m in first.items() if k in new]
 
     def emit(self, topic: str, key: str, envelope: Envelope[Any]) -> None:
         self.outgoing.append(Outgoing(self.topic_prefix + topic, key, envelope))

@@ -46,8 +46,7 @@ class EnrollmentHandler:
         self.rules = rules
 
     async def __call__(self, uow: UnitOfWork, batch: list[Inbound]) -> None:
-        new = await uow.first_time(batch[0].topic, [(f"command:{m.envelope.event_id}", m.envelope.event_id) for m in batch])
-        todo = [m for m in batch if f"command:{m.envelope.event_id}" in new]
+        todo = await uow.new_only(batch, lambda m: f"command:{m.envelope.event_id}")
         if not todo:
             return
         person_ids = {_subject_of(m) for m in todo if not isinstance(m.payload, RegisterProvider)}

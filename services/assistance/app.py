@@ -1,0 +1,28 @@
+"""The assistance service: medical assistance (医疗救助), the last layer, and the one-stop
+statement for every discharge.
+
+Input `claims.catastrophic-settled`; output `claims.statements`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts import CatastrophicSettled
+from contracts.topics import CATASTROPHIC_SETTLED
+from policy import load_profile
+from runtime.app import ServiceContext, ServiceSpec
+from runtime.claim_layer import ClaimLayerHandler
+from runtime.consumer import Subscription
+from runtime.db import LEDGER_MIGRATIONS
+from services.assistance.handlers import AssistanceLayer, record_statements
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    layer = AssistanceLayer(load_profile(ctx.settings.policy_profile))
+    return [Subscription(CATASTROPHIC_SETTLED, ClaimLayerHandler(layer, after=record_statements),
+                         (CatastrophicSettled,))]
+
+
+SPEC = ServiceSpec(name="assistance", migrations=(LEDGER_MIGRATIONS, Path(__file__).parent / "migrations"),
+                   subscriptions=subscriptions)

@@ -1,0 +1,23 @@
+"""The catastrophic service: critical-illness insurance (大病保险) on the residual of basic insurance.
+
+Input `claims.basic-settled`; output `claims.catastrophic-settled`.
+"""
+
+from __future__ import annotations
+
+from contracts import BasicSettled
+from contracts.topics import BASIC_SETTLED
+from policy import load_profile
+from runtime.app import ServiceContext, ServiceSpec
+from runtime.claim_layer import ClaimLayerHandler
+from runtime.consumer import Subscription
+from runtime.db import LEDGER_MIGRATIONS
+from services.catastrophic.handlers import CatastrophicLayer
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    layer = CatastrophicLayer(load_profile(ctx.settings.policy_profile))
+    return [Subscription(BASIC_SETTLED, ClaimLayerHandler(layer), (BasicSettled,))]
+
+
+SPEC = ServiceSpec(name="catastrophic", migrations=(LEDGER_MIGRATIONS,), subscriptions=subscriptions)

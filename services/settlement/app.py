@@ -1,0 +1,35 @@
+"""The settlement service: basic insurance (基本医保) on every discharge.
+
+Input `claims.discharges`; registry projections of `enrollment.persons` and `enrollment.providers`
+(caught up before every batch, so an enrollment published before a discharge is always seen);
+output `claims.basic-settled`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts import DischargeRecorded
+from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
+from policy import load_profile
+from runtime.app import ProjectionSpec, ServiceContext, ServiceSpec
+from runtime.claim_layer import ClaimLayerHandler
+from runtime.consumer import Subscription
+from runtime.db import LEDGER_MIGRATIONS
+from services.settlement import store
+from services.settlement.handlers import BasicLayer
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    layer = BasicLayer(load_profile(ctx.settings.policy_profile))
+    return [Subscription(DISCHARGES, ClaimLayerHandler(layer, prepare=layer.prepare), (DischargeRecorded,),
+                         before_batch=ctx.catch_up_projections)]
+
+
+SPEC = ServiceSpec(
+    name="settlement",
+    migrations=(LEDGER_MIGRATIONS, Path(__file__).parent / "migrations"),
+    subscriptions=subscriptions,
+    projections=(ProjectionSpec(PERSONS, store.apply_person_snapshots),
+                 ProjectionSpec(PROVIDERS, store.apply_provider_snapshots)),
+)

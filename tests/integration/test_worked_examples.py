@@ -1,0 +1,65 @@
+"""The three worked examples of demo-county.md, published as discharges through the real broker,
+come back as statements with exactly those amounts in every field."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from contracts import SettlementStatement
+from contracts.topics import DISCHARGES
+from tests.integration.harness import new_namespace, payloads
+from tests.integration.platform import discharge, enroll, person_id, platform, provider, register, statements_for
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+
+
+@pytest.fixture
+async def ns(kafka_bootstrap: str, database_url: str):
+    namespace = await new_namespace(kafka_bootstrap, database_url)
+    yield namespace
+    await namespace.drop_databases()
+
+
+async def test_worked_examples_of_demo_county(ns) -> None:
+    ordinary, dibao = person_id(1), person_id(2)
+    async with platform(ns):
+        await register(ns, [enroll(ordinary), enroll(dibao, "dibao")], [provider("H3", 3), provider("H2", 2)])
+        await ns.publish(DISCHARGES, [
+            # 1. ordinary, level 3, A 8,000 + B 2,000 + SELF 500
+            (ordinary, discharge("E1", "H3", ordinary, date(2026, 3, 2), date(2026, 3, 10),
+                                 [("A", "8000.00"), ("B", "2000.00"), ("SELF", "500.00")])),
+            # 2. same person, later that year, level 2, A 5,000
+            (ordinary, discharge("E2", "H2", ordinary, date(2026, 6, 1), date(2026, 6, 5), [("A", "5000.00")])),
+            # 3. dibao, level 3, A 50,000
+            (dibao, discharge("E3", "H3", dibao, date(2026, 4, 1), date(2026, 4, 20), [("A", "50000.00")])),
+        ])
+        records = await statements_for(ns, 3)
+    got = {s.hospital_claim_id: s for s in payloads(records, SettlementStatement)}
+
+    # The amounts are demo-county.md's, as written there.
+    expected = {
+        "E1": dict(total_cost=D("10500.00"), in_policy=D("10000.00"), out_of_policy=D("500.00"), hifp_pay=D("3840.00"),
+                   hifmi_pay=D("0.00"), maf_pay=D("0.00"), fund_pay_sumamt=D("3840.00"), psn_pay=D("6660.00")),
+        "E2": dict(total_cost=D("5000.00"), in_policy=D("5000.00"), out_of_policy=D("0.00"), hifp_pay=D("2400.00"),
+                   hifmi_pay=D("1080.00"), maf_pay=D("0.00"), fund_pay_sumamt=D("3480.00"), psn_pay=D("1520.00")),
+        "E3": dict(total_cost=D("50000.00"), in_policy=D("50000.00"), out_of_policy=D("0.00"),
+                   hifp_pay=D("19920.00"), hifmi_pay=D("16816.00"), maf_pay=D("9284.80"),
+                   fund_pay_sumamt=D("46020.80"), psn_pay=D("3979.20")),
+    }
+    for claim, fields in expected.items():
+        s = got[claim]
+        assert s.outcome == "settled", s.rejection
+        assert {k: getattr(s, k) for k in fields} == fields, claim
+        assert s.profile_id == "demo-county"
+    # detail rows: example 2's catastrophic accumulation goes 5,760 → 8,160 over the 6,000 threshold
+    cat2 = next(d for d in got["E2"].details if d.layer == "catastrophic")
+    assert (cat2.deductible, cat2.accumulator_before, cat2.accumulator_after) == (D("6000.00"), D("5760.00"), D("8160.00"))
+    basic3 = next(d for d in got["E3"].details if d.layer == "basic")
+    assert (basic3.deductible, basic3.ratio) == (D("200.00"), D("0.40"))
+    assert [(b.amount, b.paid) for b in next(d for d in got["E3"].details if d.layer == "catastrophic").bands] == [
+        (D("20000.00"), D("12000.00")), (D("6880.00"), D("4816.00"))]
