@@ -112,3 +112,95 @@ async def new_namespace(bootstrap: str, server_url: str) -> Namespace:
     ns = Namespace(bootstrap, server_url)
     await asyncio.to_thread(create_topics, bootstrap, 60.0, ns.prefix)
     return ns
+
+
+class ServiceProcess:
+    """A service as a real OS process in a namespace (for crash tests: SIGKILL, restart)."""
+
+    def __init__(self, ns: Namespace, name: str) -> None:
+        self.ns, self.name = ns, name
+        self.proc: Any = None
+
+    def start(self) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2]
+        log = root / ".local" / "logs" / f"test-{self.ns.prefix}{self.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=root,
+                                         env={**os.environ, **self.ns.env(self.name)}, stdout=fh, stderr=fh,
+                                         stdin=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - a hung service is killed
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of `topic` the consumer group has not committed yet (all of them if it never committed)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+        ends = await consumer.end_offsets(parts)
+        committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+                   for tp in parts)
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+async def wait_drained(ns: Namespace, pairs: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:
+    """Wait until every (service, input topic) consumer group has committed everything published."""
+    deadline = time.monotonic() + timeout
+    for service, topic in pairs:
+        group = f"{ns.settings(service).consumer_group}.{topic}"
+        while (lag := await group_lag(ns.bootstrap, group, ns.topic(topic))) > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group} still has {lag} messages to process")
+            await asyncio.sleep(0.5)
+
+
+async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> None:
+    """Rewind a (stopped) service's consumer group to the beginning of its input topic."""
+    group = f"{ns.settings(service).consumer_group}.{topic}"
+    consumer = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        from aiokafka import TopicPartition
+
+        parts = [TopicPartition(ns.topic(topic), p) for p in consumer.partitions_for_topic(ns.topic(topic)) or ()]
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = [TopicPartition(ns.topic(topic), p) for p in consumer.partitions_for_topic(ns.topic(topic)) or ()]
+        consumer.assign(parts)
+        begins = await consumer.beginning_offsets(parts)
+        from aiokafka.structs import OffsetAndMetadata
+
+        await consumer.commit({tp: OffsetAndMetadata(begins[tp], "") for tp in parts})
+    finally:
+        await consumer.stop()

@@ -1,0 +1,248 @@
+"""Operator KPIs (经办指标) per period and region, computed by SQL over the audit's event store.
+
+The period is a range of discharge dates (both ends included); the region is a policy profile id
+(the statements record the profile that priced them) and/or a provider pool code (from the
+provider registry snapshots). Definitions follow seed-rules.md §4.2:
+
+* insured persons by category (参保人数): latest person snapshot with a coverage year in the
+  period, benefits started by its end, not deceased before its start; categories as of its end;
+* settlements (结算人次): statements, first one per claim; settled and rejected;
+* fund spending per layer (基金支出): hifp (basic), hifmi (critical illness), maf (assistance);
+* actual inpatient compensation ratio (住院实际补偿比, F000 L13): funds / total cost;
+* in-policy reimbursement ratio (政策范围内住院费用报销比例, F000 L13): funds / in-policy cost,
+  by hospital level and for level 2 and below;
+* cost per stay (次均住院费用, F000 L27): total cost / settled stays;
+* compensation per inpatient (人均住院补偿, F000 L13): funds / distinct persons with settled stays;
+* catastrophic actual payment ratio (大病保险平均实际支付比例, F001 L159, L365, L727; target ≥ 50%):
+  hifmi / the compliant self-pay above the threshold, i.e. per claim the part of its critical-illness
+  accumulation above the threshold, `max(after - threshold, 0) - max(before - threshold, 0)`;
+* alerts by rule: alerts about claims discharged in the period (other alerts by detection date).
+
+Only settled statements count in costs and ratios; rejected ones count as settlements only.
+Money is `Decimal`; ratios are fractions rounded half-up to 4 places, averages to the fen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+import asyncpg
+
+from contracts import PersonSnapshot
+from contracts.money import FEN
+
+ZERO = Decimal("0.00")
+RATIO_PLACES = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class KpiQuery:
+    start: date
+    end: date
+    region: str | None = None
+    """policy profile id"""
+    pool: str | None = None
+    """provider pool code"""
+
+
+@dataclass(frozen=True)
+class LevelRatio:
+    level: int | None
+    stays: int
+    funds: Decimal
+    in_policy: Decimal
+    ratio: Decimal | None
+
+
+@dataclass(frozen=True)
+class Kpis:
+    query: KpiQuery
+    insured_total: int
+    insured_by_category: dict[str, int]
+    settlements: int
+    settled: int
+    rejected: int
+    inpatients: int
+    total_cost: Decimal
+    in_policy: Decimal
+    basic_paid: Decimal
+    catastrophic_paid: Decimal
+    assistance_paid: Decimal
+    funds_paid: Decimal
+    patient_paid: Decimal
+    actual_compensation_ratio: Decimal | None
+    in_policy_ratio_by_level: tuple[LevelRatio, ...]
+    in_policy_ratio_level2_and_below: Decimal | None
+    cost_per_stay: Decimal | None
+    compensation_per_inpatient: Decimal | None
+    catastrophic_beneficiaries: int
+    catastrophic_above_threshold: Decimal
+    catastrophic_payment_ratio: Decimal | None
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+
+
+# -------------------------------------------------------------- pure helpers
+
+
+def ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    """numerator / denominator as a fraction to 4 places; None when there is nothing to divide by."""
+    if not denominator:
+        return None
+    return (numerator / denominator).quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)
+
+
+def per_unit(amount: Decimal, count: int) -> Decimal | None:
+    """An average amount, to the fen."""
+    return (amount / count).quantize(FEN, rounding=ROUND_HALF_UP) if count else None
+
+
+def above_threshold(threshold: Decimal, before: Decimal, after: Decimal) -> Decimal:
+    """The part of one claim's critical-illness accumulation (before → after) above the threshold."""
+    return max(after - threshold, ZERO) - max(before - threshold, ZERO)
+
+
+def insured_in(person: PersonSnapshot, start: date, end: date) -> bool:
+    if person.date_of_death is not None and person.date_of_death < start:
+        return False
+    return any(start.year <= c.coverage_year <= end.year and c.benefits_from <= end for c in person.coverage)
+
+
+def categories_on(person: PersonSnapshot, day: date) -> tuple[str, ...]:
+    periods = [p for p in person.category_history if p.effective_from <= day]
+    if periods:
+        return tuple(periods[-1].categories)
+    return tuple(person.category_history[0].categories) if person.category_history else tuple(person.categories)
+
+
+def insured_by_category(persons: Iterable[PersonSnapshot], start: date, end: date) -> tuple[int, dict[str, int]]:
+    """(insured persons, persons per category); a person in several categories counts in each."""
+    total, counts = 0, Counter[str]()
+    for person in persons:
+        if insured_in(person, start, end):
+            total += 1
+            counts.update(set(categories_on(person, end)))
+    return total, dict(sorted(counts.items()))
+
+
+# ----------------------------------------------------------------------- SQL
+
+_SELECTED = """
+WITH st AS (
+    SELECT DISTINCT ON (claim_id) claim_id, payload AS p
+    FROM event_store WHERE topic = 'claims.statements' AND error IS NULL AND claim_id IS NOT NULL
+    ORDER BY claim_id, id
+), prov AS (
+    SELECT DISTINCT ON (payload->>'provider_id') payload->>'provider_id' AS provider_id,
+           (payload->>'level')::int AS level, payload->>'pool_code' AS pool_code
+    FROM event_store WHERE topic = 'enrollment.providers' AND error IS NULL
+    ORDER BY payload->>'provider_id', (payload->>'version')::int DESC, id DESC
+), sel AS (
+    SELECT st.claim_id, st.p->>'person_id' AS person_id, st.p->>'outcome' AS outcome, prov.level,
+           (st.p->>'total_cost')::numeric AS total_cost, (st.p->>'in_policy')::numeric AS in_policy,
+           (st.p->>'hifp_pay')::numeric AS hifp, (st.p->>'hifmi_pay')::numeric AS hifmi,
+           (st.p->>'maf_pay')::numeric AS maf, (st.p->>'fund_pay_sumamt')::numeric AS funds,
+           (st.p->>'psn_pay')::numeric AS psn,
+           jsonb_path_query_first(st.p, '$.details[*] ? (@.layer == "catastrophic")') AS cat
+    FROM st LEFT JOIN prov ON prov.provider_id = st.p->>'hospital_id'
+    WHERE (st.p->>'discharge_date')::date BETWEEN $1 AND $2
+      AND ($3::text IS NULL OR st.p->>'profile_id' = $3)
+      AND ($4::text IS NULL OR prov.pool_code = $4)
+), priced AS (
+    SELECT sel.*, CASE WHEN cat IS NULL THEN 0 ELSE
+             GREATEST((cat->>'accumulator_after')::numeric - (cat->>'deductible')::numeric, 0)
+           - GREATEST((cat->>'accumulator_before')::numeric - (cat->>'deductible')::numeric, 0) END AS cat_base
+    FROM sel
+)
+"""
+
+_TOTALS = _SELECTED + """
+SELECT count(*) AS settlements,
+       count(*) FILTER (WHERE outcome = 'settled') AS settled,
+       count(*) FILTER (WHERE outcome = 'rejected') AS rejected,
+       count(DISTINCT person_id) FILTER (WHERE outcome = 'settled') AS inpatients,
+       COALESCE(sum(total_cost) FILTER (WHERE outcome = 'settled'), 0) AS total_cost,
+       COALESCE(sum(in_policy) FILTER (WHERE outcome = 'settled'), 0) AS in_policy,
+       COALESCE(sum(hifp) FILTER (WHERE outcome = 'settled'), 0) AS hifp,
+       COALESCE(sum(hifmi) FILTER (WHERE outcome = 'settled'), 0) AS hifmi,
+       COALESCE(sum(maf) FILTER (WHERE outcome = 'settled'), 0) AS maf,
+       COALESCE(sum(funds) FILTER (WHERE outcome = 'settled'), 0) AS funds,
+       COALESCE(sum(psn) FILTER (WHERE outcome = 'settled'), 0) AS psn,
+       COALESCE(sum(cat_base) FILTER (WHERE outcome = 'settled'), 0) AS cat_base,
+       count(DISTINCT person_id) FILTER (WHERE outcome = 'settled' AND hifmi > 0) AS cat_beneficiaries
+FROM priced
+"""
+
+_BY_LEVEL = _SELECTED + """
+SELECT level, count(*) AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
+FROM priced WHERE outcome = 'settled' GROUP BY level ORDER BY level NULLS LAST
+"""
+
+_ALERTS = """
+WITH st AS (
+    SELECT DISTINCT ON (claim_id) claim_id, payload->>'profile_id' AS profile_id
+    FROM event_store WHERE topic = 'claims.statements' AND error IS NULL AND claim_id IS NOT NULL
+    ORDER BY claim_id, id
+), prov AS (
+    SELECT DISTINCT ON (payload->>'provider_id') payload->>'provider_id' AS provider_id,
+           payload->>'pool_code' AS pool_code
+    FROM event_store WHERE topic = 'enrollment.providers' AND error IS NULL
+    ORDER BY payload->>'provider_id', (payload->>'version')::int DESC, id DESC
+), dis AS (
+    SELECT DISTINCT ON (claim_id) claim_id, (payload->>'discharge_date')::date AS discharge_date,
+           payload->>'hospital_id' AS hospital_id
+    FROM event_store WHERE topic = 'claims.discharges' AND error IS NULL AND claim_id IS NOT NULL
+    ORDER BY claim_id, id
+), al AS (
+    SELECT DISTINCT ON (payload->>'alert_id') payload->>'rule' AS rule, claim_id,
+           payload->>'hospital_id' AS hospital_id,
+           ((payload->>'detected_at')::timestamptz AT TIME ZONE 'UTC')::date AS detected_on
+    FROM event_store WHERE topic = 'audit.alerts' AND error IS NULL
+    ORDER BY payload->>'alert_id', id
+)
+SELECT al.rule, count(*) AS alerts
+FROM al LEFT JOIN dis ON dis.claim_id = al.claim_id
+        LEFT JOIN st ON st.claim_id = al.claim_id
+        LEFT JOIN prov ON prov.provider_id = COALESCE(al.hospital_id, dis.hospital_id)
+WHERE COALESCE(dis.discharge_date, al.detected_on) BETWEEN $1 AND $2
+  AND ($3::text IS NULL OR st.profile_id = $3)
+  AND ($4::text IS NULL OR prov.pool_code = $4)
+GROUP BY al.rule ORDER BY al.rule
+"""
+
+_PERSONS = """
+SELECT DISTINCT ON (payload->>'person_id') payload
+FROM event_store WHERE topic = 'enrollment.persons' AND error IS NULL
+ORDER BY payload->>'person_id', (payload->>'version')::int DESC, id DESC
+"""
+
+
+async def latest_persons(conn: asyncpg.Connection) -> list[PersonSnapshot]:
+    return [PersonSnapshot.model_validate(json.loads(r["payload"])) for r in await conn.fetch(_PERSONS)]
+
+
+async def compute_kpis(conn: asyncpg.Connection, query: KpiQuery) -> Kpis:
+    args = (query.start, query.end, query.region, query.pool)
+    t = await conn.fetchrow(_TOTALS, *args)
+    levels = tuple(LevelRatio(r["level"], r["stays"], r["funds"], r["in_policy"], ratio(r["funds"], r["in_policy"]))
+                   for r in await conn.fetch(_BY_LEVEL, *args))
+    low = [lv for lv in levels if lv.level is not None and lv.level <= 2]
+    alerts = {r["rule"]: r["alerts"] for r in await conn.fetch(_ALERTS, *args)}
+    insured, by_category = insured_by_category(await latest_persons(conn), query.start, query.end)
+    return Kpis(
+        query=query, insured_total=insured, insured_by_category=by_category,
+        settlements=t["settlements"], settled=t["settled"], rejected=t["rejected"], inpatients=t["inpatients"],
+        total_cost=t["total_cost"], in_policy=t["in_policy"], basic_paid=t["hifp"], catastrophic_paid=t["hifmi"],
+        assistance_paid=t["maf"], funds_paid=t["funds"], patient_paid=t["psn"],
+        actual_compensation_ratio=ratio(t["funds"], t["total_cost"]),
+        in_policy_ratio_by_level=levels,
+        in_policy_ratio_level2_and_below=ratio(sum((lv.funds for lv in low), ZERO),
+                                               sum((lv.in_policy for lv in low), ZERO)),
+        cost_per_stay=per_unit(t["total_cost"], t["settled"]),
+        compensation_per_inpatient=per_unit(t["funds"], t["inpatients"]),
+        catastrophic_beneficiaries=t["cat_beneficiaries"], catastrophic_above_threshold=t["cat_base"],
+        catastrophic_payment_ratio=ratio(t["hifmi"], t["cat_base"]), alerts_by_rule=alerts)

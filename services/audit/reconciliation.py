@@ -1,0 +1,291 @@
+"""Reconciliation (对账) of discharges, statements and the layers' ledgers, from the event store.
+
+Checks, each raising an alert on a discrepancy (source: F004 L271, the agency's reconciliation
+and settlement through the network; F001 L379 one-stop settlement of every discharge):
+
+* `missing_statement` — a discharge the audit saw more than `timeout` ago has no statement;
+* `duplicate_statement` — one claim has statements with different event ids;
+* `statement_parts_mismatch` — hifp + hifmi + maf != fund_pay_sumamt, or funds + psn != total
+  (such a statement breaks its contract; the audit stores it with the error and flags it here);
+* `layer_result_mismatch` — the statement's basic / catastrophic amounts differ from the layer
+  results (`BasicSettled`, `CatastrophicSettled`) in the event store;
+* `ledger_mismatch` — a statement's amount of a layer differs from that layer's ledger row
+  (`paid`; no row counts as 0);
+* `ledger_total_mismatch` — per layer and insurance year, the statements' total differs from the
+  ledger's total over the claims with statements plus the rows older than `timeout` (rows of
+  claims still in flight are left out).
+
+A claim is checked once its statement is stored (then recorded in `reconciled_claim`); while a
+layer result it needs is not yet stored, it waits until the statement is older than `timeout`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import asyncpg
+
+from contracts import AuditAlert
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS
+from runtime.logging import get_logger
+from services.audit.rules import Finding
+
+log = get_logger("audit.reconciliation")
+
+MISSING_STATEMENT = "missing_statement"
+DUPLICATE_STATEMENT = "duplicate_statement"
+STATEMENT_PARTS_MISMATCH = "statement_parts_mismatch"
+LAYER_RESULT_MISMATCH = "layer_result_mismatch"
+LEDGER_MISMATCH = "ledger_mismatch"
+LEDGER_TOTAL_MISMATCH = "ledger_total_mismatch"
+
+SOURCE = "F004 L271, F001 L379"
+LAYER_FIELDS: dict[str, str] = {"basic": "hifp_pay", "catastrophic": "hifmi_pay", "assistance": "maf_pay"}
+ZERO = Decimal("0.00")
+
+
+def _money(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, (bool, float)):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
+
+
+@dataclass(frozen=True)
+class StatementFigures:
+    """The amounts of one statement (一站式结算单), read leniently from its stored payload."""
+
+    claim_id: str
+    hospital_id: str | None
+    person_id: str | None
+    insurance_year: int | None
+    outcome: str | None
+    amounts: Mapping[str, Decimal | None]
+
+    @classmethod
+    def of(cls, claim_id: str, payload: Mapping[str, Any]) -> StatementFigures:
+        names = ("total_cost", "hifp_pay", "hifmi_pay", "maf_pay", "fund_pay_sumamt", "psn_pay")
+        year = payload.get("insurance_year")
+        return cls(claim_id, payload.get("hospital_id"), payload.get("person_id"),
+                   year if isinstance(year, int) else None, payload.get("outcome"),
+                   {n: _money(payload.get(n)) for n in names})
+
+    def layer_paid(self, layer: str) -> Decimal | None:
+        return self.amounts[LAYER_FIELDS[layer]]
+
+    def _finding(self, rule: str, evidence: Mapping[str, object], subject: str | None = None) -> Finding:
+        return Finding(rule, "high", {k: str(v) for k, v in evidence.items()}, SOURCE, claim_id=self.claim_id,
+                       person_id=self.person_id, hospital_id=self.hospital_id, subject=subject)
+
+
+# ------------------------------------------------------------------ pure checks
+
+
+def parts_finding(s: StatementFigures) -> Finding | None:
+    a = s.amounts
+    unreadable = [k for k, v in a.items() if v is None]
+    if unreadable:
+        return s._finding(STATEMENT_PARTS_MISMATCH, {"unreadable": ",".join(unreadable)})
+    funds = a["hifp_pay"] + a["hifmi_pay"] + a["maf_pay"]  # type: ignore[operator]
+    if funds == a["fund_pay_sumamt"] and funds + a["psn_pay"] == a["total_cost"]:  # type: ignore[operator]
+        return None
+    return s._finding(STATEMENT_PARTS_MISMATCH, {
+        "hifp_pay": a["hifp_pay"], "hifmi_pay": a["hifmi_pay"], "maf_pay": a["maf_pay"], "funds": funds,
+        "fund_pay_sumamt": a["fund_pay_sumamt"], "psn_pay": a["psn_pay"], "total_cost": a["total_cost"]})
+
+
+def layer_result_findings(s: StatementFigures, layer_paid: Mapping[str, Decimal]) -> list[Finding]:
+    """The statement against the layer results it was built from (only those known)."""
+    out = []
+    for layer, paid in layer_paid.items():
+        if s.layer_paid(layer) != paid:
+            out.append(s._finding(LAYER_RESULT_MISMATCH, {"layer": layer, "statement": s.layer_paid(layer),
+                                                          "layer_result": paid}, subject=f"{layer}:{s.claim_id}"))
+    return out
+
+
+def ledger_findings(s: StatementFigures, ledgers: Mapping[str, Mapping[str, Decimal]]) -> list[Finding]:
+    """The statement against each layer's ledger row of the claim (no row: 0 paid)."""
+    out = []
+    for layer, rows in ledgers.items():
+        paid = rows.get(s.claim_id, ZERO)
+        if s.layer_paid(layer) != paid:
+            out.append(s._finding(LEDGER_MISMATCH, {
+                "layer": layer, "statement": s.layer_paid(layer), "ledger": paid,
+                "ledger_row": "present" if s.claim_id in rows else "missing"}, subject=f"{layer}:{s.claim_id}"))
+    return out
+
+
+def missing_statement_finding(claim_id: str, hospital_id: str | None, person_id: str | None, seen_at: datetime,
+                              now: datetime, timeout: timedelta) -> Finding:
+    return Finding(MISSING_STATEMENT, "high", {
+        "discharge_seen_at": seen_at.isoformat(), "checked_at": now.isoformat(),
+        "timeout_s": str(int(timeout.total_seconds()))}, SOURCE, claim_id=claim_id, person_id=person_id,
+        hospital_id=hospital_id)
+
+
+def duplicate_statement_finding(claim_id: str, event_ids: Sequence[str]) -> Finding:
+    return Finding(DUPLICATE_STATEMENT, "high", {"statements": str(len(event_ids)),
+                                                 "event_ids": ",".join(sorted(event_ids))}, SOURCE, claim_id=claim_id)
+
+
+def total_finding(layer: str, year: int, statements: Decimal, ledger: Decimal) -> Finding | None:
+    if statements == ledger:
+        return None
+    return Finding(LEDGER_TOTAL_MISMATCH, "high", {
+        "layer": layer, "insurance_year": str(year), "statements_total": str(statements),
+        "ledger_total": str(ledger), "difference": str(statements - ledger)}, SOURCE,
+        subject=f"{layer}:{year}:{statements}:{ledger}")
+
+
+# ------------------------------------------------------------------------ I/O
+
+
+@dataclass
+class LayerTotal:
+    layer: str
+    insurance_year: int
+    statements: Decimal
+    ledger: Decimal | None
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation run checked and found."""
+
+    checked_at: datetime
+    claims_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    totals: list[LayerTotal] = field(default_factory=list)
+    unavailable_ledgers: dict[str, str] = field(default_factory=dict)
+    raised: list[AuditAlert] = field(default_factory=list)
+    """the alerts this run raised (findings not raised before); set by the caller that raises them"""
+
+
+async def _missing_statements(conn: asyncpg.Connection, now: datetime, cutoff: datetime) -> list[Finding]:
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (d.claim_id) d.claim_id, d.payload->>'hospital_id' AS hospital_id,
+                  d.payload->>'person_id' AS person_id, d.recorded_at
+           FROM event_store d
+           WHERE d.topic = $1 AND d.error IS NULL AND d.claim_id IS NOT NULL AND d.recorded_at <= $3
+             AND NOT EXISTS (SELECT 1 FROM event_store s WHERE s.topic = $2 AND s.claim_id = d.claim_id)
+             AND NOT EXISTS (SELECT 1 FROM alert a WHERE a.alert_id = 'missing_statement:' || d.claim_id)
+           ORDER BY d.claim_id, d.id""", DISCHARGES, STATEMENTS, cutoff)
+    return [missing_statement_finding(r["claim_id"], r["hospital_id"], r["person_id"], r["recorded_at"], now,
+                                      now - cutoff) for r in rows]
+
+
+async def _duplicate_statements(conn: asyncpg.Connection) -> list[Finding]:
+    rows = await conn.fetch(
+        """SELECT claim_id, array_agg(DISTINCT event_id::text) AS ids FROM event_store
+           WHERE topic = $1 AND claim_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM alert a WHERE a.alert_id = 'duplicate_statement:' || claim_id)
+           GROUP BY claim_id HAVING count(DISTINCT event_id) > 1""", STATEMENTS)
+    return [duplicate_statement_finding(r["claim_id"], r["ids"]) for r in rows]
+
+
+async def _open_statements(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT DISTINCT ON (s.claim_id) s.claim_id, s.payload, s.recorded_at
+           FROM event_store s LEFT JOIN reconciled_claim r ON r.claim_id = s.claim_id
+           WHERE s.topic = $1 AND s.claim_id IS NOT NULL AND r.claim_id IS NULL
+           ORDER BY s.claim_id, s.id""", STATEMENTS)
+
+
+async def _layer_results(conn: asyncpg.Connection, claims: list[str]) -> dict[str, dict[str, Decimal]]:
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (claim_id, topic) claim_id, topic, payload->>'outcome' AS outcome,
+                  COALESCE(payload->'basic'->>'paid', '0') AS basic_paid,
+                  COALESCE(payload->'catastrophic'->>'paid', '0') AS catastrophic_paid
+           FROM event_store WHERE topic = ANY($1::text[]) AND claim_id = ANY($2::text[]) AND error IS NULL
+           ORDER BY claim_id, topic, id""", [BASIC_SETTLED, CATASTROPHIC_SETTLED], claims)
+    out: dict[str, dict[str, Decimal]] = {}
+    for r in rows:
+        layer = "basic" if r["topic"] == BASIC_SETTLED else "catastrophic"
+        out.setdefault(r["claim_id"], {})[layer] = Decimal(r[f"{layer}_paid"])
+    return out
+
+
+async def _statement_totals(conn: asyncpg.Connection) -> tuple[dict[tuple[str, int], Decimal], list[str]]:
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (claim_id) claim_id, (payload->>'insurance_year')::int AS year,
+                  (payload->>'hifp_pay')::numeric AS basic, (payload->>'hifmi_pay')::numeric AS catastrophic,
+                  (payload->>'maf_pay')::numeric AS assistance
+           FROM event_store WHERE topic = $1 AND claim_id IS NOT NULL AND error IS NULL
+           ORDER BY claim_id, id""", STATEMENTS)
+    totals: dict[tuple[str, int], Decimal] = {}
+    for r in rows:
+        for layer in LAYER_FIELDS:
+            totals[(layer, r["year"])] = totals.get((layer, r["year"]), ZERO) + r[layer]
+    return totals, [r["claim_id"] for r in rows]
+
+
+async def _read_ledger(dsn: str, claims: list[str], all_claims: list[str], cutoff: datetime
+                       ) -> tuple[dict[str, Decimal], dict[int, Decimal]]:
+    """(paid per claim of `claims`, total per insurance year over `all_claims` and rows older than cutoff)."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        rows = await conn.fetch("SELECT claim_id, paid FROM ledger WHERE claim_id = ANY($1::text[])", claims)
+        totals = await conn.fetch(
+            """SELECT insurance_year, sum(paid) AS paid FROM ledger
+               WHERE claim_id = ANY($1::text[]) OR recorded_at <= $2 GROUP BY insurance_year""", all_claims, cutoff)
+    finally:
+        await conn.close()
+    return {r["claim_id"]: r["paid"] for r in rows}, {r["insurance_year"]: r["paid"] for r in totals}
+
+
+async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta, ledger_dsns: Mapping[str, str]
+                    ) -> ReconcileReport:
+    """Run every check as of `now`; marks the claims it checked. Findings are returned, not raised."""
+    cutoff = now - timeout
+    report = ReconcileReport(checked_at=now)
+    report.findings += await _missing_statements(conn, now, cutoff)
+    report.findings += await _duplicate_statements(conn)
+
+    open_rows = await _open_statements(conn)
+    claims = [r["claim_id"] for r in open_rows]
+    layer_results = await _layer_results(conn, claims)
+    statement_totals, all_claims = await _statement_totals(conn)
+    ledgers: dict[str, dict[str, Decimal]] = {}
+    ledger_totals: dict[str, dict[int, Decimal]] = {}
+    for layer, dsn in ledger_dsns.items():
+        try:
+            ledgers[layer], ledger_totals[layer] = await _read_ledger(dsn, claims, all_claims, cutoff)
+        except (OSError, asyncpg.PostgresError) as exc:
+            report.unavailable_ledgers[layer] = f"{type(exc).__name__}: {exc}"
+            log.warning("ledger not readable; its checks are skipped this run", layer=layer, error=type(exc).__name__)
+
+    done = []
+    for row in open_rows:
+        s = StatementFigures.of(row["claim_id"], json.loads(row["payload"]))
+        known = layer_results.get(s.claim_id, {})
+        complete = len(known) == 2 and len(ledgers) == len(ledger_dsns)
+        if not complete and row["recorded_at"] > cutoff:
+            continue  # a layer result or ledger is not readable yet: check it on a later run
+        report.findings += [f for f in (parts_finding(s),) if f]
+        report.findings += layer_result_findings(s, known)
+        report.findings += ledger_findings(s, ledgers)
+        done.append(s.claim_id)
+    if done:
+        await conn.execute("INSERT INTO reconciled_claim (claim_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                           done)
+    report.claims_checked = len(done)
+
+    for layer, per_year in ledger_totals.items():
+        years = {y for (lay, y) in statement_totals if lay == layer} | set(per_year)
+        for year in sorted(years):
+            stmt, ledger = statement_totals.get((layer, year), ZERO), per_year.get(year, ZERO)
+            report.totals.append(LayerTotal(layer, year, stmt, ledger))
+            if (f := total_finding(layer, year, stmt, ledger)) is not None:
+                report.findings.append(f)
+    if not ledger_dsns:
+        report.totals = [LayerTotal(lay, y, t, None) for (lay, y), t in sorted(statement_totals.items())]
+    return report

@@ -1,0 +1,196 @@
+"""SQL of the audit service (tables in `migrations/`): the event store (事件存档), the stays and
+registry snapshots the rules read, and the alerts raised."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from contracts import AuditAlert, PersonSnapshot, ProviderSnapshot
+from services.audit.rules import Stay
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One consumed record as the event store keeps it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    event_type: str
+    event_id: uuid.UUID
+    schema_version: int
+    correlation_id: str
+    causation_id: uuid.UUID | None
+    producer: str
+    claim_id: str | None
+    occurred_at: datetime
+    payload_json: str
+    error: str | None
+
+
+async def append_events(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> int:
+    """Append records; one already stored at the same topic, partition and offset is skipped."""
+    if not rows:
+        return 0
+    inserted = await conn.fetch(
+        """INSERT INTO event_store (topic, partition, "offset", key, event_type, event_id, schema_version,
+                                    correlation_id, causation_id, producer, claim_id, occurred_at, payload, error)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::uuid[], $7::int[],
+                                $8::text[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[], $13::jsonb[],
+                                $14::text[])
+           ON CONFLICT (topic, partition, "offset") DO NOTHING RETURNING id""",
+        [r.topic for r in rows], [r.partition for r in rows], [r.offset for r in rows], [r.key for r in rows],
+        [r.event_type for r in rows], [r.event_id for r in rows], [r.schema_version for r in rows],
+        [r.correlation_id for r in rows], [r.causation_id for r in rows], [r.producer for r in rows],
+        [r.claim_id for r in rows], [r.occurred_at for r in rows], [r.payload_json for r in rows],
+        [r.error for r in rows])
+    return len(inserted)
+
+
+# ------------------------------------------------------------------------ stays
+
+
+async def insert_stays(conn: asyncpg.Connection, stays: Sequence[tuple[Stay, uuid.UUID]]) -> set[str]:
+    """Record stays; returns the claim ids not known before (a resubmitted claim is judged once)."""
+    if not stays:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO stay (claim_id, person_id, hospital_id, admission_date, discharge_date, event_id)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::date[], $6::uuid[])
+           ON CONFLICT (claim_id) DO NOTHING RETURNING claim_id""",
+        [s.claim_id for s, _ in stays], [s.person_id for s, _ in stays], [s.hospital_id for s, _ in stays],
+        [s.admission for s, _ in stays], [s.discharge for s, _ in stays], [e for _, e in stays])
+    return {r["claim_id"] for r in rows}
+
+
+async def stays_of_persons(conn: asyncpg.Connection, person_ids: Iterable[str]) -> dict[str, list[Stay]]:
+    rows = await conn.fetch(
+        """SELECT claim_id, person_id, hospital_id, admission_date, discharge_date FROM stay
+           WHERE person_id = ANY($1::text[]) ORDER BY admission_date, claim_id""", list(set(person_ids)))
+    out: dict[str, list[Stay]] = defaultdict(list)
+    for r in rows:
+        out[r["person_id"]].append(Stay(r["claim_id"], r["person_id"], r["hospital_id"], r["admission_date"],
+                                        r["discharge_date"]))
+    return out
+
+
+async def inpatients_per_night(conn: asyncpg.Connection, stays: Sequence[Stay]) -> dict[str, dict[date, int]]:
+    """For each stay, the number of known stays at its hospital covering each of its nights."""
+    with_nights = [s for s in stays if s.nights > 0]
+    if not with_nights:
+        return {}
+    rows = await conn.fetch(
+        """SELECT n.claim_id, g.night::date AS night, count(*) AS inpatients
+           FROM unnest($1::text[], $2::text[], $3::date[], $4::date[]) AS n(claim_id, hospital_id, a, d)
+           CROSS JOIN LATERAL generate_series(n.a, n.d - 1, interval '1 day') AS g(night)
+           JOIN stay s ON s.hospital_id = n.hospital_id AND s.admission_date <= g.night::date
+                      AND s.discharge_date > g.night::date
+           GROUP BY n.claim_id, g.night""",
+        [s.claim_id for s in with_nights], [s.hospital_id for s in with_nights],
+        [s.admission for s in with_nights], [s.discharge for s in with_nights])
+    out: dict[str, dict[date, int]] = defaultdict(dict)
+    for r in rows:
+        out[r["claim_id"]][r["night"]] = r["inpatients"]
+    return out
+
+
+# ---------------------------------------------------------------- registry
+
+
+async def upsert_persons(conn: asyncpg.Connection, snapshots: Iterable[PersonSnapshot]) -> set[str]:
+    """Keep the highest version of each person; returns the persons whose snapshot changed."""
+    latest: dict[str, PersonSnapshot] = {}
+    for s in snapshots:
+        if s.person_id not in latest or s.version > latest[s.person_id].version:
+            latest[s.person_id] = s
+    if not latest:
+        return set()
+    snaps = list(latest.values())
+    rows = await conn.fetch(
+        """INSERT INTO person_snapshot (person_id, version, snapshot)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[])
+           ON CONFLICT (person_id) DO UPDATE SET version = EXCLUDED.version, snapshot = EXCLUDED.snapshot
+             WHERE person_snapshot.version < EXCLUDED.version
+           RETURNING person_id""",
+        [s.person_id for s in snaps], [s.version for s in snaps], [s.model_dump_json() for s in snaps])
+    return {r["person_id"] for r in rows}
+
+
+async def load_persons(conn: asyncpg.Connection, person_ids: Iterable[str]) -> dict[str, PersonSnapshot]:
+    rows = await conn.fetch("SELECT snapshot FROM person_snapshot WHERE person_id = ANY($1::text[])",
+                            list(set(person_ids)))
+    snaps = [PersonSnapshot.model_validate_json(r["snapshot"]) for r in rows]
+    return {s.person_id: s for s in snaps}
+
+
+async def upsert_providers(conn: asyncpg.Connection, snapshots: Iterable[ProviderSnapshot]) -> None:
+    latest: dict[str, ProviderSnapshot] = {}
+    for s in snapshots:
+        if s.provider_id not in latest or s.version > latest[s.provider_id].version:
+            latest[s.provider_id] = s
+    snaps = list(latest.values())
+    if not snaps:
+        return
+    await conn.execute(
+        """INSERT INTO provider_snapshot (provider_id, version, level, pool_code, location, licensed_beds, snapshot)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[], $6::int[], $7::jsonb[])
+           ON CONFLICT (provider_id) DO UPDATE SET version = EXCLUDED.version, level = EXCLUDED.level,
+             pool_code = EXCLUDED.pool_code, location = EXCLUDED.location, licensed_beds = EXCLUDED.licensed_beds,
+             snapshot = EXCLUDED.snapshot
+             WHERE provider_snapshot.version < EXCLUDED.version""",
+        [s.provider_id for s in snaps], [s.version for s in snaps], [s.level for s in snaps],
+        [s.pool_code for s in snaps], [s.location for s in snaps], [s.licensed_beds for s in snaps],
+        [s.model_dump_json() for s in snaps])
+
+
+async def licensed_beds(conn: asyncpg.Connection, provider_ids: Iterable[str]) -> dict[str, int]:
+    rows = await conn.fetch("SELECT provider_id, licensed_beds FROM provider_snapshot WHERE provider_id = ANY($1::text[])",
+                            list(set(provider_ids)))
+    return {r["provider_id"]: r["licensed_beds"] for r in rows}
+
+
+# -------------------------------------------------------------------- alerts
+
+
+async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[tuple[AuditAlert, uuid.UUID]]) -> set[str]:
+    """Record alerts with their event ids; returns the alert ids that are new."""
+    if not alerts:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO alert (alert_id, rule, severity, claim_id, person_id, hospital_id, evidence, source,
+                              detected_at, event_id)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+                                $8::text[], $9::timestamptz[], $10::uuid[])
+           ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id""",
+        [a.alert_id for a, _ in alerts], [a.rule for a, _ in alerts], [a.severity for a, _ in alerts],
+        [a.claim_id for a, _ in alerts], [a.person_id for a, _ in alerts], [a.hospital_id for a, _ in alerts],
+        [json.dumps(a.evidence, ensure_ascii=False) for a, _ in alerts], [a.source for a, _ in alerts],
+        [a.detected_at for a, _ in alerts], [e for _, e in alerts])
+    return {r["alert_id"] for r in rows}
+
+
+async def list_alerts(conn: asyncpg.Connection, *, rule: str | None = None, claim_id: str | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT alert_id, rule, severity, claim_id, person_id, hospital_id, evidence, source, detected_at
+           FROM alert WHERE ($1::text IS NULL OR rule = $1) AND ($2::text IS NULL OR claim_id = $2)
+           ORDER BY detected_at, alert_id LIMIT $3""", rule, claim_id, limit)
+    return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
+
+
+async def claim_history(conn: asyncpg.Connection, claim_id: str) -> list[dict[str, Any]]:
+    """Every stored event about a claim, in the order it happened (then as consumed)."""
+    rows = await conn.fetch(
+        """SELECT id, topic, partition, "offset", key, event_type, event_id, correlation_id, causation_id, producer,
+                  occurred_at, payload, error, recorded_at
+           FROM event_store WHERE claim_id = $1 ORDER BY occurred_at, id""", claim_id)
+    return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]

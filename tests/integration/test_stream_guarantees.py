@@ -1,0 +1,174 @@
+"""A 5,000-discharge stream through the real broker and database: duplicates, crashes and replays
+never pay twice, never double-count an accumulator, and every discharge gets exactly one statement.
+
+The reference is a clean run of the same stream in its own namespace; every other run must end
+with the same ledgers, accumulators and statement amounts, to the fen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from contracts import SettlementStatement, decode_envelope, make_envelope
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS
+from tests.integration.harness import (
+    Namespace,
+    ServiceProcess,
+    new_namespace,
+    payloads,
+    reset_group_to_earliest,
+    running,
+    wait_drained,
+)
+from tests.integration.platform import LAYERS, platform, register
+from services.enrollment.app import SPEC as ENROLLMENT
+from tools.generate import generate_discharges, generate_population
+
+pytestmark = pytest.mark.integration
+
+N = 5000
+PROVIDERS, PERSONS = generate_population(persons=1500, providers=50, seed=11, year=2026)
+STREAM = generate_discharges(N, seed=11, year=2026, providers=PROVIDERS, persons=PERSONS, ineligible_share=0.02)
+INPUTS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
+
+
+async def snapshot(ns: Namespace) -> dict[str, Any]:
+    """Ledgers, accumulators and statements of a run, in comparable form."""
+    out: dict[str, Any] = {}
+    for service in ("settlement", "catastrophic", "assistance"):
+        conn = await ns.connect(service)
+        try:
+            out[f"{service}.ledger"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
+                "SELECT claim_id, outcome, base, paid, accumulated_before, accumulated_after FROM ledger")}
+            out[f"{service}.accumulators"] = {(r["person_id"], r["insurance_year"]): (r["accumulated"], r["paid"], r["claims"])
+                                             for r in await conn.fetch("SELECT * FROM accumulator")}
+            if service == "assistance":
+                out["statements"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
+                    """SELECT claim_id, outcome, reason_code, total_cost, in_policy, hifp_pay, hifmi_pay, maf_pay, psn_pay
+                       FROM statement""")}
+        finally:
+            await conn.close()
+    return out
+
+
+def layer_totals(statements: dict[str, tuple]) -> tuple[Decimal, ...]:
+    return tuple(sum((s[i] for s in statements.values()), Decimal(0)) for i in range(2, 8))
+
+
+async def statement_messages(ns: Namespace) -> list:
+    return await ns.read(STATEMENTS, until=lambda rs: len({decode_envelope(r.value).event_id for r in rs}) >= N,
+                         timeout=600)
+
+
+@pytest.fixture(scope="module")
+async def clean(kafka_bootstrap: str, database_url: str):
+    """The reference run: every discharge published once, services undisturbed."""
+    ns = await new_namespace(kafka_bootstrap, database_url)
+    async with platform(ns):
+        await register(ns, PERSONS, PROVIDERS)
+        await ns.publish(DISCHARGES, [(d.person_id, d) for d in STREAM], producer_name="hospital")
+        records = await statement_messages(ns)
+        await wait_drained(ns, INPUTS)
+    yield ns, await snapshot(ns), records
+    await ns.drop_databases()
+
+
+async def test_clean_run_gives_one_statement_per_discharge(clean) -> None:
+    ns, snap, records = clean
+    statements = payloads(records, SettlementStatement)
+    assert len(records) == N
+    assert Counter(s.claim_id for s in statements) == Counter(d.claim_id for d in STREAM)
+    rejected = Counter(s.rejection.reason_code for s in statements if s.outcome == "rejected")
+    assert 0 < sum(rejected.values()) < N * 0.1  # the generator's ineligible share ends as rejections, not silence
+    assert all(s.hifp_pay + s.hifmi_pay + s.maf_pay + s.psn_pay == s.total_cost for s in statements)
+    assert layer_totals(snap["statements"])[0] == sum((d.total_amount for d in STREAM), Decimal(0))
+
+
+async def test_every_discharge_published_twice_settles_once(clean, kafka_bootstrap: str, database_url: str) -> None:
+    _, reference, _ = clean
+    ns = await new_namespace(kafka_bootstrap, database_url)
+    try:
+        async with platform(ns):
+            await register(ns, PERSONS, PROVIDERS)
+            twice = []
+            for i, d in enumerate(STREAM):
+                env = make_envelope(d, correlation_id=d.claim_id, producer="hospital")
+                # even: the same event redelivered; odd: the hospital sends the claim again as a new event
+                again = env if i % 2 == 0 else make_envelope(d, correlation_id=d.claim_id, producer="hospital")
+                twice += [(d.person_id, env), (d.person_id, again)]
+            await ns.publish(DISCHARGES, twice)
+            records = await statement_messages(ns)
+            await wait_drained(ns, INPUTS)
+            await asyncio.sleep(1)
+            records = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(records))
+        got = await snapshot(ns)
+    finally:
+        await ns.drop_databases()
+    assert len(records) == N, "exactly one statement message per discharge"
+    assert got == reference
+    assert layer_totals(got["statements"]) == layer_totals(reference["statements"])
+
+
+async def test_sigkill_of_each_layer_mid_stream(clean, kafka_bootstrap: str, database_url: str) -> None:
+    _, reference, _ = clean
+    ns = await new_namespace(kafka_bootstrap, database_url)
+    layers = {spec.name: ServiceProcess(ns, spec.name) for spec in LAYERS}
+    try:
+        async with running(ENROLLMENT, ns.settings("enrollment")):
+            await register(ns, PERSONS, PROVIDERS)
+            for p in layers.values():
+                p.start()
+            publishing = asyncio.create_task(
+                ns.publish(DISCHARGES, [(d.person_id, d) for d in STREAM], producer_name="hospital"))
+            for name, at in (("settlement", 1000), ("catastrophic", 2000), ("assistance", 3000)):
+                for _ in range(2400):
+                    if await _ledger_rows(ns, name) >= at:
+                        break
+                    await asyncio.sleep(0.05)
+                layers[name].kill()
+                killed_at = await _ledger_rows(ns, name)
+                assert killed_at < N, f"{name} finished before it could be killed mid-stream"
+                layers[name].start()
+            await publishing
+            records = await statement_messages(ns)
+            await wait_drained(ns, INPUTS)
+        got = await snapshot(ns)
+    finally:
+        for p in layers.values():
+            p.stop()
+        await ns.drop_databases()
+    ids = Counter(str(decode_envelope(r.value).event_id) for r in records)
+    assert len(ids) == N, "one statement (one deterministic id) per discharge"
+    assert Counter(s.claim_id for s in payloads(records, SettlementStatement)).keys() == {d.claim_id for d in STREAM}
+    assert got == reference
+
+
+async def _ledger_rows(ns: Namespace, service: str) -> int:
+    try:
+        conn = await ns.connect(service)
+    except Exception:  # noqa: BLE001 - the database appears once the service has started
+        return 0
+    try:
+        return await conn.fetchval("SELECT count(*) FROM ledger")
+    except Exception:  # noqa: BLE001 - the table appears once the service has migrated
+        return 0
+    finally:
+        await conn.close()
+
+
+async def test_resetting_a_layers_consumer_group_pays_nothing_again(clean) -> None:
+    ns, reference, records = clean
+    before = len(await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(records)))
+    for service, topic in INPUTS:
+        await reset_group_to_earliest(ns, service, topic)
+    async with platform(ns):
+        await wait_drained(ns, INPUTS)
+        await asyncio.sleep(1)
+        after = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= before, timeout=30)
+    assert len(after) == before, "a replay publishes no statement"
+    assert await snapshot(ns) == reference
