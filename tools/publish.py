@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,16 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from contracts import EVENT_TYPES, DischargeRecorded, Envelope, RegisterProvider, encode, make_envelope
+from contracts import (
+    EVENT_TYPES,
+    Contract,
+    DischargeRecorded,
+    Envelope,
+    RegisterProvider,
+    derived_event_id,
+    encode,
+    make_envelope,
+)
 from contracts.enrollment import ENROLLMENT_COMMANDS
 from contracts.topics import DISCHARGES
 from contracts.topics import ENROLLMENT_COMMANDS as COMMANDS_TOPIC
@@ -54,9 +64,16 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {e['msg']}{more}"
 
 
+def content_event_id(model: Contract) -> uuid.UUID:
+    """An event id derived from the content, so publishing the same file twice is deduplicated
+    by every consumer (an operator re-running a load never applies a command twice)."""
+    return derived_event_id(type(model).__name__, model.model_dump_json())
+
+
 def prepare_discharge(obj: Any) -> Prepared:
     d = DischargeRecorded.model_validate(obj)
-    return Prepared(DISCHARGES, d.person_id, make_envelope(d, correlation_id=d.claim_id, producer=f"hospital:{d.hospital_id}"))
+    return Prepared(DISCHARGES, d.person_id, make_envelope(d, correlation_id=d.claim_id, producer=f"hospital:{d.hospital_id}",
+                                                           event_id=content_event_id(d)))
 
 
 def prepare_command(obj: Any) -> Prepared:
@@ -67,7 +84,8 @@ def prepare_command(obj: Any) -> Prepared:
         raise ValueError(f"event_type {obj['event_type']!r} is not an enrollment command")
     cmd = model.model_validate(obj["payload"])
     key = cmd.provider_id if isinstance(cmd, RegisterProvider) else cmd.person_id  # type: ignore[attr-defined]
-    return Prepared(COMMANDS_TOPIC, key, make_envelope(cmd, correlation_id=key, producer="operator"))
+    return Prepared(COMMANDS_TOPIC, key, make_envelope(cmd, correlation_id=key, producer="operator",
+                                                       event_id=content_event_id(cmd)))
 
 
 def read_lines(path: Path, kind: str) -> tuple[list[Prepared], list[LineError]]:
@@ -89,7 +107,7 @@ def read_lines(path: Path, kind: str) -> tuple[list[Prepared], list[LineError]]:
     return good, bad
 
 
-async def publish(messages: Iterable[Prepared], bootstrap: str, progress: bool = True) -> int:
+async def publish(messages: Iterable[Prepared], bootstrap: str, progress: bool = True, prefix: str = "") -> int:
     msgs = list(messages)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=10,
                                 max_batch_size=1 << 20, client_id="medsettle-publish")
@@ -99,7 +117,7 @@ async def publish(messages: Iterable[Prepared], bootstrap: str, progress: bool =
                       console=console, disable=not progress) as bar:
             task = bar.add_task("publishing", total=len(msgs))
             for chunk in _chunks(msgs, 2000):
-                futures = [await producer.send(m.topic, encode(m.envelope), key=m.key.encode(),
+                futures = [await producer.send(prefix + m.topic, encode(m.envelope), key=m.key.encode(),
                                                headers=[("event_type", m.envelope.event_type.encode())])
                            for m in chunk]
                 await asyncio.gather(*futures)

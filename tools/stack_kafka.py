@@ -338,8 +338,12 @@ def stop(p: Paths, timeout: float = 30.0, echo=print) -> bool:
 # --------------------------------------------------------------------------- inspection (status)
 
 
-async def inspect(bootstrap: str, timeout: float = 10.0) -> dict[str, Any]:
-    """Topics with partitions, offsets and message counts; consumer groups with lag."""
+async def inspect(bootstrap: str, timeout: float = 10.0, *, everything: bool = False) -> dict[str, Any]:
+    """Topics with partitions, offsets and message counts; consumer groups with lag.
+
+    Only the registry's topics and the platform's groups (`medsettle.*`) unless `everything`:
+    isolated test namespaces (prefixed topics) are left out."""
+    registry = {p.name for p in topic_plan()}
     from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
 
@@ -353,7 +357,7 @@ async def inspect(bootstrap: str, timeout: float = 10.0) -> dict[str, Any]:
         topics: dict[str, list[int]] = {
             t["topic"]: sorted(pp["partition"] for pp in t["partitions"])
             for t in described
-            if not t["topic"].startswith("__")
+            if not t["topic"].startswith("__") and (everything or t["topic"] in registry)
         }
         tps = [TopicPartition(t, i) for t, parts in topics.items() for i in parts]
         end = await consumer.end_offsets(tps) if tps else {}
@@ -365,7 +369,8 @@ async def inspect(bootstrap: str, timeout: float = 10.0) -> dict[str, Any]:
             b = sum(begin.get(TopicPartition(name, i), 0) for i in parts)
             topic_rows.append({"topic": name, "partitions": len(parts), "end_offset": e, "messages": e - b})
         group_rows = []
-        groups = sorted({g[0] for g in await admin.list_consumer_groups()})
+        groups = sorted({g[0] for g in await admin.list_consumer_groups()
+                         if everything or g[0].startswith("medsettle.")})
         for group in groups:
             offsets = await admin.list_consumer_group_offsets(group)
             per_topic: dict[str, dict[str, int]] = {}

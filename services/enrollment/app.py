@@ -13,6 +13,7 @@ from contracts import (
     SuspendPerson,
 )
 from contracts.topics import ENROLLMENT_COMMANDS
+from policy import PolicyProfile, load_profile
 from runtime.app import ServiceContext, ServiceSpec
 from runtime.consumer import Subscription
 from services.enrollment.domain import EnrollmentRules
@@ -21,8 +22,15 @@ from services.enrollment.handlers import EnrollmentHandler
 COMMANDS = (EnrollPerson, ChangeCategories, SuspendPerson, ResumePerson, RecordDeath, RegisterProvider)
 
 
+def rules_of(profile: PolicyProfile) -> EnrollmentRules:
+    """The enrollment rules of a policy profile (demo-county's defaults where it has no section)."""
+    if profile.enrollment is None:
+        return EnrollmentRules()
+    return EnrollmentRules(**profile.enrollment.model_dump(exclude={"insurance_year"}))
+
+
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    rules = ctx.state.get("rules") or EnrollmentRules()
+    rules = rules_of(load_profile(ctx.settings.policy_profile))
     return [Subscription(ENROLLMENT_COMMANDS, EnrollmentHandler(rules), COMMANDS, invalid_payloads_to_handler=True)]
 
 

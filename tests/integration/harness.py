@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from contracts import Contract, Envelope, decode, encode, make_envelope
 from runtime.app import ServiceSpec, create_app
 from runtime.settings import Settings, load_settings
+from tools.lag import wait_drained as drained
 from tools.stack import create_topics
 
 
@@ -85,6 +86,17 @@ class Namespace:
         return records
 
     async def drop_databases(self) -> None:
+        """Remove what the namespace made: its databases and its topics."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            mine = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
         conn = await asyncpg.connect(f"{self.server_url.rstrip('/')}/postgres")
         try:
             for db in self.databases.values():
@@ -151,39 +163,11 @@ class ServiceProcess:
                 self.proc.wait()
 
 
-async def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Messages of `topic` the consumer group has not committed yet (all of them if it never committed)."""
-    from aiokafka import TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await consumer.start()
-    await admin.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
-        ends = await consumer.end_offsets(parts)
-        committed = await admin.list_consumer_group_offsets(group, partitions=parts)
-        return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                   for tp in parts)
-    finally:
-        await admin.close()
-        await consumer.stop()
-
 
 async def wait_drained(ns: Namespace, pairs: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:
     """Wait until every (service, input topic) consumer group has committed everything published."""
-    deadline = time.monotonic() + timeout
-    for service, topic in pairs:
-        group = f"{ns.settings(service).consumer_group}.{topic}"
-        while (lag := await group_lag(ns.bootstrap, group, ns.topic(topic))) > 0:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{group} still has {lag} messages to process")
-            await asyncio.sleep(0.5)
-
+    await drained(ns.bootstrap, [(f"{ns.settings(service).consumer_group}.{topic}", ns.topic(topic))
+                                 for service, topic in pairs], timeout)
 
 async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> None:
     """Rewind a (stopped) service's consumer group to the beginning of its input topic."""
