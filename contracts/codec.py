@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -93,8 +94,24 @@ def decode_payload(envelope: Envelope[dict[str, Any]], *expected: type[Contract]
                             event_type=envelope.event_type, envelope=envelope) from None
 
 
+@functools.cache
+def _typed(model: type[Contract]) -> type[Envelope[Any]]:
+    return Envelope[model]  # type: ignore[valid-type]
+
+
 def decode(raw: bytes | str, *expected: type[Contract]) -> Envelope[Any]:
-    """Envelope plus validated payload; raises `ContractError` with the reason."""
+    """Envelope plus validated payload; raises `ContractError` with the reason.
+
+    With one expected type the message is parsed straight into the typed envelope (pydantic's
+    JSON parser, no intermediate dict); anything unusual falls back to the step-by-step path,
+    which names the failing field."""
+    if len(expected) == 1:
+        try:
+            env = _typed(expected[0]).model_validate_json(raw)
+            if env.event_type == expected[0].__name__ and env.schema_version <= expected[0].SCHEMA_VERSION:
+                return env
+        except ValidationError:
+            pass
     env = decode_envelope(raw)
     payload = decode_payload(env, *expected)
     return env.model_copy(update={"payload": payload})

@@ -33,6 +33,9 @@ class Projection:
         self._pool = pool_getter
         self._client_id = client_id
         self._consumer: AIOKafkaConsumer | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        """A second client only for end offsets: on the reading consumer's connection a ListOffsets
+        request would queue behind its long-polling fetch (up to fetch_max_wait_ms per batch)."""
         self._lock = asyncio.Lock()
         self._partitions: list[TopicPartition] = []
 
@@ -40,6 +43,9 @@ class Projection:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, enable_auto_commit=False,
                                           group_id=None, client_id=self._client_id, auto_offset_reset="earliest")
         await self._consumer.start()
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=self._servers, group_id=None,
+                                         client_id=f"{self._client_id}-offsets")
+        await self._offsets.start()
         parts = self._consumer.partitions_for_topic(self.topic)
         for _ in range(50):
             if parts:
@@ -51,6 +57,7 @@ class Projection:
             raise RuntimeError(f"topic {self.topic} does not exist (start the stack: python -m tools.stack start)")
         self._partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self._consumer.assign(self._partitions)
+        self._consumer.pause(*self._partitions)  # fetch only inside catch_up()
         async with self._pool().acquire() as conn:
             await conn.execute(TRACKING_DDL)
             rows = await conn.fetch("SELECT partition, next_offset FROM projection_position WHERE topic = $1", self.topic)
@@ -63,33 +70,48 @@ class Projection:
         await self.catch_up()
 
     async def stop(self) -> None:
+        if self._offsets is not None:
+            await self._offsets.stop()
+            self._offsets = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
 
     async def catch_up(self) -> int:
         """Apply everything published up to now; returns the number of records applied."""
-        assert self._consumer is not None, "projection not started"
+        assert self._consumer is not None and self._offsets is not None, "projection not started"
         async with self._lock:
             consumer = self._consumer
-            ends = await consumer.end_offsets(self._partitions)
-            applied = 0
-            while [tp for tp in self._partitions if await consumer.position(tp) < ends[tp]]:
-                batches = await consumer.getmany(*self._partitions, timeout_ms=500, max_records=2000)
-                records = [r for rs in batches.values() for r in rs]
-                if not records:
-                    continue
-                try:
-                    async with self._pool().acquire() as conn, conn.transaction():
-                        await self.apply(conn, records)
-                        await conn.executemany(
-                            """INSERT INTO projection_position (topic, partition, next_offset) VALUES ($1, $2, $3)
-                               ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
-                            [(self.topic, tp.partition, rs[-1].offset + 1) for tp, rs in batches.items() if rs])
-                except BaseException:
-                    for tp, rs in batches.items():  # nothing was stored: read these records again next time
-                        if rs:
-                            consumer.seek(tp, rs[0].offset)
-                    raise
-                applied += len(records)
-            return applied
+            ends = await self._offsets.end_offsets(self._partitions)
+            behind = [tp for tp in self._partitions if await consumer.position(tp) < ends[tp]]
+            if not behind:
+                return 0
+            consumer.resume(*self._partitions)
+            try:
+                return await self._read_until(ends)
+            finally:
+                consumer.pause(*self._partitions)
+
+    async def _read_until(self, ends: dict[TopicPartition, int]) -> int:
+        consumer = self._consumer
+        assert consumer is not None
+        applied = 0
+        while [tp for tp in self._partitions if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(*self._partitions, timeout_ms=500, max_records=2000)
+            records = [r for rs in batches.values() for r in rs]
+            if not records:
+                continue
+            try:
+                async with self._pool().acquire() as conn, conn.transaction():
+                    await self.apply(conn, records)
+                    await conn.executemany(
+                        """INSERT INTO projection_position (topic, partition, next_offset) VALUES ($1, $2, $3)
+                           ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                        [(self.topic, tp.partition, rs[-1].offset + 1) for tp, rs in batches.items() if rs])
+            except BaseException:
+                for tp, rs in batches.items():  # nothing was stored: read these records again next time
+                    if rs:
+                        consumer.seek(tp, rs[0].offset)
+                raise
+            applied += len(records)
+        return applied

@@ -1,0 +1,101 @@
+"""End-to-end throughput of the settlement chain on this machine.
+
+    .venv/bin/python bench/pipeline.py [--discharges 20000] [--persons 20000]
+
+Runs enrollment, settlement, catastrophic and assistance as separate processes (as in
+production) in a fresh namespace (topic prefix, own databases) on the local stack, enrolls a
+generated population, publishes the discharges as fast as the producer goes, and prints how long
+each layer took to settle all of them and the resulting rates. Cleans up its namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS  # noqa: E402
+from tools import stack  # noqa: E402
+from tools.generate import generate_discharges, generate_population  # noqa: E402
+from tools.lag import wait_drained  # noqa: E402
+from tools.publish import prepare_command, prepare_discharge, publish  # noqa: E402
+
+LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
+
+
+async def main(n: int, persons: int) -> None:
+    settings = stack.start()
+    bootstrap, server = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    stack.create_topics(bootstrap, 60.0, prefix)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": server, "TOPIC_PREFIX": prefix}
+    procs = []
+    for name in ("enrollment", "settlement", "catastrophic", "assistance"):
+        profile = ["-m", "cProfile", "-o", f"/tmp/{name}.prof"] if os.environ.get("BENCH_PROFILE") == name else []
+        procs.append(subprocess.Popen([sys.executable, *profile, "-m", f"services.{name}"], cwd=ROOT,
+                                      env={**env, "DATABASE_NAME": f"{prefix[:-1]}_{name}", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")},
+                                      stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bench-{name}.log", "w")))
+    try:
+        providers, people = generate_population(persons, 50, seed=5, year=2026)
+        stream = generate_discharges(n, seed=5, year=2026, providers=providers, persons=people)
+        commands = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})
+                    for c in [*providers, *people]]
+        t0 = time.perf_counter()
+        await publish(commands, bootstrap, progress=False, prefix=prefix)
+        await wait_drained(bootstrap, [(f"{prefix}medsettle.enrollment.{ENROLLMENT_COMMANDS}",
+                                        prefix + ENROLLMENT_COMMANDS)], timeout=900)
+        t_enroll = time.perf_counter() - t0
+        discharges = [prepare_discharge(d.model_dump(mode="json")) for d in stream]
+        t0 = time.perf_counter()
+        await publish(discharges, bootstrap, progress=False, prefix=prefix)
+        t_publish = time.perf_counter() - t0
+        done: dict[str, float] = {}
+        for name, _ in LAYERS:  # a layer is done when its ledger has a row for every discharge
+            conn = await asyncpg.connect(f"{server}/{prefix[:-1]}_{name}")
+            try:
+                while await conn.fetchval("SELECT count(*) FROM ledger") < n:
+                    await asyncio.sleep(0.1)
+            finally:
+                await conn.close()
+            done[name] = time.perf_counter() - t0
+        conn = await asyncpg.connect(f"{server}/{prefix[:-1]}_assistance")
+        statements = await conn.fetchval("SELECT count(*) FROM statement")
+        await conn.close()
+        print(f"machine: {os.cpu_count()} cores; {persons:,} persons enrolled in {t_enroll:.1f}s "
+              f"({(persons + 50) / t_enroll:,.0f} commands/s)")
+        print(f"{n:,} discharges published in {t_publish:.1f}s ({n / t_publish:,.0f}/s)")
+        for name, _ in LAYERS:
+            print(f"  {name:<13} all settled after {done[name]:6.1f}s  ({n / done[name]:,.0f} discharges/s end to end)")
+        print(f"statements: {statements:,} (one per discharge: {statements == n})")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(prefix)])
+        await admin.close()
+        conn = await asyncpg.connect(f"{server}/postgres")
+        for name in ("enrollment", "settlement", "catastrophic", "assistance"):
+            await conn.execute(f'DROP DATABASE IF EXISTS "{prefix[:-1]}_{name}" WITH (FORCE)')
+        await conn.close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--discharges", type=int, default=20_000)
+    ap.add_argument("--persons", type=int, default=20_000)
+    args = ap.parse_args()
+    asyncio.run(main(args.discharges, args.persons))
