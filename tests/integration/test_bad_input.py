@@ -10,17 +10,11 @@ import pytest
 
 from contracts import SettlementStatement, encode, make_envelope
 from contracts.topics import DISCHARGES, dead_letter_topic
-from tests.integration.harness import new_namespace, payloads
+from tests.integration.harness import payloads
 from tests.integration.platform import discharge, enroll, person_id, platform, provider, register, statements_for
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def ns(kafka_bootstrap: str, database_url: str):
-    namespace = await new_namespace(kafka_bootstrap, database_url)
-    yield namespace
-    await namespace.drop_databases()
 
 
 async def test_malformed_and_ineligible_discharges(ns) -> None:

@@ -10,19 +10,13 @@ import pytest
 
 from contracts import SettlementStatement
 from contracts.topics import DISCHARGES
-from tests.integration.harness import new_namespace, payloads
+from tests.integration.harness import payloads
 from tests.integration.platform import discharge, enroll, person_id, platform, provider, register, statements_for
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
 
-
-@pytest.fixture
-async def ns(kafka_bootstrap: str, database_url: str):
-    namespace = await new_namespace(kafka_bootstrap, database_url)
-    yield namespace
-    await namespace.drop_databases()
 
 
 async def test_worked_examples_of_demo_county(ns) -> None:

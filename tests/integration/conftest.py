@@ -1,0 +1,17 @@
+"""Fixtures of the integration tests: a namespace (topic prefix + fresh databases) per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.integration.harness import Namespace, new_namespace
+
+
+@pytest.fixture
+async def ns(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Namespace]:
+    """A fresh namespace on the real broker and database, removed after the test."""
+    namespace = await new_namespace(kafka_bootstrap, database_url)
+    yield namespace
+    await namespace.drop_databases()
