@@ -59,6 +59,8 @@ class ServiceSpec:
     subscriptions: Callable[[ServiceContext], Sequence[Subscription]]
     projections: Sequence[ProjectionSpec] = ()
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+    """Awaited after the broker stopped consuming, before projections and the pool close."""
 
 
 def _batch_handler(consumer: BatchConsumer) -> Callable[..., Awaitable[None]]:
@@ -115,6 +117,8 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
             log.info("published outbox rows left by a previous run", count=sent)
 
     async def after_shutdown() -> None:  # after the broker stopped consuming
+        if spec.on_stop is not None:
+            await spec.on_stop(ctx)
         for projection in ctx.projections.values():
             await projection.stop()
         if ctx.pool is not None:

@@ -60,7 +60,8 @@ def decode_records(records: Sequence[ConsumerRecord], sub: Subscription) -> tupl
     for r in records:
         if len(sub.expected) == 1:  # fast path: one typed parse; errors take the path below for their reason
             try:
-                inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), decode(r.value or b"", *sub.expected)))
+                inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), decode(r.value or b"", *sub.expected),
+                                       value=r.value, headers=tuple(r.headers or ())))
                 continue
             except ContractError:
                 pass
@@ -76,11 +77,13 @@ def decode_records(records: Sequence[ConsumerRecord], sub: Subscription) -> tupl
             payload = decode_payload(env, *sub.expected)
         except ContractError as exc:
             if sub.invalid_payloads_to_handler and exc.field != "event_type":
-                inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), env, error=exc))
+                inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), env, error=exc, value=r.value,
+                                       headers=tuple(r.headers or ())))
             else:
                 dead.append(letter(exc.reason, exc.field))
             continue
-        inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), env.model_copy(update={"payload": payload})))
+        inbound.append(Inbound(r.topic, r.partition, r.offset, _key(r), env.model_copy(update={"payload": payload}),
+                               value=r.value, headers=tuple(r.headers or ())))
     return inbound, dead
 
 
@@ -139,8 +142,7 @@ class BatchConsumer:
                 raise
             except Exception as exc:  # a bug or a domain error on this record only
                 log.error("record failed", topic=msg.topic, partition=msg.partition, offset=msg.offset, exc_info=True)
-                raw = msg.envelope.model_dump_json().encode()
                 dead.append(DeadLetter(msg.topic, msg.partition, msg.offset,
-                                       msg.key.encode() if msg.key else None, raw, (),
+                                       msg.key.encode() if msg.key else None, msg.value, msg.headers,
                                        f"handler error: {type(exc).__name__}: {exc}"))
         return dead

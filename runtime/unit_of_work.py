@@ -28,6 +28,9 @@ class Inbound:
     key: str | None
     envelope: Envelope[Any]
     error: Exception | None = None
+    value: bytes | None = None
+    """the record's original bytes (what a dead letter carries)"""
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def payload(self) -> Any:

@@ -9,6 +9,7 @@ into its event store, so `trace` shows them next to the claim's events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,7 +46,7 @@ class Reconciler:
     def __init__(self, ctx: ServiceContext, config: AuditConfig) -> None:
         self.ctx = ctx
         self.config = config
-        self.ledger_dsns = config.ledger_dsns(ctx.settings.database_url)
+        self.ledger_dsns = config.ledger_dsns(ctx.settings.database_url, ctx.settings.topic_prefix)
         self._lock = asyncio.Lock()
         self.last_report: ReconcileReport | None = None
 
@@ -102,7 +103,15 @@ def make_spec(config: AuditConfig | None = None) -> ServiceSpec:
         if cfg.reconcile_interval_s > 0:
             ctx.state["reconcile_task"] = asyncio.create_task(reconciler.run_periodically(), name="audit-reconcile")
 
-    return ServiceSpec(name="audit", migrations=(HERE / "migrations",), subscriptions=subscriptions, on_start=on_start)
+    async def on_stop(ctx: ServiceContext) -> None:
+        task = ctx.state.pop("reconcile_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ServiceSpec(name="audit", migrations=(HERE / "migrations",), subscriptions=subscriptions,
+                       on_start=on_start, on_stop=on_stop)
 
 
 SPEC = make_spec()

@@ -1,11 +1,14 @@
-"""The audit service's own settings (besides `runtime.settings.Settings`), from the environment.
+"""The audit service's own settings for reconciliation (对账), besides `runtime.settings.Settings`,
+from the environment.
 
 `RECONCILE_INTERVAL_S` — seconds between two reconciliation runs (对账); 0 disables the timer.
 `STATEMENT_TIMEOUT_S` — how long after the audit saw a discharge its statement may take.
 `LEDGER_DATABASES` — where each layer's ledger lives: `basic=DB,catastrophic=DB,assistance=DB`,
 each `DB` a database name on `DATABASE_URL` or a full `postgresql://` DSN. A layer left out
-defaults to its service's database (`medsettle_settlement`, `medsettle_catastrophic`,
-`medsettle_assistance`); `LEDGER_DATABASES=none` turns the ledger check off.
+defaults to its service's database: `medsettle_settlement`, `medsettle_catastrophic`,
+`medsettle_assistance`, or with a `TOPIC_PREFIX` (an isolated test namespace) `<prefix>_settlement`
+etc., the prefix without its trailing dot, as the test harness names them.
+`LEDGER_DATABASES=none` turns the ledger check off.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ class AuditConfig(BaseSettings):
     statement_timeout_s: float = Field(default=300.0, ge=0, alias="STATEMENT_TIMEOUT_S")
     ledger_databases: str = Field(default="", alias="LEDGER_DATABASES")
 
-    def ledger_dsns(self, server_url: str) -> dict[str, str]:
+    def ledger_dsns(self, server_url: str, topic_prefix: str = "") -> dict[str, str]:
         """DSN of each layer's ledger database (empty when the ledger check is off)."""
-        return ledger_dsns(self.ledger_databases, server_url)
+        return ledger_dsns(self.ledger_databases, server_url, topic_prefix)
 
 
 def parse_ledger_databases(text: str) -> dict[str, str] | None:
@@ -46,10 +49,11 @@ def parse_ledger_databases(text: str) -> dict[str, str] | None:
     return out
 
 
-def ledger_dsns(text: str, server_url: str) -> dict[str, str]:
+def ledger_dsns(text: str, server_url: str, topic_prefix: str = "") -> dict[str, str]:
     parsed = parse_ledger_databases(text)
     if parsed is None:
         return {}
-    targets: Mapping[str, str] = {layer: parsed.get(layer, f"medsettle_{service}")
+    namespace = topic_prefix.rstrip(".") or "medsettle"
+    targets: Mapping[str, str] = {layer: parsed.get(layer, f"{namespace}_{service}")
                                   for layer, service in LAYER_SERVICES.items()}
     return {layer: t if "://" in t else f"{server_url.rstrip('/')}/{t}" for layer, t in targets.items()}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from contracts import DischargeRecorded, PersonSnapshot, ProviderSnapshot
+from contracts import DischargeRecorded, PersonSnapshot
 from contracts.envelope import Contract, now
 from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
 from policy.profile import AuditPolicy
@@ -107,11 +107,15 @@ class AuditHandler:
         persons = await store.load_persons(uow.conn, (d.person_id for d in todo))
         beds = await store.licensed_beds(uow.conn, (d.hospital_id for d in todo))
         nightly = await store.inpatients_per_night(uow.conn, [rules.Stay.of(d) for d in todo if d.hospital_id in beds])
+        over = {d.claim_id: [n for n, count in nightly.get(d.claim_id, {}).items() if count > beds[d.hospital_id]]
+                for d in todo if d.hospital_id in beds}
+        crowded = await store.occupants(uow.conn, ((d.hospital_id, n) for d in todo for n in over.get(d.claim_id, ())))
         findings = []
         for d in todo:
-            context = rules.DischargeContext(person_stays=person_stays.get(d.person_id, ()),
-                                             person=persons.get(d.person_id), licensed_beds=beds.get(d.hospital_id),
-                                             inpatients_per_night=nightly.get(d.claim_id, {}))
+            context = rules.DischargeContext(
+                person_stays=person_stays.get(d.person_id, ()), person=persons.get(d.person_id),
+                licensed_beds=beds.get(d.hospital_id),
+                occupants_per_night={n: crowded[(d.hospital_id, n)] for n in over.get(d.claim_id, ())})
             findings += rules.discharge_findings(d, context, self.policy)
         causation = {claim: event_id for claim, (_, event_id) in by_claim.items()}
         raised = await raise_alerts(uow, findings, self.clock(), causation)

@@ -5,7 +5,8 @@ The period is a range of discharge dates (both ends included); the region is a p
 provider registry snapshots). Definitions follow seed-rules.md §4.2:
 
 * insured persons by category (参保人数): latest person snapshot with a coverage year in the
-  period, benefits started by its end, not deceased before its start; categories as of its end;
+  period paid by its end (a waiting period does not make a paid enrollment less insured), not
+  deceased before its start; categories as of the period's end;
 * settlements (结算人次): statements, first one per claim; settled and rejected;
 * fund spending per layer (基金支出): hifp (basic), hifmi (critical illness), maf (assistance);
 * actual inpatient compensation ratio (住院实际补偿比, F000 L13): funds / total cost;
@@ -109,7 +110,7 @@ def above_threshold(threshold: Decimal, before: Decimal, after: Decimal) -> Deci
 def insured_in(person: PersonSnapshot, start: date, end: date) -> bool:
     if person.date_of_death is not None and person.date_of_death < start:
         return False
-    return any(start.year <= c.coverage_year <= end.year and c.benefits_from <= end for c in person.coverage)
+    return any(start.year <= c.coverage_year <= end.year and c.payment_date <= end for c in person.coverage)
 
 
 def categories_on(person: PersonSnapshot, day: date) -> tuple[str, ...]:

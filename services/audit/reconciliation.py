@@ -16,7 +16,8 @@ and settlement through the network; F001 L379 one-stop settlement of every disch
   claims still in flight are left out).
 
 A claim is checked once its statement is stored (then recorded in `reconciled_claim`); while a
-layer result it needs is not yet stored, it waits until the statement is older than `timeout`.
+layer result it needs is not yet stored, it waits until the statement is older than `timeout`,
+and while a configured ledger cannot be read, every claim waits.
 """
 
 from __future__ import annotations
@@ -215,16 +216,18 @@ async def _layer_results(conn: asyncpg.Connection, claims: list[str]) -> dict[st
 
 
 async def _statement_totals(conn: asyncpg.Connection) -> tuple[dict[tuple[str, int], Decimal], list[str]]:
+    """Per layer and insurance year, what the statements (first per claim) say each layer paid.
+    A statement that broke its contract counts with whatever amounts it carries."""
     rows = await conn.fetch(
-        """SELECT DISTINCT ON (claim_id) claim_id, (payload->>'insurance_year')::int AS year,
-                  (payload->>'hifp_pay')::numeric AS basic, (payload->>'hifmi_pay')::numeric AS catastrophic,
-                  (payload->>'maf_pay')::numeric AS assistance
-           FROM event_store WHERE topic = $1 AND claim_id IS NOT NULL AND error IS NULL
-           ORDER BY claim_id, id""", STATEMENTS)
+        """SELECT DISTINCT ON (claim_id) claim_id, payload FROM event_store
+           WHERE topic = $1 AND claim_id IS NOT NULL ORDER BY claim_id, id""", STATEMENTS)
     totals: dict[tuple[str, int], Decimal] = {}
     for r in rows:
+        s = StatementFigures.of(r["claim_id"], json.loads(r["payload"]))
         for layer in LAYER_FIELDS:
-            totals[(layer, r["year"])] = totals.get((layer, r["year"]), ZERO) + r[layer]
+            paid = s.layer_paid(layer)
+            if s.insurance_year is not None and paid is not None:
+                totals[(layer, s.insurance_year)] = totals.get((layer, s.insurance_year), ZERO) + paid
     return totals, [r["claim_id"] for r in rows]
 
 
@@ -264,12 +267,11 @@ async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta,
             log.warning("ledger not readable; its checks are skipped this run", layer=layer, error=type(exc).__name__)
 
     done = []
-    for row in open_rows:
+    for row in open_rows if len(ledgers) == len(ledger_dsns) else ():  # a ledger unreadable: claims stay open
         s = StatementFigures.of(row["claim_id"], json.loads(row["payload"]))
         known = layer_results.get(s.claim_id, {})
-        complete = len(known) == 2 and len(ledgers) == len(ledger_dsns)
-        if not complete and row["recorded_at"] > cutoff:
-            continue  # a layer result or ledger is not readable yet: check it on a later run
+        if len(known) < 2 and row["recorded_at"] > cutoff:
+            continue  # a layer result is not stored yet: check the claim on a later run
         report.findings += [f for f in (parts_finding(s),) if f]
         report.findings += layer_result_findings(s, known)
         report.findings += ledger_findings(s, ledgers)

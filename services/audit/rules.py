@@ -18,7 +18,8 @@ Decisions:
 * **Deceased or suspended** is judged from the person's temporal snapshot as of the admission
   date: died on or before it, or inside a suspension `start <= admission < end`.
 * **Stacked beds** count the stays the audit knows (discharged stays) covering each night of the
-  new stay at its hospital, itself included, against the registry's licensed beds.
+  new stay at its hospital, itself included, against the registry's licensed beds; on a night
+  over the beds, the stays admitted last (beyond the bed count) are flagged.
 * **The 5% sample** is a hash of the claim id (SHA-256, first 8 bytes as a fraction of 2^64),
   so the same claim is always in or out of the sample.
 """
@@ -230,18 +231,24 @@ def nights_of(stay: Stay) -> list[date]:
     return [stay.admission + timedelta(days=n) for n in range(stay.nights)]
 
 
-def stacked_beds(stay: Stay, inpatients_per_night: Mapping[date, int], licensed_beds: int | None,
-                 policy: AuditPolicy) -> Finding | None:
-    """叠床住院: on a night of this stay the hospital had more inpatients than licensed beds."""
+def stacked_beds(stay: Stay, occupants_per_night: Mapping[date, Sequence[Stay]], licensed_beds: int | None,
+                 policy: AuditPolicy) -> list[Finding]:
+    """叠床住院: on a night of this stay the hospital had more inpatients than licensed beds.
+
+    The inpatients of such a night are ranked by admission (then claim id); those beyond the
+    licensed beds are flagged, whichever stay's arrival revealed the night. Adding stays only
+    pushes ranks down, so a stay flagged early stays beyond the beds when all stays are known."""
     if not policy.flag_concurrent_inpatients_over_beds or licensed_beds is None:
-        return None
-    over = {night: n for night, n in inpatients_per_night.items() if n > licensed_beds}
-    if not over:
-        return None
-    night, worst = max(over.items(), key=lambda kv: (kv[1], kv[0]))
-    return _finding(STACKED_BEDS, "high", stay, {
-        "night": night.isoformat(), "concurrent_inpatients": worst, "licensed_beds": licensed_beds,
-        "nights_over_beds": len(over)})
+        return []
+    found: dict[str, Finding] = {}
+    for night in sorted(occupants_per_night):
+        ranked = sorted({s.claim_id: s for s in occupants_per_night[night]}.values(),
+                        key=lambda s: (s.admission, s.claim_id))
+        for extra in ranked[licensed_beds:]:
+            found.setdefault(extra.claim_id, _finding(STACKED_BEDS, "high", extra, {
+                "night": night.isoformat(), "concurrent_inpatients": len(ranked), "licensed_beds": licensed_beds,
+                "trigger_claim_id": stay.claim_id}))
+    return list(found.values())
 
 
 # ------------------------------------------------------------------- sampling
@@ -275,7 +282,8 @@ class DischargeContext:
     """every stay of the person the audit knows (the discharge's own may be among them)"""
     person: PersonSnapshot | None = None
     licensed_beds: int | None = None
-    inpatients_per_night: Mapping[date, int] = field(default_factory=dict)
+    occupants_per_night: Mapping[date, Sequence[Stay]] = field(default_factory=dict)
+    """the known inpatients of the hospital on the nights of this stay (at least those over the beds)"""
 
 
 def discharge_findings(discharge: DischargeRecorded, context: DischargeContext, policy: AuditPolicy) -> list[Finding]:
@@ -288,7 +296,7 @@ def discharge_findings(discharge: DischargeRecorded, context: DischargeContext, 
         duplicate_lines(discharge, policy),
         large_out_of_area_invoice(discharge, policy),
         deceased_or_suspended(stay, context.person, policy),
-        stacked_beds(stay, context.inpatients_per_night, context.licensed_beds, policy),
+        *stacked_beds(stay, context.occupants_per_night, context.licensed_beds, policy),
         manual_review_sample(stay, policy),
     ]
     return unique(f for f in found if f is not None)

@@ -103,6 +103,25 @@ async def inpatients_per_night(conn: asyncpg.Connection, stays: Sequence[Stay]) 
     return out
 
 
+async def occupants(conn: asyncpg.Connection, hospital_nights: Iterable[tuple[str, date]]
+                    ) -> dict[tuple[str, date], list[Stay]]:
+    """The known stays covering each (hospital, night)."""
+    pairs = sorted(set(hospital_nights))
+    if not pairs:
+        return {}
+    rows = await conn.fetch(
+        """SELECT n.hospital_id AS at_hospital, n.night, s.claim_id, s.person_id, s.hospital_id, s.admission_date,
+                  s.discharge_date
+           FROM unnest($1::text[], $2::date[]) AS n(hospital_id, night)
+           JOIN stay s ON s.hospital_id = n.hospital_id AND s.admission_date <= n.night AND s.discharge_date > n.night""",
+        [h for h, _ in pairs], [d for _, d in pairs])
+    out: dict[tuple[str, date], list[Stay]] = defaultdict(list)
+    for r in rows:
+        out[(r["at_hospital"], r["night"])].append(Stay(r["claim_id"], r["person_id"], r["hospital_id"],
+                                                        r["admission_date"], r["discharge_date"]))
+    return out
+
+
 # ---------------------------------------------------------------- registry
 
 

@@ -188,3 +188,18 @@ async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> No
         await consumer.commit({tp: OffsetAndMetadata(begins[tp], "") for tp in parts})
     finally:
         await consumer.stop()
+
+
+async def run_operator(ns: Namespace, *args: str) -> tuple[int, str]:
+    """Run the operator CLI as a process in the namespace; (exit code, stdout + stderr)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap, "DATABASE_URL": ns.server_url, "COLUMNS": "250",
+           "TOPIC_PREFIX": ns.prefix, "AUDIT_DATABASE": ns.settings("audit").database}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tools.operator", *args,
+                                                cwd=Path(__file__).resolve().parents[2], env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode or 0, out.decode()

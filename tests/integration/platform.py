@@ -8,6 +8,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date
 from decimal import Decimal
 
+from typing import Any
+
 from aiokafka import ConsumerRecord
 
 from contracts import BillLine, DischargeRecorded, EnrollPerson, PersonSnapshot, ProviderSnapshot, RegisterProvider
@@ -76,5 +78,24 @@ def _distinct(records: list[ConsumerRecord]) -> dict[str, ConsumerRecord]:
     return {str(decode_envelope(r.value).event_id): r for r in records}
 
 
+async def snapshot(ns: Namespace) -> dict[str, Any]:
+    """Ledgers, accumulators and statements of a run, in comparable form."""
+    out: dict[str, Any] = {}
+    for service in ("settlement", "catastrophic", "assistance"):
+        conn = await ns.connect(service)
+        try:
+            out[f"{service}.ledger"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
+                "SELECT claim_id, outcome, base, paid, accumulated_before, accumulated_after FROM ledger")}
+            out[f"{service}.accumulators"] = {(r["person_id"], r["insurance_year"]): (r["accumulated"], r["paid"], r["claims"])
+                                             for r in await conn.fetch("SELECT * FROM accumulator")}
+            if service == "assistance":
+                out["statements"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
+                    """SELECT claim_id, outcome, reason_code, total_cost, in_policy, hifp_pay, hifmi_pay, maf_pay, psn_pay
+                       FROM statement""")}
+        finally:
+            await conn.close()
+    return out
+
+
 __all__ = ["CHAIN", "DISCHARGES", "LAYERS", "PersonSnapshot", "ProviderSnapshot", "discharge", "enroll", "person_id",
-           "platform", "provider", "register", "statements_for"]
+           "platform", "provider", "register", "snapshot", "statements_for"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
@@ -25,7 +24,7 @@ from tests.integration.harness import (
     running,
     wait_drained,
 )
-from tests.integration.platform import LAYERS, platform, register
+from tests.integration.platform import LAYERS, platform, register, snapshot
 from services.enrollment.app import SPEC as ENROLLMENT
 from tools.generate import generate_discharges, generate_population
 
@@ -35,25 +34,6 @@ N = 5000
 PROVIDERS, PERSONS = generate_population(persons=1500, providers=50, seed=11, year=2026)
 STREAM = generate_discharges(N, seed=11, year=2026, providers=PROVIDERS, persons=PERSONS, ineligible_share=0.02)
 INPUTS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
-
-
-async def snapshot(ns: Namespace) -> dict[str, Any]:
-    """Ledgers, accumulators and statements of a run, in comparable form."""
-    out: dict[str, Any] = {}
-    for service in ("settlement", "catastrophic", "assistance"):
-        conn = await ns.connect(service)
-        try:
-            out[f"{service}.ledger"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
-                "SELECT claim_id, outcome, base, paid, accumulated_before, accumulated_after FROM ledger")}
-            out[f"{service}.accumulators"] = {(r["person_id"], r["insurance_year"]): (r["accumulated"], r["paid"], r["claims"])
-                                             for r in await conn.fetch("SELECT * FROM accumulator")}
-            if service == "assistance":
-                out["statements"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
-                    """SELECT claim_id, outcome, reason_code, total_cost, in_policy, hifp_pay, hifmi_pay, maf_pay, psn_pay
-                       FROM statement""")}
-        finally:
-            await conn.close()
-    return out
 
 
 def layer_totals(statements: dict[str, tuple]) -> tuple[Decimal, ...]:
