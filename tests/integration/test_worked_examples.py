@@ -57,3 +57,27 @@ async def test_worked_examples_of_demo_county(ns) -> None:
     assert (basic3.deductible, basic3.ratio) == (D("200.00"), D("0.40"))
     assert [(b.amount, b.paid) for b in next(d for d in got["E3"].details if d.layer == "catastrophic").bands] == [
         (D("20000.00"), D("12000.00")), (D("6880.00"), D("4816.00"))]
+
+
+async def test_a_hospital_follows_its_statements_as_a_table(ns) -> None:
+    import asyncio
+    import os
+    import sys
+
+    pid = person_id(5)
+    async with platform(ns):
+        await register(ns, [enroll(pid)], [provider("H3", 3), provider("H2", 2)])
+        await ns.publish(DISCHARGES, [
+            (pid, discharge("T1", "H3", pid, date(2026, 3, 2), date(2026, 3, 4), [("A", "1000.00")])),
+            (pid, discharge("T2", "H2", pid, date(2026, 3, 6), date(2026, 3, 8), [("B", "300.00")]))])
+        await statements_for(ns, 2)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tools.statements", "--hospital", "H3", "--from-beginning", "--exit-when-idle", "3",
+        "--prefix", ns.prefix, "--bootstrap", ns.bootstrap, env={**os.environ, "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out = (await asyncio.wait_for(proc.communicate(), timeout=60))[0].decode()
+    assert proc.returncode == 0, out
+    assert "T1" in out and "T2" not in out  # only this hospital's statements
+    assert "240.00" in out  # level 3: (1,000 − 400) × 40%
+    assert pid not in out and pid[:6] + "********" + pid[-4:] in out  # the patient's id is masked
+    assert "1 statement(s)" in out
