@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 import asyncpg
@@ -91,4 +92,22 @@ def claim_ref_of_summary(payload: Any) -> ClaimRef:
     """The ref of a layer event that carries a `ClaimSummary` as `claim`."""
     c = payload.claim
     return ClaimRef(c.claim_id, c.person_id, c.insurance_year)
+
+
+class SummaryLayer:
+    """Base of the layers after basic insurance: their input carries the `ClaimSummary` as `claim`,
+    and they price it under one policy profile."""
+
+    def __init__(self, profile: Any) -> None:
+        self.profile = profile
+
+    def ref(self, msg: Inbound) -> ClaimRef:
+        return claim_ref_of_summary(msg.payload)
+
+    def ledger_row(self, claim: Any, *, outcome: str, base: Decimal, paid: Decimal, before: Decimal, after: Decimal,
+                   detail: dict[str, Any]) -> LedgerRow:
+        return LedgerRow(claim_id=claim.claim_id, person_id=claim.person_id, hospital_id=claim.hospital_id,
+                         insurance_year=claim.insurance_year, outcome=outcome, base=base, paid=paid,
+                         accumulated_before=before, accumulated_after=after, profile_id=self.profile.id,
+                         profile_version=self.profile.version, detail=detail)
 

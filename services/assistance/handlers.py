@@ -9,22 +9,17 @@ from contracts import CatastrophicSettled, SettlementStatement
 from contracts.envelope import now
 from contracts.topics import STATEMENTS
 from policy import PolicyProfile
-from runtime.claim_layer import ClaimRef, LayerOutcome, claim_ref_of_summary
-from runtime.ledger import ZERO, LedgerRow, YearAccumulator
+from runtime.claim_layer import LayerOutcome, SummaryLayer
+from runtime.ledger import ZERO, YearAccumulator
 from runtime.unit_of_work import Inbound, UnitOfWork
 from services.assistance.calculator import AssistanceYearState
 from services.assistance.domain import decide
 
 
-class AssistanceLayer:
+class AssistanceLayer(SummaryLayer):
     producer = "assistance"
     output_topic = STATEMENTS
-
-    def __init__(self, profile: PolicyProfile) -> None:
-        self.profile = profile
-
-    def ref(self, msg: Inbound) -> ClaimRef:
-        return claim_ref_of_summary(msg.payload)
+    profile: PolicyProfile
 
     def decide(self, msg: Inbound, acc: YearAccumulator) -> LayerOutcome:
         prior: CatastrophicSettled = msg.payload
@@ -34,12 +29,9 @@ class AssistanceLayer:
         if decision.year_after is not None:
             after = YearAccumulator(acc.person_id, acc.insurance_year, accumulated=decision.year_after.paid,
                                     paid=decision.year_after.paid, claims=acc.claims + 1)
-        c = prior.claim
-        ledger = LedgerRow(
-            claim_id=c.claim_id, person_id=c.person_id, hospital_id=c.hospital_id, insurance_year=c.insurance_year,
-            outcome=statement.outcome, base=result.base if result else ZERO, paid=result.paid if result else ZERO,
-            accumulated_before=acc.paid, accumulated_after=after.paid if after else acc.paid,
-            profile_id=self.profile.id, profile_version=self.profile.version,
+        ledger = self.ledger_row(
+            prior.claim, outcome=statement.outcome, base=result.base if result else ZERO,
+            paid=result.paid if result else ZERO, before=acc.paid, after=after.paid if after else acc.paid,
             detail={"category": result.category if result else None, "ratio": str(result.ratio) if result else None})
         return LayerOutcome(statement, ledger, after)
 
