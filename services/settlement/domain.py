@@ -67,6 +67,16 @@ def _rejected(d: DischargeRecorded, event_id: str, profile: PolicyProfile, code:
     return BasicDecision(event, None, None)
 
 
+def consecutive_contribution_years(person: PersonSnapshot, year: int) -> int:
+    """Years of uninterrupted contribution up to and including `year` (连续参保缴费年限), from the
+    registry's coverage history; the GZ continuity bonus rises with it (F002 L115)."""
+    covered = {c.coverage_year for c in person.coverage}
+    n = 0
+    while year - n in covered:
+        n += 1
+    return n
+
+
 def _provider_problem(provider: ProviderSnapshot | None, admission: date) -> str | None:
     if provider is None:
         return "the hospital is not a registered designated provider"
@@ -96,7 +106,8 @@ def decide(d: DischargeRecorded, event_id: str, person: PersonSnapshot | None, p
                          person=person)
     claim = BasicClaim(claim_id=d.claim_id, scheme=person.scheme, hospital_level=provider.level,
                        amounts_by_class=amounts_by_class(d), categories=frozenset(status.categories),
-                       disability_grade=status.disability_grade)
+                       disability_grade=status.disability_grade,
+                       consecutive_contribution_years=consecutive_contribution_years(person, d.discharge_date.year))
     try:
         result = settle_basic(claim, profile, year)
     except NotPricedError as exc:

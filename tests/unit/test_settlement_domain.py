@@ -76,3 +76,15 @@ def test_rejected_claim_pays_nothing_and_keeps_the_bill() -> None:
     decision = decide(bill(), "e", None, hospital(), PROFILE, BasicYearState())
     assert decision.year_after is None and decision.event.basic is None
     assert decision.event.claim.total_cost == Decimal("8500.00")
+
+
+def test_consecutive_contribution_years_come_from_the_coverage_history() -> None:
+    from services.settlement.domain import consecutive_contribution_years
+
+    def years(*ys: int) -> PersonSnapshot:
+        return person(coverage=tuple(CoveragePeriod(coverage_year=y, payment_date=date(y - 1, 11, 1),
+                                                    benefits_from=date(y, 1, 1), waiting_period=False) for y in ys))
+
+    assert consecutive_contribution_years(years(2024, 2025, 2026), 2026) == 3
+    assert consecutive_contribution_years(years(2022, 2024, 2025, 2026), 2026) == 3  # 2023 missing: the run restarts
+    assert consecutive_contribution_years(years(2026), 2026) == 1
