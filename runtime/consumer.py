@@ -48,6 +48,9 @@ class Subscription:
     with `error` set (enrollment turns it into a rejection event); otherwise it is dead-lettered."""
     before_batch: BeforeBatch | None = None
     """Awaited before each batch (settlement catches up its registry projections here)."""
+    dead_letters: bool = True
+    """False for an observer (audit): what it cannot decode is logged, not dead-lettered, because
+    the topic's own consumer dead-letters it and one letter per bad record is what operators redrive."""
 
 
 def _key(record: ConsumerRecord) -> str | None:
@@ -124,8 +127,10 @@ class BatchConsumer:
                 dead += await self._one_by_one(inbound)
         if dead:
             for d in dead:
-                log.warning("dead-lettered", topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
-            await send_dead_letters(self.broker, dead, self.service)
+                log.warning("dead-lettered" if self.sub.dead_letters else "undecodable record skipped",
+                            topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
+            if self.sub.dead_letters:
+                await send_dead_letters(self.broker, dead, self.service)
         t_stored = time.perf_counter()
         published = await publish_pending(self._pool(), self.broker)
         log.debug("batch", topic=self.sub.topic, records=len(records), published=published,

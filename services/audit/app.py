@@ -94,7 +94,7 @@ def make_spec(config: AuditConfig | None = None) -> ServiceSpec:
     def subscriptions(ctx: ServiceContext) -> list[Subscription]:
         handler = AuditHandler(audit_policy(ctx.settings.policy_profile))
         return [Subscription(t.name, handler, tuple(EVENT_TYPES[p] for p in t.payloads),
-                             invalid_payloads_to_handler=True) for t in TOPICS]
+                             invalid_payloads_to_handler=True, dead_letters=False) for t in TOPICS]
 
     async def on_start(ctx: ServiceContext) -> None:
         cfg = config or AuditConfig()
