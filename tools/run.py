@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from datetime import date
 from decimal import Decimal
@@ -69,8 +70,6 @@ async def demo(population: Path, count: int, day: date, seed: int) -> list[str]:
     if not path.exists():
         write_discharges(path, generate_discharges(count, seed, day.year, provs, people, day=day))
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    import json
-
     discharges = [prepare_discharge(json.loads(line)) for line in lines]
     console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} (from {path})")
     await publish(discharges, kafka_bootstrap())

@@ -71,9 +71,8 @@ class AuditHandler:
     async def __call__(self, uow: UnitOfWork, batch: list[Inbound]) -> None:
         topic = batch[0].topic.removeprefix(uow.topic_prefix)
         await store.append_events(uow.conn, [event_row(m, topic) for m in batch])
-        keys = {f"{topic}:{m.envelope.event_id}": m for m in batch}  # a re-sent event counts once
-        new = await uow.first_time(topic, [(k, m.envelope.event_id) for k, m in keys.items()])
-        fresh = [m for k, m in keys.items() if k in new and m.error is None]
+        # a re-sent event counts once
+        fresh = [m for m in await uow.new_only(batch, lambda m: f"{topic}:{m.envelope.event_id}") if m.error is None]
         if not fresh:
             return
         if topic == PERSONS:

@@ -68,8 +68,8 @@ async def register(ns: Namespace, persons: list[EnrollPerson], providers: list[R
 
 
 async def statements_for(ns: Namespace, n: int, timeout: float = 120) -> list[ConsumerRecord]:
-    return await ns.read(STATEMENTS, until=lambda rs: len({r.key + b"|" + (r.value or b"")[:0] for r in rs}) >= 0
-                         and len(_distinct(rs)) >= n, timeout=timeout)
+    """Read the statements topic until it holds `n` distinct statements (by event id)."""
+    return await ns.read(STATEMENTS, until=lambda rs: len(_distinct(rs)) >= n, timeout=timeout)
 
 
 def _distinct(records: list[ConsumerRecord]) -> dict[str, ConsumerRecord]:
