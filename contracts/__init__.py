@@ -7,7 +7,7 @@ from these models (`python -m contracts.schema write`).
 
 from contracts.audit import AuditAlert
 from contracts.claims import BillLine, DischargeRecorded, claim_id_of
-from contracts.codec import EVENT_TYPES, ContractError, decode, decode_envelope, decode_payload, encode
+from contracts.codec import EVENT_TYPES, ContractError, check_key, decode, decode_envelope, decode_payload, encode
 from contracts.enrollment import (
     ChangeCategories,
     CommandRejected,
@@ -32,7 +32,7 @@ from contracts.topics import TOPICS, dead_letter_topic
 
 __all__ = [
     "EVENT_TYPES", "TOPICS", "AuditAlert", "BasicSettled", "BillLine", "CatastrophicSettled", "ChangeCategories",
-    "ClaimSummary", "CommandRejected", "Contract", "ContractError", "DischargeRecorded", "EnrollPerson", "Envelope",
+    "ClaimSummary", "CommandRejected", "Contract", "ContractError", "check_key", "DischargeRecorded", "EnrollPerson", "Envelope",
     "LayerDetail", "PersonSnapshot", "ProviderSnapshot", "RecordDeath", "RegisterProvider", "Rejection",
     "ResumePerson", "SettlementStatement", "SuspendPerson", "claim_id_of", "dead_letter_topic", "decode",
     "decode_envelope", "decode_payload", "derived_event_id", "encode", "make_envelope",

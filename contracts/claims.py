@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import ROUND_HALF_UP
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
 from contracts.envelope import Contract
+from contracts.limits import (
+    DISCHARGE_TOTAL_MAX,
+    LINE_AMOUNT_MAX,
+    MAX_BILL_LINES,
+    MAX_DIAGNOSES,
+    Code,
+    Day,
+    HospitalClaimId,
+    PersonReference,
+    ProviderId,
+    text,
+)
 from contracts.money import FEN, Money, NonNegativeMoney
 from contracts.types import CareLocation, CatalogueClass, Quantity
+
+LineAmount = Annotated[NonNegativeMoney, Field(le=LINE_AMOUNT_MAX)]
 
 
 class BillLine(Contract):
     """One itemised line of the inpatient bill (费用明细)."""
 
-    item_code: str = Field(min_length=1, max_length=50)
-    item_name: str = Field(min_length=1, max_length=200)
+    item_code: Code
+    item_name: Annotated[str, text(200)]
     catalogue_class: CatalogueClass
     quantity: Quantity
-    unit: str = Field(min_length=1, max_length=20)
-    unit_price: NonNegativeMoney
-    amount: NonNegativeMoney
-    service_date: date
+    unit: Annotated[str, text(20)]
+    unit_price: LineAmount
+    amount: LineAmount
+    service_date: Day
 
     @model_validator(mode="after")
     def _amount_is_quantity_times_price(self) -> Self:
@@ -43,16 +56,19 @@ def claim_id_of(hospital_id: str, hospital_claim_id: str) -> str:
 class DischargeRecorded(Contract):
     """A discharge with its itemised bill, to be settled across all three layers."""
 
-    hospital_claim_id: str = Field(min_length=1, max_length=64, pattern=r"^[^:\s]+$")
-    hospital_id: str = Field(min_length=1, max_length=40, pattern=r"^[^:\s]+$")
-    person_id: str = Field(min_length=1, max_length=32)
-    admission_date: date
-    discharge_date: date
+    hospital_claim_id: HospitalClaimId
+    hospital_id: ProviderId
+    person_id: PersonReference
+    admission_date: Day
+    discharge_date: Day
     care_location: CareLocation
     referred: bool = Field(description="transferred with a referral (转诊转院备案)")
-    diagnosis_codes: tuple[str, ...] = Field(min_length=1)
-    lines: tuple[BillLine, ...] = Field(min_length=1)
-    total_amount: NonNegativeMoney = Field(description="sum of the lines' amounts")
+    diagnosis_codes: tuple[Code, ...] = Field(min_length=1, max_length=MAX_DIAGNOSES)
+    lines: tuple[BillLine, ...] = Field(min_length=1, max_length=MAX_BILL_LINES)
+    total_amount: NonNegativeMoney = Field(le=DISCHARGE_TOTAL_MAX, description="sum of the lines' amounts")
+
+    def message_key(self) -> str:
+        return self.person_id
 
     @property
     def claim_id(self) -> str:

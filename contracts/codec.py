@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from contracts.audit import AuditAlert
 from contracts.claims import DischargeRecorded
@@ -17,6 +18,7 @@ from contracts.enrollment import (
     ProviderSnapshot,
 )
 from contracts.envelope import Contract, Envelope
+from contracts.limits import MAX_RECORD_BYTES, NO_CONTROL_CHARACTERS, printable
 from contracts.settlement import BasicSettled, CatastrophicSettled, SettlementStatement
 
 EVENT_TYPES: dict[str, type[Contract]] = {
@@ -35,39 +37,78 @@ EVENT_TYPES: dict[str, type[Contract]] = {
 }
 """Every payload model on the wire, by `event_type`."""
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class ContractError(ValueError):
-    """A message that does not satisfy the contracts. `field` is the first failing field, if known."""
+    """A message that does not satisfy the contracts: the one error decoding raises, whatever was
+    wrong with the bytes. `field` is the first failing field, if known. Reason and field are
+    printable and bounded (they echo what a client sent, and travel in headers and tables)."""
 
     def __init__(self, reason: str, *, field: str | None = None, event_type: str | None = None,
                  envelope: Envelope[dict[str, Any]] | None = None) -> None:
+        reason = printable(reason, 500)
         super().__init__(reason)
         self.reason = reason
-        self.field = field
-        self.event_type = event_type
+        self.field = printable(field, 200) if field else None
+        self.event_type = printable(event_type, 64) if event_type else None
         self.envelope = envelope
 
 
+_FRIENDLY = {NO_CONTROL_CHARACTERS: "must not contain control characters"}
+
+
 def _describe(error: ValidationError, prefix: str = "") -> tuple[str, str | None]:
-    first = error.errors(include_url=False)[0]
+    first = error.errors(include_url=False, include_input=False)[0]
     loc = ".".join(str(p) for p in first["loc"]) if first["loc"] else None
     field = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or None)
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{field or 'message'}: {first['msg']}{more}", field
+    msg = first["msg"]
+    if first["type"] == "string_pattern_mismatch":
+        pattern = (first.get("ctx") or {}).get("pattern", "")
+        msg = _FRIENDLY.get(pattern, f"does not match the pattern {pattern}")
+    return f"{field or 'message'}: {msg}{more}", field
+
+
+def _guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Whatever goes wrong inside becomes a `ContractError`: decoding never raises anything else
+    (a RecursionError, a MemoryError on absurd input, a bug in a validator)."""
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except ContractError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - that is the point
+                raise ContractError(f"{what}: {type(exc).__name__}: {exc}") from None
+        return guarded
+    return wrap
+
+
+def _check_size(raw: bytes | str) -> None:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "replace"))
+    if size > MAX_RECORD_BYTES:
+        raise ContractError(f"the record is {size} bytes, over the limit of {MAX_RECORD_BYTES}", field="value")
+    if size == 0:
+        raise ContractError("the record is empty (no value)", field="value")
 
 
 def encode(envelope: Envelope[Any]) -> bytes:
     return envelope.model_dump_json().encode()
 
 
+@_guarded("undecodable envelope")
 def decode_envelope(raw: bytes | str) -> Envelope[dict[str, Any]]:
     """Parse the envelope, leaving the payload as a dict (for callers that validate it themselves)."""
+    _check_size(raw)
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
         raise ContractError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ContractError("the message is not a JSON object")
+        raise ContractError(f"the message is not a JSON object (it is a JSON {type(data).__name__})")
     try:
         return Envelope[dict[str, Any]].model_validate(data)
     except ValidationError as exc:
@@ -75,6 +116,7 @@ def decode_envelope(raw: bytes | str) -> Envelope[dict[str, Any]]:
         raise ContractError(f"bad envelope: {reason}", field=field) from None
 
 
+@_guarded("undecodable payload")
 def decode_payload(envelope: Envelope[dict[str, Any]], *expected: type[Contract]) -> Contract:
     """Validate the payload of an envelope against the model its `event_type` names."""
     model = EVENT_TYPES.get(envelope.event_type)
@@ -99,12 +141,14 @@ def _typed(model: type[Contract]) -> type[Envelope[Any]]:
     return Envelope[model]  # type: ignore[valid-type]
 
 
+@_guarded("undecodable record")
 def decode(raw: bytes | str, *expected: type[Contract]) -> Envelope[Any]:
-    """Envelope plus validated payload; raises `ContractError` with the reason.
+    """Envelope plus validated payload; raises `ContractError` with the reason, and nothing else.
 
     With one expected type the message is parsed straight into the typed envelope (pydantic's
     JSON parser, no intermediate dict); anything unusual falls back to the step-by-step path,
     which names the failing field."""
+    _check_size(raw)
     if len(expected) == 1:
         try:
             env = _typed(expected[0]).model_validate_json(raw)
@@ -115,6 +159,17 @@ def decode(raw: bytes | str, *expected: type[Contract]) -> Envelope[Any]:
     env = decode_envelope(raw)
     payload = decode_payload(env, *expected)
     return env.model_copy(update={"payload": payload})
+
+
+def check_key(envelope: Envelope[Any], key: str | None) -> None:
+    """The record's key must be its payload's subject (`Contract.message_key`): one subject's
+    events stay in order in one partition only if every producer keys them alike."""
+    expected = envelope.payload.message_key()
+    if key != expected:
+        shown = "no key" if key is None else f"key {printable(key, 64)!r}"
+        raise ContractError(f"the record has {shown}, but a {envelope.event_type} must be keyed by "
+                            f"{printable(expected, 64)!r} (its subject)", field="key",
+                            event_type=envelope.event_type)
 
 
 def model_for(event_type: str) -> type[BaseModel]:

@@ -10,78 +10,99 @@ Identity numbers and names are personal data: they travel in these payloads, nev
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from contracts.envelope import Contract
+from contracts.limits import (
+    MAX_HISTORY,
+    MAX_LICENSED_BEDS,
+    Day,
+    IdentityNumber,
+    Name,
+    PersonReference,
+    PoolCode,
+    ProviderId,
+    Reason,
+    Version,
+    Year,
+    text,
+)
 from contracts.types import CareLocation, PersonCategory, PersonStatus, ProviderLevel, Scheme
 
-PersonId = str
-"""18-character resident identity number (GB 11643). Its check digit is verified by enrollment,
-which rejects an invalid one with a `CommandRejected` naming the field."""
+PersonId = PersonReference
+"""18-character resident identity number (GB 11643) as sent. Its check digit is verified by
+enrollment, which rejects an invalid one with a `CommandRejected` naming the field; registry
+snapshots carry only valid ones (`IdentityNumber`)."""
 
 
-class EnrollPerson(Contract):
+class PersonCommand(Contract):
+    """A command about one insured person, keyed by the person id."""
+
+    person_id: PersonId
+
+    def message_key(self) -> str:
+        return self.person_id
+
+
+class EnrollPerson(PersonCommand):
     """Enroll a person for a coverage year (参保缴费): benefits start the month after payment."""
 
-    person_id: PersonId = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=100)
+    name: Name
     scheme: Scheme
-    categories: tuple[PersonCategory, ...] = Field(min_length=1)
+    categories: tuple[PersonCategory, ...] = Field(min_length=1, max_length=8)
     disability_grade: int | None = Field(default=None, ge=1, le=4)
-    payment_date: date
-    coverage_year: int = Field(ge=2000, le=2100)
-    previous_coverage_end: date | None = Field(
+    payment_date: Day
+    coverage_year: Year
+    previous_coverage_end: Day | None = Field(
         default=None,
         description="last day of the person's coverage before this enrollment, if any (e.g. in another pool);"
         " decides the waiting period together with the registry's own history",
     )
 
 
-class ChangeCategories(Contract):
+class ChangeCategories(PersonCommand):
     """Change a person's categories (e.g. becomes dibao) from a date."""
 
-    person_id: PersonId = Field(min_length=1, max_length=32)
-    categories: tuple[PersonCategory, ...] = Field(min_length=1)
+    categories: tuple[PersonCategory, ...] = Field(min_length=1, max_length=8)
     disability_grade: int | None = Field(default=None, ge=1, le=4)
-    effective_date: date
+    effective_date: Day
 
 
-class SuspendPerson(Contract):
+class SuspendPerson(PersonCommand):
     """Suspend benefits (停保) from a date."""
 
-    person_id: PersonId = Field(min_length=1, max_length=32)
-    effective_date: date
-    reason: str = Field(min_length=1, max_length=200)
+    effective_date: Day
+    reason: Annotated[str, text(200)]
 
 
-class ResumePerson(Contract):
+class ResumePerson(PersonCommand):
     """Resume suspended benefits from a date."""
 
-    person_id: PersonId = Field(min_length=1, max_length=32)
-    effective_date: date
+    effective_date: Day
 
 
-class RecordDeath(Contract):
+class RecordDeath(PersonCommand):
     """Record a death: no benefits from that date."""
 
-    person_id: PersonId = Field(min_length=1, max_length=32)
-    date_of_death: date
+    date_of_death: Day
 
 
 class RegisterProvider(Contract):
     """Register or update a designated provider (定点医疗机构) and its service agreement."""
 
-    provider_id: str = Field(min_length=1, max_length=40)
-    name: str = Field(min_length=1, max_length=200)
+    provider_id: ProviderId
+    name: Annotated[str, text(200)]
     level: ProviderLevel
     location: CareLocation = Field(description="relative to the pool this platform serves")
-    pool_code: str = Field(min_length=1, max_length=40)
-    licensed_beds: int = Field(ge=0)
-    agreement_valid_from: date
-    agreement_valid_to: date | None = None
+    pool_code: PoolCode
+    licensed_beds: int = Field(ge=0, le=MAX_LICENSED_BEDS)
+    agreement_valid_from: Day
+    agreement_valid_to: Day | None = None
+
+    def message_key(self) -> str:
+        return self.provider_id
 
 
 PERSON_COMMANDS = (EnrollPerson, ChangeCategories, SuspendPerson, ResumePerson, RecordDeath)
@@ -91,62 +112,73 @@ ENROLLMENT_COMMANDS = PERSON_COMMANDS + (RegisterProvider,)
 class CoveragePeriod(Contract):
     """One paid coverage year and the day its benefits start."""
 
-    coverage_year: int
-    payment_date: date
-    benefits_from: date
+    coverage_year: Year
+    payment_date: Day
+    benefits_from: Day
     waiting_period: bool = Field(description="benefits delayed by the 6-month waiting period")
 
 
 class CategoryPeriod(Contract):
-    effective_from: date
-    categories: tuple[PersonCategory, ...]
-    disability_grade: int | None = None
+    effective_from: Day
+    categories: tuple[PersonCategory, ...] = Field(max_length=8)
+    disability_grade: int | None = Field(default=None, ge=1, le=4)
 
 
 class Suspension(Contract):
-    start: date
-    end: date | None = None
-    reason: str
+    start: Day
+    end: Day | None = None
+    reason: Annotated[str, text(200)]
 
 
 class PersonSnapshot(Contract):
     """Everything needed to judge a person's eligibility as of any date (compacted, keyed by person id)."""
 
-    person_id: PersonId
-    version: int = Field(ge=1, description="number of accepted commands; projections keep the highest")
+    person_id: IdentityNumber
+    version: Version = Field(description="number of accepted commands; projections keep the highest")
     scheme: Scheme
     status: PersonStatus
-    categories: tuple[PersonCategory, ...]
-    disability_grade: int | None = None
-    category_history: tuple[CategoryPeriod, ...]
-    coverage: tuple[CoveragePeriod, ...]
-    suspensions: tuple[Suspension, ...] = ()
-    date_of_death: date | None = None
+    categories: tuple[PersonCategory, ...] = Field(max_length=8)
+    disability_grade: int | None = Field(default=None, ge=1, le=4)
+    category_history: tuple[CategoryPeriod, ...] = Field(max_length=MAX_HISTORY)
+    coverage: tuple[CoveragePeriod, ...] = Field(max_length=MAX_HISTORY)
+    suspensions: tuple[Suspension, ...] = Field(default=(), max_length=MAX_HISTORY)
+    date_of_death: Day | None = None
+
+    def message_key(self) -> str:
+        return self.person_id
 
 
 class ProviderSnapshot(Contract):
     """A designated provider as registered (compacted, keyed by provider id)."""
 
-    provider_id: str
-    version: int = Field(ge=1)
-    name: str
+    provider_id: ProviderId
+    version: Version
+    name: Annotated[str, text(200)]
     level: ProviderLevel
     location: CareLocation
-    pool_code: str
-    licensed_beds: int
-    agreement_valid_from: date
-    agreement_valid_to: date | None = None
+    pool_code: PoolCode
+    licensed_beds: int = Field(ge=0, le=MAX_LICENSED_BEDS)
+    agreement_valid_from: Day
+    agreement_valid_to: Day | None = None
+
+    def message_key(self) -> str:
+        return self.provider_id
 
 
 class CommandRejected(Contract):
     """A command enrollment refused, with the field and the reason."""
 
-    command_event_id: str
-    command_type: str
-    subject_id: str = Field(description="the person or provider id as sent (may be the invalid one)")
-    field: str | None = None
+    command_event_id: Annotated[str, text(64)]
+    command_type: Annotated[str, text(64)]
+    subject_id: Annotated[str, text(64, min_length=0)] = Field(
+        description="the person or provider id as sent (may be the invalid one; control characters removed, "
+                    "at most 64 characters)")
+    field: Annotated[str, text(200)] | None = None
     reason_code: Literal[
         "INVALID_ID_NUMBER", "INVALID_FIELD", "DATES_OUT_OF_ORDER", "UNKNOWN_PERSON", "UNKNOWN_COMMAND",
         "ALREADY_ENROLLED", "DECEASED", "NOT_SUSPENDED", "CONFLICT",
     ]
-    reason: str
+    reason: Reason
+
+    def message_key(self) -> str:
+        return self.subject_id or self.command_event_id

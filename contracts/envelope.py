@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.limits import Timestamp, text
 
 NAMESPACE = uuid.UUID("6f0c1b1e-3a51-4b7e-9d0a-1f6c2d8e9a40")
 """Namespace of every derived event id (uuid5). Changing it would break idempotency on replay."""
@@ -26,7 +28,14 @@ class Contract(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
+    """Version 2 bounds every field as its column is (`contracts.limits`); version 1 had no bounds."""
+
+    def message_key(self) -> str:
+        """The Kafka message key this payload is published under: its subject (the person id on
+        claim topics), so that one subject's events stay in order in one partition. Consumers
+        dead-letter a record whose key is not this."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its message key")
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -38,12 +47,13 @@ class Envelope(BaseModel, Generic[P]):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: uuid.UUID
-    event_type: str = Field(min_length=1)
-    schema_version: int = Field(ge=1)
-    occurred_at: AwareDatetime
-    correlation_id: str = Field(min_length=1, description="claim id for claim events, person or provider id for enrollment events")
+    event_type: Annotated[str, text(64)]
+    schema_version: int = Field(ge=1, le=1000)
+    occurred_at: Timestamp
+    correlation_id: Annotated[str, text(200)] = Field(
+        description="claim id for claim events, person or provider id for enrollment events")
     causation_id: uuid.UUID | None = Field(default=None, description="event_id of the event this one was derived from")
-    producer: str = Field(min_length=1, description="service or client that wrote the event")
+    producer: Annotated[str, text(100)] = Field(description="service or client that wrote the event")
     payload: P
 
 

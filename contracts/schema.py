@@ -69,6 +69,24 @@ def _resolve(schema: Any, root: dict[str, Any]) -> Any:
 
 
 _DOC_KEYS = {"description", "title", "default", "examples", "$comment"}
+_UPPER_BOUNDS = ("maxLength", "maxItems", "maxProperties", "maximum", "exclusiveMaximum", "formatMaximum",
+                 "formatExclusiveMaximum")
+_LOWER_BOUNDS = ("minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum", "formatMinimum")
+_BOUND_KEYS = {*_UPPER_BOUNDS, *_LOWER_BOUNDS, "pattern", "propertyNames"}
+
+
+def _loosened(o: dict[str, Any], n: dict[str, Any]) -> list[str]:
+    """Bounds the new schema loosens. A bound added or tightened is compatible: consumers of the
+    old version read every new message, and the new one refuses only what no column could hold.
+    A pattern may change (whether one pattern accepts less than another is not decidable here)."""
+    out = []
+    for key in _UPPER_BOUNDS:
+        if key in o and (key not in n or n[key] > o[key]):
+            out.append(f"{key} {o[key]} -> {n.get(key, 'none')}")
+    for key in _LOWER_BOUNDS:
+        if key in o and (key not in n or n[key] < o[key]):
+            out.append(f"{key} {o[key]} -> {n.get(key, 'none')}")
+    return out
 
 
 def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "",
@@ -106,13 +124,23 @@ def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "",
         problems += incompatibilities({"anyOf": o.get("prefixItems", [])}, {"anyOf": n.get("prefixItems", [])},
                                       f"{path}[].", old_root, new_root)
     if "additionalProperties" in o and isinstance(o["additionalProperties"], dict):
-        problems += incompatibilities(o["additionalProperties"], n.get("additionalProperties", {}),
-                                      f"{path}{{}}.", old_root, new_root)
+        problems += incompatibilities(o["additionalProperties"], _values_schema(n), f"{path}{{}}.", old_root, new_root)
     strip = lambda d: {k: v for k, v in d.items()  # noqa: E731
-                       if k not in _DOC_KEYS | {"items", "prefixItems", "additionalProperties"}}
+                       if k not in _DOC_KEYS | _BOUND_KEYS | {"items", "prefixItems", "additionalProperties",
+                                                             "patternProperties"}}
     if strip(o) != strip(n):
         problems.append(f"{path.rstrip('.') or '<root>'}: type changed from {strip(o)} to {strip(n)}")
+    problems += [f"{path.rstrip('.') or '<root>'}: bound loosened: {x}" for x in _loosened(o, n)]
     return problems
+
+
+def _values_schema(schema: dict[str, Any]) -> Any:
+    """The schema of a map's values: `additionalProperties`, or the one `patternProperties` entry
+    pydantic writes when the keys have a pattern."""
+    if "additionalProperties" in schema:
+        return schema["additionalProperties"]
+    patterns = list(schema.get("patternProperties", {}).values())
+    return patterns[0] if len(patterns) == 1 else {}
 
 
 def committed_versions(event_type: str) -> dict[int, dict[str, Any]]:

@@ -8,12 +8,23 @@ the same path with `outcome = "rejected"` so that every discharge ends as exactl
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from contracts.envelope import Contract
+from contracts.limits import (
+    ClaimId,
+    Day,
+    HospitalClaimId,
+    PersonReference,
+    ProfileVersion,
+    ProviderId,
+    Reason,
+    Timestamp,
+    Year,
+    text,
+)
 from contracts.money import Money, NonNegativeMoney
 from contracts.types import CareLocation, CatalogueClass, PersonCategory, ProviderLevel, Ratio, RejectionCode, Scheme
 
@@ -23,32 +34,32 @@ Outcome = Literal["settled", "rejected"]
 
 class Rejection(Contract):
     reason_code: RejectionCode
-    reason: str
+    reason: Reason
 
 
 class ClaimSummary(Contract):
     """What every layer needs to know about the claim, fixed by settlement."""
 
-    claim_id: str
-    hospital_claim_id: str
-    hospital_id: str
-    person_id: str
-    discharge_event_id: str
-    admission_date: date
-    discharge_date: date
-    insurance_year: int = Field(description="calendar year of the discharge date")
+    claim_id: ClaimId
+    hospital_claim_id: HospitalClaimId
+    hospital_id: ProviderId
+    person_id: PersonReference
+    discharge_event_id: Annotated[str, text(64)]
+    admission_date: Day
+    discharge_date: Day
+    insurance_year: Year = Field(description="calendar year of the discharge date")
     care_location: CareLocation
     referred: bool
     hospital_level: ProviderLevel | None = Field(default=None, description="from the provider registry")
     scheme: Scheme | None = None
-    categories: tuple[PersonCategory, ...] = ()
-    disability_grade: int | None = None
+    categories: tuple[PersonCategory, ...] = Field(default=(), max_length=8)
+    disability_grade: int | None = Field(default=None, ge=1, le=4)
     total_cost: NonNegativeMoney
     in_policy: NonNegativeMoney = Field(description="政策范围内费用: classes the profile counts in policy")
     out_of_policy: NonNegativeMoney
     amounts_by_class: dict[CatalogueClass, NonNegativeMoney]
-    profile_id: str | None = None
-    profile_version: int | None = None
+    profile_id: Annotated[str, text(100)] | None = None
+    profile_version: ProfileVersion | None = None
 
 
 class BandPayment(Contract):
@@ -73,10 +84,10 @@ class LayerDetail(Contract):
     accumulator_after: NonNegativeMoney
     cap: NonNegativeMoney | None = None
     cap_left: NonNegativeMoney | None = None
-    bands: tuple[BandPayment, ...] = ()
-    note: str | None = None
-    profile_id: str
-    profile_version: int
+    bands: tuple[BandPayment, ...] = Field(default=(), max_length=50)
+    note: Annotated[str, text(500)] | None = None
+    profile_id: Annotated[str, text(100)]
+    profile_version: ProfileVersion
 
 
 class BasicSettled(Contract):
@@ -89,6 +100,9 @@ class BasicSettled(Contract):
     residual_in_policy: NonNegativeMoney = Field(description="in-policy cost left after basic: in_policy - basic")
     catastrophic_base: NonNegativeMoney = Field(description="max(in_policy - deductible, 0) - basic: what accumulates for critical illness")
 
+    def message_key(self) -> str:
+        return self.claim.person_id
+
 
 class CatastrophicSettled(Contract):
     """Critical-illness insurance's result (catastrophic service → `claims.catastrophic-settled`)."""
@@ -100,18 +114,21 @@ class CatastrophicSettled(Contract):
     catastrophic: LayerDetail | None = None
     residual_in_policy: NonNegativeMoney = Field(description="in-policy cost left after basic and critical illness")
 
+    def message_key(self) -> str:
+        return self.claim.person_id
+
 
 class SettlementStatement(Contract):
     """The one-stop settlement result for one discharge, shaped like the national platform's
     settlement output (medfee_sumamt, hifp_pay, hifmi_pay, maf_pay, fund_pay_sumamt, psn_pay)."""
 
-    claim_id: str
-    hospital_claim_id: str
-    hospital_id: str
-    person_id: str
-    admission_date: date
-    discharge_date: date
-    insurance_year: int
+    claim_id: ClaimId
+    hospital_claim_id: HospitalClaimId
+    hospital_id: ProviderId
+    person_id: PersonReference
+    admission_date: Day
+    discharge_date: Day
+    insurance_year: Year
     outcome: Outcome
     rejection: Rejection | None = None
     total_cost: NonNegativeMoney = Field(description="medfee_sumamt 医疗费总额")
@@ -122,10 +139,13 @@ class SettlementStatement(Contract):
     maf_pay: NonNegativeMoney = Field(description="medical assistance paid 医疗救助基金支出")
     fund_pay_sumamt: NonNegativeMoney = Field(description="all funds 基金支付总额")
     psn_pay: NonNegativeMoney = Field(description="the patient pays 个人负担")
-    details: tuple[LayerDetail, ...] = ()
-    profile_id: str | None = None
-    profile_version: int | None = None
-    settled_at: AwareDatetime
+    details: tuple[LayerDetail, ...] = Field(default=(), max_length=3)
+    profile_id: Annotated[str, text(100)] | None = None
+    profile_version: ProfileVersion | None = None
+    settled_at: Timestamp
+
+    def message_key(self) -> str:
+        return self.person_id
 
     @model_validator(mode="after")
     def _parts_add_up(self) -> Self:

@@ -22,6 +22,9 @@ class TopicSpec:
     payloads: tuple[str, ...]
     """Names of the payload models (event_type) that may appear on the topic."""
     config: dict[str, str] = field(default_factory=dict)
+    dead_lettered_by: str | None = None
+    """The one service that dead-letters what it cannot process from this topic (other consumers
+    observe: they log and skip), so each bad record is one letter on `<topic>.dlt`."""
 
 
 ENROLLMENT_COMMANDS = "enrollment.commands"
@@ -40,15 +43,16 @@ _COMPACTED = {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"}
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ENROLLMENT_COMMANDS, "person id (persons) or provider id (providers)", 3, "delete",
               ("EnrollPerson", "ChangeCategories", "SuspendPerson", "ResumePerson", "RecordDeath",
-               "RegisterProvider"), _RETAINED),
-    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED),
-    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED),
-    TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id", 3, "delete", ("CommandRejected",), _RETAINED),
-    TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded",), _RETAINED),
-    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED),
-    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED),
-    TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement",), _RETAINED),
-    TopicSpec(ALERTS, "claim id", 3, "delete", ("AuditAlert",), _RETAINED),
+               "RegisterProvider"), _RETAINED, "enrollment"),
+    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement"),
+    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement"),
+    TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id (as sent), else the command's event id", 3, "delete",
+              ("CommandRejected",), _RETAINED, "audit"),
+    TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded",), _RETAINED, "settlement"),
+    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic"),
+    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED, "assistance"),
+    TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement",), _RETAINED, "audit"),
+    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit"),
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}

@@ -40,10 +40,15 @@ RejectionCode = Literal[
 def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("must be a decimal string, not a float")
+    if isinstance(value, Decimal):
+        return value
+    text = str(value)
+    if len(text) > 40:
+        raise ValueError("must be a decimal string of at most 40 characters")
     try:
-        return value if isinstance(value, Decimal) else Decimal(str(value).strip())
+        return Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"must be a decimal string, got {value!r}") from None
+        raise ValueError(f"must be a decimal string, got {text!r}") from None
 
 
 _as_str = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
@@ -51,7 +56,7 @@ _as_str = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="
 Ratio = Annotated[
     Decimal,
     BeforeValidator(_decimal),
-    Field(ge=0, le=1),
+    Field(ge=0, le=1, max_digits=12),
     _as_str,
     WithJsonSchema({"type": "string", "pattern": r"^[01](\.\d+)?$", "description": "fraction 0..1"}),
 ]

@@ -4,6 +4,7 @@ shutdown (FastStream stops consuming on SIGINT/SIGTERM, then the pool and projec
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
+from contracts import Contract
 from runtime.consumer import BatchConsumer, Subscription
 from runtime.db import open_pool
 from runtime.logging import configure_logging, get_logger
@@ -26,6 +28,7 @@ from runtime.settings import Settings
 @dataclass(frozen=True)
 class ProjectionSpec:
     topic: str
+    model: type[Contract]
     apply: ApplyBatch
 
 
@@ -79,8 +82,10 @@ async def _raw(message: Any) -> None:
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
+    # FastStream's access log ("Received", "Processed" per batch) at DEBUG: at INFO it grows the log
+    # by two lines per batch whatever happens
     return KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"medsettle-{settings.service_name}",
-                       enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20)
+                       enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20, log_level=logging.DEBUG)
 
 
 def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, ServiceContext]:
@@ -89,8 +94,15 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
     broker = make_broker(settings)
     ctx = ServiceContext(settings=settings, broker=broker)
 
+    app = FastStream(broker, logger=None)
+
+    def stop_on_fatal(reason: str) -> None:
+        ctx.state["fatal"] = reason
+        app.exit()
+
     for sub in spec.subscriptions(ctx):
-        consumer = BatchConsumer(sub, spec.name, ctx.require_pool, broker, settings.topic_prefix)
+        consumer = BatchConsumer(sub, spec.name, ctx.require_pool, broker, settings.topic_prefix,
+                                 on_fatal=stop_on_fatal)
 
         broker.subscriber(
             settings.topic(sub.topic), group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
@@ -102,8 +114,9 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
         ctx.pool = await open_pool(settings.database_url, settings.database, *spec.migrations,
                                    size=settings.db_pool_size)
         for p in spec.projections:
-            projection = Projection(settings.topic(p.topic), p.apply, settings.kafka_bootstrap_servers, ctx.require_pool,
-                                    client_id=f"medsettle-{spec.name}-projection")
+            projection = Projection(settings.topic(p.topic), p.model, p.apply, settings.kafka_bootstrap_servers,
+                                    ctx.require_pool, client_id=f"medsettle-{spec.name}-projection", broker=broker,
+                                    service=spec.name)
             await projection.start()
             ctx.projections[p.topic] = projection
         if spec.on_start is not None:
@@ -125,14 +138,24 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
             await ctx.pool.close()
         log.info("stopped")
 
-    app = FastStream(broker, on_startup=[on_startup], after_startup=[after_startup], after_shutdown=[after_shutdown],
-                     logger=None)
+    app.on_startup(on_startup)
+    app.after_startup(after_startup)
+    app.after_shutdown(after_shutdown)
     return app, ctx
 
 
-def run(spec: ServiceSpec, settings: Settings) -> None:
-    """Run a service until SIGINT/SIGTERM (`python -m services.<name>`)."""
-    import asyncio
+EXIT_FATAL = 3
+"""Exit status of a service that stopped because it could not go on (its database schema is gone)."""
 
-    app, _ = create_app(spec, settings)
+
+def run(spec: ServiceSpec, settings: Settings) -> None:
+    """Run a service until SIGINT/SIGTERM (`python -m services.<name>`); exits with `EXIT_FATAL`
+    after a fatal error."""
+    import asyncio
+    import sys
+
+    app, ctx = create_app(spec, settings)
     asyncio.run(app.run())
+    if "fatal" in ctx.state:
+        print(f"{spec.name} stopped: {ctx.state['fatal']}", file=sys.stderr)
+        sys.exit(EXIT_FATAL)

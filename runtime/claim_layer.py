@@ -78,7 +78,7 @@ class ClaimLayerHandler:
                 accumulators[key] = changed[key] = outcome.accumulator_after
             ledger.append(outcome.ledger)
             done.append((msg, outcome))
-            uow.emit(self.layer.output_topic, ref.person_id, make_envelope(
+            uow.emit(self.layer.output_topic, make_envelope(
                 outcome.event, correlation_id=ref.claim_id, producer=self.layer.producer,
                 causation_id=msg.envelope.event_id,
                 event_id=derived_event_id(type(outcome.event).__name__, ref.claim_id)))

@@ -4,19 +4,31 @@ database, with its read position tracked in the same transaction as the rows it 
 
 `catch_up()` reads until the end offsets as of the call, so a registry change published before a
 claim is visible when that claim is settled.
+
+A record that does not decode, or that the database refuses, is dead-lettered to `<topic>.dlt`
+and the position moves past it: one bad snapshot on a compacted topic (where a restart would
+read it again forever) never halts the projection, nor the claims that catch it up first.
+Infrastructure failures are raised to the caller, which retries with back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from contracts import Contract
+from runtime.consumer import decode_records
+from runtime.deadletter import DeadLetter, send_dead_letters
+from runtime.errors import ErrorClass, classify, retry_infrastructure
 from runtime.logging import get_logger
+from runtime.unit_of_work import Inbound
 
-ApplyBatch = Callable[[asyncpg.Connection, Sequence[ConsumerRecord]], Awaitable[None]]
+ApplyBatch = Callable[[asyncpg.Connection, Sequence[Any]], Awaitable[None]]
+"""Applies decoded payloads (in topic order) to the projection's tables."""
 log = get_logger("runtime.projection")
 
 TRACKING_DDL = """CREATE TABLE IF NOT EXISTS projection_position (
@@ -25,10 +37,13 @@ TRACKING_DDL = """CREATE TABLE IF NOT EXISTS projection_position (
 
 
 class Projection:
-    def __init__(self, topic: str, apply: ApplyBatch, bootstrap_servers: str, pool_getter: Callable[[], asyncpg.Pool],
-                 client_id: str) -> None:
+    def __init__(self, topic: str, model: type[Contract], apply: ApplyBatch, bootstrap_servers: str,
+                 pool_getter: Callable[[], asyncpg.Pool], client_id: str, *, broker: Any, service: str) -> None:
         self.topic = topic
+        self.model = model
         self.apply = apply
+        self.broker = broker
+        self.service = service
         self._servers = bootstrap_servers
         self._pool = pool_getter
         self._client_id = client_id
@@ -102,16 +117,67 @@ class Projection:
             if not records:
                 continue
             try:
-                async with self._pool().acquire() as conn, conn.transaction():
-                    await self.apply(conn, records)
-                    await conn.executemany(
-                        """INSERT INTO projection_position (topic, partition, next_offset) VALUES ($1, $2, $3)
-                           ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
-                        [(self.topic, tp.partition, rs[-1].offset + 1) for tp, rs in batches.items() if rs])
+                applied += await self._apply(records)
             except BaseException:
-                for tp, rs in batches.items():  # nothing was stored: read these records again next time
+                for tp, rs in batches.items():  # not stored: read these records again next time
                     if rs:
                         consumer.seek(tp, rs[0].offset)
                 raise
-            applied += len(records)
         return applied
+
+    async def _apply(self, records: list[ConsumerRecord]) -> int:
+        """Apply a batch and move the positions past it, in one transaction; what cannot be
+        applied is dead-lettered first. Returns the number of records applied."""
+        inbound, undecodable = decode_records(records, (self.model,))
+        if undecodable:  # before the position moves past them (a crash in between only repeats a letter)
+            await self._dead_letter(undecodable)
+        try:
+            await self._transaction(inbound, _positions(records))
+            return len(inbound)
+        except Exception as exc:
+            if classify(exc) in (ErrorClass.INFRASTRUCTURE, ErrorClass.FATAL):
+                raise
+            log.warning("projection batch failed; isolating the failing records", topic=self.topic,
+                        error=f"{type(exc).__name__}: {exc}")
+        refused = await self._one_by_one(inbound)
+        if refused:
+            await self._dead_letter(refused)
+        await self._transaction([], _positions(records))
+        return len(inbound) - len(refused)
+
+    async def _one_by_one(self, inbound: list[Inbound]) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        for msg in inbound:
+            try:
+                await self._transaction([msg], {})
+            except Exception as exc:
+                if classify(exc) in (ErrorClass.INFRASTRUCTURE, ErrorClass.FATAL):
+                    raise
+                dead.append(DeadLetter(msg.topic, msg.partition, msg.offset,
+                                       msg.key.encode() if msg.key is not None else None, msg.value, msg.headers,
+                                       f"data error: {type(exc).__name__}: {exc}"))
+        return dead
+
+    async def _transaction(self, inbound: list[Inbound], positions: dict[int, int]) -> None:
+        async with self._pool().acquire() as conn, conn.transaction():
+            if inbound:
+                await self.apply(conn, [m.payload for m in inbound])
+            if positions:
+                await conn.executemany(
+                    """INSERT INTO projection_position (topic, partition, next_offset) VALUES ($1, $2, $3)
+                       ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                    [(self.topic, partition, offset) for partition, offset in positions.items()])
+
+    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        for d in dead:
+            log.warning("dead-lettered", topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
+        await retry_infrastructure(f"{self.service}: publishing dead letters of {self.topic}",
+                                   lambda: send_dead_letters(self.broker, dead, self.service))
+
+
+def _positions(records: list[ConsumerRecord]) -> dict[int, int]:
+    """The next offset to read per partition after `records`."""
+    out: dict[int, int] = {}
+    for r in records:
+        out[r.partition] = max(out.get(r.partition, 0), r.offset + 1)
+    return out

@@ -73,8 +73,9 @@ class UnitOfWork:
         new = await self.first_time(batch[0].topic, [(k, m.envelope.event_id) for k, m in first.items()])
         return [m for k, m in first.items() if k in new]
 
-    def emit(self, topic: str, key: str, envelope: Envelope[Any]) -> None:
-        self.outgoing.append(Outgoing(self.topic_prefix + topic, key, envelope))
+    def emit(self, topic: str, envelope: Envelope[Any]) -> None:
+        """Queue an event for `topic`, keyed by its payload's subject (`Contract.message_key`)."""
+        self.outgoing.append(Outgoing(self.topic_prefix + topic, envelope.payload.message_key(), envelope))
 
     async def flush(self) -> int:
         """Write emitted events to the outbox (an event id already there is not written again)."""

@@ -33,8 +33,7 @@ async def raise_alerts(uow: UnitOfWork, findings: Iterable[Finding], detected_at
     new = await store.insert_alerts(uow.conn, [(a, alert_event_id(a.alert_id)) for a in alerts])
     raised = [a for a in alerts if a.alert_id in new]
     for alert in raised:
-        key = alert.claim_id or alert.alert_id
-        uow.emit(ALERTS, key, make_envelope(
-            alert, correlation_id=key, producer=PRODUCER, event_id=alert_event_id(alert.alert_id),
+        uow.emit(ALERTS, make_envelope(
+            alert, correlation_id=alert.message_key(), producer=PRODUCER, event_id=alert_event_id(alert.alert_id),
             causation_id=(causation or {}).get(alert.claim_id or ""), occurred_at=detected_at))
     return raised

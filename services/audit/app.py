@@ -93,8 +93,12 @@ def make_spec(config: AuditConfig | None = None) -> ServiceSpec:
 
     def subscriptions(ctx: ServiceContext) -> list[Subscription]:
         handler = AuditHandler(audit_policy(ctx.settings.policy_profile))
+        # a payload that breaks its contract is kept in the event store with its error (trace and
+        # reconciliation see it); on the topics the audit owns it is dead-lettered as well
         return [Subscription(t.name, handler, tuple(EVENT_TYPES[p] for p in t.payloads),
-                             invalid_payloads_to_handler=True, dead_letters=False) for t in TOPICS]
+                             invalid_payloads_to_handler=True, dead_letters=t.dead_lettered_by == "audit",
+                             dead_letter_invalid_payloads=t.dead_lettered_by == "audit")
+                for t in TOPICS]
 
     async def on_start(ctx: ServiceContext) -> None:
         cfg = config or AuditConfig()

@@ -17,6 +17,7 @@ from typing import Any
 
 from contracts import DischargeRecorded, PersonSnapshot
 from contracts.envelope import Contract, now
+from contracts.limits import printable
 from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
 from policy.profile import AuditPolicy
 from runtime.logging import get_logger
@@ -27,17 +28,26 @@ from services.audit.alerts import raise_alerts
 log = get_logger("audit.handlers")
 
 
+INVALID_PAYLOAD_CHARS = 16_000
+"""What the event store keeps of a payload that broke its contract (as escaped JSON text)."""
+
+
 def payload_dict(msg: Inbound) -> dict[str, Any]:
+    """The payload as stored: the validated model, or for a payload that broke its contract a
+    bounded, escaped copy of what was sent (it may hold anything a client can put in JSON)."""
     payload = msg.payload
     if isinstance(payload, Contract):
         return payload.model_dump(mode="json")
-    return payload if isinstance(payload, dict) else {"value": payload}
+    text = json.dumps(payload, ensure_ascii=True, default=repr)
+    if isinstance(payload, dict) and len(text) <= INVALID_PAYLOAD_CHARS and "\\u0000" not in text:
+        return payload  # as sent: reconciliation compares its fields
+    return {"invalid_payload": text[:INVALID_PAYLOAD_CHARS], "length": len(text)}
 
 
 def claim_id_in(event_type: str, payload: dict[str, Any]) -> str | None:
     """The claim an event is about, from its payload (None for registry events)."""
-    def text(value: Any) -> str | None:
-        return value if isinstance(value, str) and value else None
+    def text(value: Any) -> str | None:  # the payload may have broken its contract: bound what is kept
+        return printable(value, 120) if isinstance(value, str) and value else None
 
     if event_type == "DischargeRecorded":
         hospital, number = text(payload.get("hospital_id")), text(payload.get("hospital_claim_id"))
@@ -54,9 +64,11 @@ def event_row(msg: Inbound, topic: str) -> store.EventRow:
     env = msg.envelope
     payload = payload_dict(msg)
     return store.EventRow(
-        topic=topic, partition=msg.partition, offset=msg.offset, key=msg.key, event_type=env.event_type,
+        topic=topic, partition=msg.partition, offset=msg.offset,
+        key=printable(msg.key, 200) if msg.key is not None else None, event_type=env.event_type,
         event_id=env.event_id, schema_version=env.schema_version, correlation_id=env.correlation_id,
-        causation_id=env.causation_id, producer=env.producer, claim_id=claim_id_in(env.event_type, payload),
+        causation_id=env.causation_id, producer=env.producer,
+        claim_id=claim_id_in(env.event_type, msg.payload if isinstance(msg.payload, dict) else payload),
         occurred_at=env.occurred_at, payload_json=json.dumps(payload, ensure_ascii=False),
         error=str(getattr(msg.error, "reason", msg.error)) if msg.error is not None else None)
 

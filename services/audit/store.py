@@ -136,7 +136,7 @@ async def upsert_persons(conn: asyncpg.Connection, snapshots: Iterable[PersonSna
     snaps = list(latest.values())
     rows = await conn.fetch(
         """INSERT INTO person_snapshot (person_id, version, snapshot)
-           SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[])
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[])
            ON CONFLICT (person_id) DO UPDATE SET version = EXCLUDED.version, snapshot = EXCLUDED.snapshot
              WHERE person_snapshot.version < EXCLUDED.version
            RETURNING person_id""",
@@ -161,7 +161,7 @@ async def upsert_providers(conn: asyncpg.Connection, snapshots: Iterable[Provide
         return
     await conn.execute(
         """INSERT INTO provider_snapshot (provider_id, version, level, pool_code, location, licensed_beds, snapshot)
-           SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[], $6::int[], $7::jsonb[])
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::int[], $7::jsonb[])
            ON CONFLICT (provider_id) DO UPDATE SET version = EXCLUDED.version, level = EXCLUDED.level,
              pool_code = EXCLUDED.pool_code, location = EXCLUDED.location, licensed_beds = EXCLUDED.licensed_beds,
              snapshot = EXCLUDED.snapshot

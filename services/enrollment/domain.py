@@ -36,7 +36,6 @@ Decisions:
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import ClassVar, Generic, Literal, TypeVar
@@ -328,7 +327,6 @@ def _record_death(state: PersonSnapshot, cmd: RecordDeath) -> PersonSnapshot:
 
 # ------------------------------------------------------------------ providers
 
-_PROVIDER_ID = re.compile(r"^[^:\s]+$")
 
 
 def apply_provider(state: ProviderSnapshot | None, command: RegisterProvider,
@@ -344,9 +342,6 @@ def apply_provider(state: ProviderSnapshot | None, command: RegisterProvider,
         return refuse("UNKNOWN_COMMAND", None, f"{type(command).__name__} is not a provider command")
     if state is not None and state.provider_id != command.provider_id:
         raise ValueError(f"state of {state.provider_id} given for a command of {command.provider_id}")
-    if not _PROVIDER_ID.match(command.provider_id):
-        return refuse("INVALID_FIELD", "provider_id",
-                      "provider_id must not contain ':' or blanks (it is part of every claim id)")
     if command.agreement_valid_to is not None and command.agreement_valid_to < command.agreement_valid_from:
         return refuse("DATES_OUT_OF_ORDER", "agreement_valid_to",
                       f"agreement_valid_to {command.agreement_valid_to.isoformat()} is before "

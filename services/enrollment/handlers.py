@@ -18,6 +18,7 @@ from contracts import (
     derived_event_id,
     make_envelope,
 )
+from contracts.limits import printable
 from contracts.topics import ENROLLMENT_REJECTIONS, PERSONS, PROVIDERS
 from runtime.unit_of_work import Inbound, UnitOfWork
 from services.enrollment import store
@@ -27,8 +28,9 @@ PRODUCER = "enrollment"
 
 
 def _subject_of(msg: Inbound) -> str:
+    """The person or provider id as sent (printable and bounded: the payload may be hostile)."""
     payload = msg.payload if isinstance(msg.payload, dict) else msg.payload.model_dump()
-    return str(payload.get("person_id") or payload.get("provider_id") or msg.key or "")
+    return printable(payload.get("person_id") or payload.get("provider_id") or msg.key or "", 64)
 
 
 def _rejection_of_invalid(msg: Inbound) -> CommandRejected:
@@ -85,14 +87,14 @@ class EnrollmentHandler:
         await store.save_rejections(uow.conn, rejections)
 
         for snapshot, msg in person_events:
-            uow.emit(PERSONS, snapshot.person_id, make_envelope(
+            uow.emit(PERSONS, make_envelope(
                 snapshot, correlation_id=snapshot.person_id, producer=PRODUCER, causation_id=msg.envelope.event_id,
                 event_id=derived_event_id("PersonSnapshot", f"{snapshot.person_id}:{snapshot.version}")))
         for snapshot, msg in provider_events:
-            uow.emit(PROVIDERS, snapshot.provider_id, make_envelope(
+            uow.emit(PROVIDERS, make_envelope(
                 snapshot, correlation_id=snapshot.provider_id, producer=PRODUCER, causation_id=msg.envelope.event_id,
                 event_id=derived_event_id("ProviderSnapshot", f"{snapshot.provider_id}:{snapshot.version}")))
         for rejection in rejections:
-            uow.emit(ENROLLMENT_REJECTIONS, rejection.subject_id, make_envelope(
-                rejection, correlation_id=rejection.subject_id or rejection.command_event_id, producer=PRODUCER,
+            uow.emit(ENROLLMENT_REJECTIONS, make_envelope(
+                rejection, correlation_id=rejection.message_key(), producer=PRODUCER,
                 event_id=derived_event_id("CommandRejected", rejection.command_event_id)))

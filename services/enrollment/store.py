@@ -28,7 +28,7 @@ async def save_persons(conn: asyncpg.Connection, snapshots: Iterable[PersonSnaps
     if snaps:
         await conn.execute(
             """INSERT INTO person (person_id, version, scheme, status, snapshot)
-               SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::jsonb[])
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[])
                ON CONFLICT (person_id) DO UPDATE SET version = EXCLUDED.version, scheme = EXCLUDED.scheme,
                  status = EXCLUDED.status, snapshot = EXCLUDED.snapshot, updated_at = now()""",
             [s.person_id for s in snaps], [s.version for s in snaps], [s.scheme for s in snaps],
@@ -46,7 +46,7 @@ async def save_providers(conn: asyncpg.Connection, snapshots: Iterable[ProviderS
     if snaps:
         await conn.execute(
             """INSERT INTO provider (provider_id, version, level, snapshot)
-               SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::jsonb[])
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::jsonb[])
                ON CONFLICT (provider_id) DO UPDATE SET version = EXCLUDED.version, level = EXCLUDED.level,
                  snapshot = EXCLUDED.snapshot, updated_at = now()""",
             [s.provider_id for s in snaps], [s.version for s in snaps], [s.level for s in snaps],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts import DischargeRecorded
+from contracts import DischargeRecorded, PersonSnapshot, ProviderSnapshot
 from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
 from policy import load_profile
 from runtime.app import ProjectionSpec, ServiceContext, ServiceSpec
@@ -30,6 +30,6 @@ SPEC = ServiceSpec(
     name="settlement",
     migrations=(LEDGER_MIGRATIONS, Path(__file__).parent / "migrations"),
     subscriptions=subscriptions,
-    projections=(ProjectionSpec(PERSONS, store.apply_person_snapshots),
-                 ProjectionSpec(PROVIDERS, store.apply_provider_snapshots)),
+    projections=(ProjectionSpec(PERSONS, PersonSnapshot, store.apply_person_snapshots),
+                 ProjectionSpec(PROVIDERS, ProviderSnapshot, store.apply_provider_snapshots)),
 )

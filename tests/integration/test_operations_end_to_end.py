@@ -45,8 +45,10 @@ async def test_replay_through_the_cli_leaves_every_ledger_unchanged(ns) -> None:
 
 async def test_dead_letter_redriven_after_the_fix_is_settled_once(ns, monkeypatch) -> None:
     d = STREAM[0]
-    # a hospital already sends version 2 of the discharge contract; the platform knows version 1
-    newer = make_envelope(d, correlation_id=d.claim_id, producer="hospital").model_copy(update={"schema_version": 2})
+    # a hospital already sends the next version of the discharge contract, which the platform does not know yet
+    next_version = DischargeRecorded.SCHEMA_VERSION + 1
+    newer = make_envelope(d, correlation_id=d.claim_id, producer="hospital").model_copy(
+        update={"schema_version": next_version})
     async with platform(ns):
         await register(ns, PERSONS, PROVIDERS)
         await ns.publish(DISCHARGES, [(d.person_id, encode(newer)), (STREAM[1].person_id, STREAM[1])])
@@ -55,7 +57,7 @@ async def test_dead_letter_redriven_after_the_fix_is_settled_once(ns, monkeypatc
     code, out = await run_operator(ns, "dlt", "list", DISCHARGES)
     assert code == 0 and "newer than this service knows" in out, out
 
-    monkeypatch.setattr(DischargeRecorded, "SCHEMA_VERSION", 2)  # the platform is upgraded
+    monkeypatch.setattr(DischargeRecorded, "SCHEMA_VERSION", next_version)  # the platform is upgraded
     async with platform(ns):
         code, out = await run_operator(ns, "dlt", "redrive", DISCHARGES, "--all")
         assert code == 0, out

@@ -211,7 +211,7 @@ async def test_dead_letters_are_listed_with_their_reason_and_redriven_exactly_on
 
         code, out = await operator(ns, "dlt", "list", DISCHARGES)
         assert code == 0, out
-        assert "4 dead letters" in out and "handler error: ValueError: cannot price this claim yet" in out
+        assert "4 dead letters" in out and "handler error after 3 attempts: ValueError: cannot price this claim yet" in out
         assert "not JSON" in out and out.count("pending") == 4 and "payer" in out
         assert bug1.person_id not in out  # keys (person ids) are masked
 

@@ -8,6 +8,7 @@ or a gap of 6 months or more, who pays after 1 Jan is covered only from 6 months
 from datetime import date
 
 import pytest
+from pydantic import ValidationError
 
 from contracts import (
     ChangeCategories,
@@ -279,10 +280,15 @@ def test_register_and_update_a_provider() -> None:
 
 @pytest.mark.parametrize(("command", "code", "field"), [
     (provider(agreement_valid_to=date(2023, 12, 31)), "DATES_OUT_OF_ORDER", "agreement_valid_to"),
-    (provider(provider_id="H:1"), "INVALID_FIELD", "provider_id"),
     (enroll(date(2025, 10, 15)), "UNKNOWN_COMMAND", None),
 ])
 def test_provider_rejections(command, code: str, field: str | None) -> None:
     outcome = apply_provider(None, command, "p9")
     assert isinstance(outcome, Rejected)
     assert (outcome.payload.reason_code, outcome.payload.field, outcome.payload.command_event_id) == (code, field, "p9")
+
+
+def test_a_provider_id_with_a_colon_is_refused_by_the_contract() -> None:
+    """':' separates the hospital from its claim number in every claim id."""
+    with pytest.raises(ValidationError, match="provider_id"):
+        provider(provider_id="H:1")

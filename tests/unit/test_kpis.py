@@ -8,6 +8,7 @@ from decimal import Decimal
 from contracts import PersonSnapshot
 from contracts.enrollment import CategoryPeriod, CoveragePeriod
 from services.audit import kpis
+from services.enrollment.identity import make_identity_number
 
 
 def snapshot(pid: str, *, year: int = 2026, paid: date = date(2025, 11, 1), death: date | None = None,
@@ -38,8 +39,9 @@ def test_insured_persons_by_category_as_of_the_period_end() -> None:
     became_dibao = (CategoryPeriod(effective_from=date(2026, 1, 1), categories=("ordinary",)),
                     CategoryPeriod(effective_from=date(2026, 6, 1), categories=("dibao", "disabled"),
                                    disability_grade=1))
-    persons = [snapshot("A"), snapshot("B", history=became_dibao), snapshot("C", death=date(2025, 12, 1)),
-               snapshot("D", year=2025, paid=date(2024, 11, 1)), snapshot("E", paid=date(2026, 7, 1))]
+    a, b, c, d, e = (make_identity_number("500242", date(1960, 1, 1), seq) for seq in range(1, 6))
+    persons = [snapshot(a), snapshot(b, history=became_dibao), snapshot(c, death=date(2025, 12, 1)),
+               snapshot(d, year=2025, paid=date(2024, 11, 1)), snapshot(e, paid=date(2026, 7, 1))]
     assert kpis.insured_by_category(persons, date(2026, 1, 1), date(2026, 3, 31)) == (2, {"ordinary": 2})
     total, by_category = kpis.insured_by_category(persons, date(2026, 1, 1), date(2026, 12, 31))
     assert total == 3 and by_category == {"dibao": 1, "disabled": 1, "ordinary": 2}
