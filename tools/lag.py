@@ -1,13 +1,15 @@
-"""Consumer-group lag: how much of a topic a service has not processed (committed) yet."""
+"""Consumer groups: how much of a topic a group has not processed (committed) yet, and whether a
+group has active members (a running consumer)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -16,6 +18,49 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
         await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata of a topic not yet subscribed
         parts = consumer.partitions_for_topic(topic)
     return [TopicPartition(topic, p) for p in sorted(parts or ())]
+
+
+COORDINATOR_WAIT = 30.0
+"""Seconds to wait for the group coordinator of a broker that has just started."""
+ACTIVE_STATES = frozenset({"Stable", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling"})
+
+
+def is_active(state: str, members: int) -> bool:
+    """Has the group consumers now (the broker would let them overwrite offsets set from outside)?"""
+    return members > 0 or state in ACTIVE_STATES
+
+
+async def describe_groups(admin: AIOKafkaAdminClient, groups: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """(state, number of members) of each group; ("Dead", 0) for a group the broker does not know."""
+    found = {group: ("Dead", 0) for group in groups}
+    deadline = time.monotonic() + COORDINATOR_WAIT
+    for group in groups:  # one a request: aiokafka 0.14 cannot decode Kafka 4.1's answer about several
+        while True:
+            try:
+                responses = await admin.describe_consumer_groups([group])
+                break
+            except GroupCoordinatorNotAvailableError:  # a new broker creates its offsets topic on first use
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        for response in responses:
+            for entry in response.groups:
+                error_code, name, state, members = entry[0], entry[1], entry[2], entry[5]
+                if name == group:
+                    found[name] = ((state or "Dead") if not error_code else f"error {error_code}", len(members))
+    return found
+
+
+async def active_groups(bootstrap: str, match: Callable[[str], bool]) -> dict[str, int]:
+    """The consumer groups whose name `match`es that have active members: {group: members}."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = sorted({g[0] for g in await admin.list_consumer_groups() if match(g[0])})
+        described = await describe_groups(admin, names)
+    finally:
+        await admin.close()
+    return {group: members for group, (state, members) in described.items() if is_active(state, members)}
 
 
 async def group_lag(bootstrap: str, group: str, topic: str) -> int:

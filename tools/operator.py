@@ -5,6 +5,7 @@
     python -m tools.operator alerts [--rule split_admission] [--claim H001:ZY1] [--limit 200]
     python -m tools.operator reconcile                 # per-layer totals, statements vs ledgers (changes nothing)
     python -m tools.operator replay SERVICE (--to-earliest | --to-datetime T | --to-offset N) [--topic T] [--dry-run]
+    python -m tools.operator replay SERVICE --partition P --to-offset N [--topic T] [--dry-run]   # one partition
     python -m tools.operator dlt list [TOPIC]
     python -m tools.operator dlt redrive TOPIC (--offset N | --all) [--dry-run]
 
@@ -150,11 +151,12 @@ async def cmd_replay(args: argparse.Namespace) -> int:
 
     target = _target(args)
     try:
-        plans = await plan_replay(kafka_bootstrap(), args.prefix, args.service, target, args.topic)
+        plans = await plan_replay(kafka_bootstrap(), args.prefix, args.service, target, args.topic, args.partition)
     except ValueError as exc:
-        errors.print(str(exc))
+        errors.print(escape(str(exc)), soft_wrap=True)
         return 2
-    table = Table(title=f"replay {args.service} to {target.describe()}" + (" (dry run)" if args.dry_run else ""))
+    where = "" if args.partition is None else f" on partition {args.partition} only"
+    table = Table(title=f"replay {args.service} to {target.describe()}{where}" + (" (dry run)" if args.dry_run else ""))
     for column in ("group", "state", "partition", "committed", "target", "end", "reprocess", "skip"):
         table.add_column(column, justify="right" if column not in ("group", "state") else "left")
     for plan in plans:
@@ -177,7 +179,11 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     except ReplayRefused as exc:
         errors.print(f"refused: {exc}")
         return 3
-    console.print(f"reset {len(plans)} consumer group(s) of {args.service}; it reprocesses them when it starts")
+    if args.partition is not None:
+        console.print(f"moved partition {args.partition} of {plans[0].group} to offset {target.offset}; "
+                      "its other partitions are unchanged")
+    else:
+        console.print(f"reset {len(plans)} consumer group(s) of {args.service}; it reprocesses them when it starts")
     return 0
 
 
@@ -280,8 +286,11 @@ def parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--to-earliest", action="store_true")
     where.add_argument("--to-datetime", metavar="ISO_TIME", help="e.g. 2026-03-01T08:00:00+08:00 (naive: local)")
-    where.add_argument("--to-offset", type=int, metavar="N", help="the same offset on every partition")
-    p.add_argument("--topic", help="only the group of this input topic")
+    where.add_argument("--to-offset", type=int, metavar="N",
+                       help="the same offset on every partition (with --partition: on that one, exactly)")
+    p.add_argument("--topic", help="only the group of this input topic (needed with --partition for audit)")
+    p.add_argument("--partition", type=int, metavar="P",
+                   help="move only this partition (needs --to-offset; e.g. past a poison record: its offset + 1)")
     p.add_argument("--dry-run", action="store_true", help="show how much would be reprocessed; change nothing")
     p.set_defaults(run=cmd_replay)
 

@@ -1,5 +1,7 @@
 """Replay (重放) a service's input: reset its consumer groups `<prefix>medsettle.<service>.<topic>`
-to the earliest offset, a point in time or an offset, so the service reprocesses what follows.
+to the earliest offset, a point in time or an offset, so the service reprocesses what follows; or
+move one partition of one group to an exact offset (skipping a poison record by hand: its offset
++ 1), leaving the group's other partitions where they are.
 
 Every service dedupes its inputs by natural key, so a replay re-applies nothing and re-publishes
 nothing; it exists to rebuild state or to recover from a bug. A group with active members is
@@ -21,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS
+from tools.lag import describe_groups, is_active
 
 SERVICE_INPUTS: dict[str, tuple[str, ...]] = {
     "enrollment": (ENROLLMENT_COMMANDS,),
@@ -30,9 +33,6 @@ SERVICE_INPUTS: dict[str, tuple[str, ...]] = {
     "audit": tuple(t.name for t in TOPICS),
 }
 """The input topics of each service's consumer groups (registry projections use no group)."""
-
-ACTIVE_STATES = frozenset({"Stable", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling"})
-
 
 class ReplayRefused(RuntimeError):
     """A group to reset has active members (the service is running)."""
@@ -85,7 +85,7 @@ class GroupPlan:
 
     @property
     def active(self) -> bool:
-        return self.members > 0 or self.state in ACTIVE_STATES
+        return is_active(self.state, self.members)
 
     @property
     def reprocess(self) -> int:
@@ -107,16 +107,6 @@ def input_topics(service: str, topic: str | None) -> tuple[str, ...]:
     return (topic,)
 
 
-async def describe_group(admin: AIOKafkaAdminClient, group: str) -> tuple[str, int]:
-    """(state, number of members) of a consumer group; ("Dead", 0) if the broker does not know it."""
-    for response in await admin.describe_consumer_groups([group]):
-        for entry in response.groups:
-            error_code, name, state, members = entry[0], entry[1], entry[2], entry[5]
-            if name == group:
-                return (state or "Dead") if not error_code else f"error {error_code}", len(members)
-    return "Dead", 0
-
-
 async def _targets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], target: Target,
                    begin: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
     if target.earliest:
@@ -128,10 +118,32 @@ async def _targets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], target
     return {tp: found[tp].offset if found.get(tp) is not None else end[tp] for tp in tps}
 
 
-async def plan_replay(bootstrap: str, prefix: str, service: str, target: Target, topic: str | None = None
-                      ) -> list[GroupPlan]:
-    """What a reset would do, group by group and partition by partition (changes nothing)."""
+def _check_one_partition(service: str, topics: tuple[str, ...], target: Target) -> None:
+    """A one-partition move names an exact offset in one group (the topic, where there are several)."""
+    if target.offset is None:
+        raise ValueError("--partition needs --to-offset: the exact offset to move that partition to")
+    if len(topics) > 1:
+        raise ValueError(f"{service} consumes several topics ({', '.join(topics)}): name one with --topic")
+
+
+def _one_partition(full: str, parts: list[int], partition: int, offset: int, begin: dict[TopicPartition, int],
+                   end: dict[TopicPartition, int]) -> None:
+    """The partition exists and holds `offset` (its end: skip all it holds now)."""
+    if partition not in parts:
+        raise ValueError(f"topic {full} has no partition {partition} (it has {parts[0]} to {parts[-1]})")
+    tp = TopicPartition(full, partition)
+    if not begin[tp] <= offset <= end[tp]:
+        raise ValueError(f"partition {partition} of {full} holds offsets {begin[tp]} to {end[tp]}: "
+                         f"cannot move to {offset}")
+
+
+async def plan_replay(bootstrap: str, prefix: str, service: str, target: Target, topic: str | None = None,
+                      partition: int | None = None) -> list[GroupPlan]:
+    """What a reset would do, group by group and partition by partition (changes nothing). With
+    `partition`, only that partition of the one group (needs an offset target and a single topic)."""
     topics = input_topics(service, topic)
+    if partition is not None:
+        _check_one_partition(service, topics, target)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -146,9 +158,13 @@ async def plan_replay(bootstrap: str, prefix: str, service: str, target: Target,
                 raise ValueError(f"topic {full} does not exist")
             tps = [TopicPartition(full, p) for p in parts]
             group = group_id(prefix, service, name)
-            state, members = await describe_group(admin, group)
-            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            state, members = (await describe_groups(admin, [group]))[group]
             begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+            if partition is not None:
+                assert target.offset is not None
+                _one_partition(full, parts, partition, target.offset, begin, end)
+                tps = [TopicPartition(full, partition)]
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
             targets = await _targets(consumer, tps, target, begin, end)
             plan = GroupPlan(group, name, state, members)
             for tp in tps:
@@ -163,13 +179,14 @@ async def plan_replay(bootstrap: str, prefix: str, service: str, target: Target,
 
 
 async def apply_replay(bootstrap: str, prefix: str, plans: Sequence[GroupPlan], on_group=None) -> None:
-    """Commit the planned offsets, group by group; refuses if any group is active (checked again now)."""
+    """Commit the planned offsets, group by group (only the planned partitions: a group's others keep
+    their committed offsets); refuses if any group is active (checked again now)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         for plan in plans:
-            state, members = await describe_group(admin, plan.group)
-            if members > 0 or state in ACTIVE_STATES:
+            state, members = (await describe_groups(admin, [plan.group]))[plan.group]
+            if is_active(state, members):
                 raise ReplayRefused(f"consumer group {plan.group} is active ({state}, {members} members): "
                                     "stop the service before replaying")
     finally:

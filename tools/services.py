@@ -4,8 +4,12 @@
     python -m tools.services stop [NAME ...]
     python -m tools.services status
 
-Each service runs as `python -m services.<name>` with the local stack's connection settings,
-logs (JSON, personal data masked) to `.local/logs/<name>.log`, and its pid in `.local/run/<name>.pid`.
+Each service runs as `python -m services.<name>` with the local stack's connection settings and
+its pid in `.local/run/<name>.pid`. It writes its own log, JSON with personal data masked, to
+`.local/logs/<name>.log` (`LOG_FILE`), rotated: at most `LOG_BACKUPS` + 1 files of `LOG_MAX_BYTES`
+(3 × 20 MiB by default). Its raw stdout/stderr (FastStream's access log; a failure before logging is
+set up, an interpreter crash) go to `.local/logs/<name>.out`, rotated the same way by `tools.logpipe`.
+With `MEDSETTLE_LOCAL` set, `.local` means that directory (see `tools.stack_common.paths`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+from runtime.logging import LogSettings
+from tools import logpipe
 from tools.connection import database_url, kafka_bootstrap
+from tools.stack_common import paths
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
-RUN_DIR = ROOT / ".local" / "run"
-LOG_DIR = ROOT / ".local" / "logs"
 
 
 def available() -> list[str]:
@@ -31,7 +36,7 @@ def available() -> list[str]:
 
 
 def _pid_file(name: str) -> Path:
-    return RUN_DIR / f"{name}.pid"
+    return paths().run / f"{name}.pid"
 
 
 def pid_of(name: str) -> int | None:
@@ -51,19 +56,31 @@ def pid_of(name: str) -> int | None:
     return pid
 
 
+def spawn(name: str, env: dict[str, str], log: Path, detach: bool = True) -> subprocess.Popen[bytes]:
+    """`python -m services.<name>` with `env` added, logging to `log` (rotated, `LOG_FILE`) and its raw
+    stdout/stderr to `log` with the suffix `.out` (rotated by tools.logpipe). `detach`: in its own
+    session, so it outlives the terminal that started it."""
+    full_env = {**os.environ, **env, "LOG_FILE": str(log)}
+    with logpipe.output_to(log.with_suffix(".out"), LogSettings.of(full_env)) as out:
+        return subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=full_env,
+                                stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=detach)
+
+
 def start(name: str, env: dict[str, str] | None = None) -> int:
     """Start a service unless it runs; returns its pid."""
     if (pid := pid_of(name)) is not None:
         return pid
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(), "DATABASE_URL": database_url(),
-                **(env or {})}
-    with (LOG_DIR / f"{name}.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=full_env,
-                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    p = paths()
+    p.run.mkdir(parents=True, exist_ok=True)
+    proc = spawn(name, {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(), "DATABASE_URL": database_url(), **(env or {})},
+                 p.logs / f"{name}.log")
     _pid_file(name).write_text(str(proc.pid))
     return proc.pid
+
+
+def running() -> dict[str, int]:
+    """The services started here that are running, with their pids."""
+    return {name: pid for name in SERVICES if (pid := pid_of(name)) is not None}
 
 
 def stop(name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> bool:

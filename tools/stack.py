@@ -3,7 +3,8 @@
     python -m tools.stack start    # idempotent; first run downloads the Kafka jars with Maven
     python -m tools.stack status   # broker, topics (partitions, offsets), groups (lag), databases
     python -m tools.stack stop     # pg_ctl stop -m fast; SIGTERM the broker (SIGKILL after 30 s)
-    python -m tools.stack reset    # stop, then wipe .local/kafka/data and .local/pg
+    python -m tools.stack reset    # stop, then wipe .local/kafka/data and .local/pg (refused while in use)
+    python -m tools.stack reset --stop-services   # stop the services of tools.services first
     python -m tools.stack env      # `export KAFKA_BOOTSTRAP_SERVERS=...` / `export DATABASE_URL=...`
     python -m tools.stack topics   # only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS
 
@@ -11,7 +12,17 @@ Everything lives in the git-ignored `.local/`: `kafka/libs` (jars), `kafka/data`
 (`server.log`: the broker's log), `pg/data`, `pg/log/postgres.log`, and the state file
 `stack.json` with the chosen ports that clients read (`connection_settings()`). Both listen on
 127.0.0.1 only; ports default to 19092 (broker) / 19093 (controller) / 15432 (PostgreSQL) and
-move to the next free ones when those are taken.
+move to the next free ones when those are taken. `MEDSETTLE_LOCAL=/some/dir` keeps a separate
+stack's files there instead (a throwaway stack; the jars are downloaded again for it).
+
+Logs are bounded: the broker's log4j2 files roll (`infra/kafka/log4j2.properties`), and its stdout
+(`kafka/logs/kafka.out`) and PostgreSQL's log go through the rotating writer `tools.logpipe`
+(`LOG_MAX_BYTES` per file, `LOG_BACKUPS` older files: 3 × 20 MiB by default).
+
+`reset` refuses (exit 3, nothing wiped) while anything still uses the stack: a service started by
+`tools.services` that is running, or a consumer group on the broker with active members whose name
+is `medsettle.…` or `<prefix>medsettle.…` (a service run some other way, a test, a benchmark).
+It names them; `--stop-services` stops the `tools.services` ones first, then resets.
 
 Connection settings of every service (and of the test fixtures):
 
@@ -35,10 +46,13 @@ import shlex
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from tools import services
 from tools import stack_kafka as kafka
 from tools import stack_pg as pg
+from tools.lag import active_groups
 from tools.stack_common import (
     HOST,
     SERVICE_DATABASES,
@@ -56,6 +70,7 @@ from tools.stack_pg import database_dsn
 
 __all__ = [
     "SERVICE_DATABASES",
+    "ResetRefused",
     "StackError",
     "connection_settings",
     "create_topics",
@@ -176,9 +191,83 @@ def stop(*, kafka_enabled: bool = True, postgres_enabled: bool = True, echo=_ech
     return {"kafka": was_kafka, "postgres": was_pg}
 
 
-def reset(*, echo=_echo_stderr) -> None:
-    """Stop, then wipe .local/kafka/data, .local/kafka/logs and the PostgreSQL cluster (jars stay)."""
+GROUPS_SETTLE_TIMEOUT = 30.0
+"""How long a reset with --stop-services waits for the stopped services' consumer groups to empty."""
+
+
+class ResetRefused(StackError):
+    """Something still uses the stack; nothing was wiped."""
+
+
+def is_platform_group(group: str) -> bool:
+    """A consumer group of the platform: `medsettle.…`, or `<prefix>medsettle.…` in a namespace."""
+    return "medsettle." in group
+
+
+@dataclass(frozen=True)
+class ResetBlockers:
+    """What a reset would pull the data from under."""
+
+    services: dict[str, int] = field(default_factory=dict)
+    """Services started by tools.services that are running: name -> pid."""
+    groups: dict[str, int] = field(default_factory=dict)
+    """Platform consumer groups with active members on the stack's broker: group -> members."""
+
+    def __bool__(self) -> bool:
+        return bool(self.services or self.groups)
+
+    def describe(self) -> str:
+        found = []
+        if self.services:
+            found.append("services running: " + ", ".join(f"{n} (pid {pid})" for n, pid in self.services.items()))
+        if self.groups:
+            found.append("consumer groups with active members: "
+                         + ", ".join(f"{g} ({m} active)" for g, m in self.groups.items()))
+        return "; ".join(found)
+
+    def advice(self) -> str:
+        if self.services:
+            return "Stop them first (./medsettle services stop), or reset with --stop-services"
+        return "Stop those consumers first (a service run by hand, a test, a benchmark)"
+
+
+def reset_blockers(p: Paths | None = None) -> ResetBlockers:
+    """The running tools.services services and the active platform groups on this stack's broker
+    (none if the broker is not running: then nothing can be consuming from it)."""
+    p = p or paths()
+    groups: dict[str, int] = {}
+    bootstrap = (read_state(p).get("kafka") or {}).get("bootstrap_servers")
+    if bootstrap and kafka.broker_pids(p):
+        try:
+            groups = run_sync(lambda: asyncio.wait_for(active_groups(bootstrap, is_platform_group), 30.0))
+        except Exception as exc:  # noqa: BLE001 - whatever the cause, the groups are unknown
+            raise ResetRefused(f"cannot list the consumer groups on {bootstrap} ({exc!r}); stop the stack first "
+                               "(python -m tools.stack stop): a stopped broker has no consumers") from exc
+    return ResetBlockers(services.running(), groups)
+
+
+def _stop_services(running: dict[str, int], echo) -> ResetBlockers:
+    """Stop the tools.services services, then wait (a while) for their consumer groups to empty."""
+    for name in running:
+        services.stop(name)
+        echo(f"stopped {name}")
+    deadline = time.monotonic() + GROUPS_SETTLE_TIMEOUT
+    while (blockers := reset_blockers()).groups and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return blockers
+
+
+def reset(*, stop_services: bool = False, echo=_echo_stderr) -> None:
+    """Stop, then wipe .local/kafka/data, .local/kafka/logs and the PostgreSQL cluster (jars stay).
+
+    Raises ResetRefused, wiping nothing, while a service or a platform consumer group is using the
+    stack (`reset_blockers`); with `stop_services`, the tools.services services are stopped first."""
     p = paths()
+    blockers = reset_blockers(p)
+    if blockers.services and stop_services:
+        blockers = _stop_services(blockers.services, echo)
+    if blockers:
+        raise ResetRefused(f"refused, nothing wiped: {blockers.describe()}. {blockers.advice()}")
     stop(echo=echo)
     with stack_lock(p):
         state = read_state(p)
@@ -329,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop both")
     st = sub.add_parser("status", help="show broker, topics, consumer groups, databases")
     st.add_argument("--check", action="store_true", help="print nothing; exit 0 if both are up, 3 otherwise")
-    sub.add_parser("reset", help="stop and wipe the Kafka data and the PostgreSQL cluster")
+    r = sub.add_parser("reset", help="stop and wipe the Kafka data and the PostgreSQL cluster (refused while in use)")
+    r.add_argument("--stop-services", action="store_true", help="stop the services of tools.services first")
     sub.add_parser("env", help="print shell `export` lines for KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
     t = sub.add_parser("topics", help="only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS")
     t.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the broker to answer")
@@ -350,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0 if all(is_running().values()) else 3
             status()
         elif args.command == "reset":
-            reset()
+            reset(stop_services=args.stop_services)
         elif args.command == "env":
             for key, value in connection_settings().items():
                 print(f"export {key}={shlex.quote(value)}")
@@ -361,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "databases":
             for name, s_ in create_databases().items():
                 print(f"{name}: {s_}")
+    except ResetRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -53,11 +53,24 @@ def project_root() -> Path:
 
 @dataclass(frozen=True)
 class Paths:
+    """Where one stack keeps its files: the checkout's `.local/`, or `local_dir` ($MEDSETTLE_LOCAL)."""
+
     root: Path
+    local_dir: Path | None = None
 
     @property
     def local(self) -> Path:
-        return self.root / ".local"
+        return self.local_dir or self.root / ".local"
+
+    @property
+    def logs(self) -> Path:
+        """The services' logs (`<name>.log`, `<name>.out`)."""
+        return self.local / "logs"
+
+    @property
+    def run(self) -> Path:
+        """The services' pid files."""
+        return self.local / "run"
 
     @property
     def state_file(self) -> Path:
@@ -119,7 +132,10 @@ class Paths:
 
 
 def paths() -> Paths:
-    return Paths(project_root())
+    """This checkout's stack; `MEDSETTLE_LOCAL=/some/dir` puts a separate stack's files (state, data,
+    logs, pid files) there instead of `.local/`, e.g. a throwaway stack in a test."""
+    local = os.environ.get("MEDSETTLE_LOCAL")
+    return Paths(project_root(), Path(local).resolve() if local else None)
 
 
 # --------------------------------------------------------------------------- state file

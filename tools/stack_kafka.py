@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools import logpipe
 from tools.stack_common import (
     DEFAULT_BROKER_PORT,
     DEFAULT_CONTROLLER_PORT,
@@ -281,7 +282,7 @@ def launch(p: Paths, state: dict[str, Any], java: str) -> dict[str, Any]:
         f"-Dlog4j2.configurationFile={p.log4j2_config}", f"-Dkafka.logs.dir={p.kafka_logs}",
         "-cp", _classpath(p), "kafka.Kafka", str(p.kafka_properties),
     ]
-    with open(p.kafka_stdout, "ab") as out:
+    with logpipe.output_to(p.kafka_stdout) as out:  # log4j2 rotates the broker's own files
         proc = subprocess.Popen(
             cmd, cwd=p.root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,

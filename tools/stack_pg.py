@@ -1,4 +1,10 @@
-"""The local PostgreSQL 15 cluster (initdb + pg_ctl, 127.0.0.1 only, trust auth) and databases."""
+"""The local PostgreSQL 15 cluster (initdb + pg_ctl, 127.0.0.1 only, trust auth) and databases.
+
+The server's log, `<base>/log/postgres.log`, is bounded: its stderr goes through a rotating writer
+(`tools.logpipe`: `LOG_MAX_BYTES` per file, `LOG_BACKUPS` older files; 3 × 20 MiB by default).
+PostgreSQL's own collector cannot bound the total: its size-triggered rotation reuses the file
+name and appends, and it truncates only on time-triggered rotation, so the collector stays off.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tools import logpipe
 from tools.stack_common import (
     DEFAULT_PG_PORT,
     HOST,
@@ -50,7 +57,8 @@ def database_dsn(server: str, dbname: str) -> str:
 
 
 def _external_base(p: Paths) -> Path:
-    digest = hashlib.sha1(str(p.root).encode()).hexdigest()[:12]
+    owner = p.root if p.local_dir is None else p.local  # a separate stack (MEDSETTLE_LOCAL) has its own
+    digest = hashlib.sha1(str(owner).encode()).hexdigest()[:12]
     return Path("/var/tmp") / f"medsettle-pg-{digest}"
 
 
@@ -159,10 +167,13 @@ def start(p: Paths, state: dict[str, Any], echo=print) -> dict[str, Any]:
         log.parent.mkdir(parents=True, exist_ok=True)
         chown_to(log.parent, user)
         echo(f"starting PostgreSQL on {HOST}:{port} ...")
-        res = _run([str(bindir / "pg_ctl"), "-D", str(data_dir(base)), "-l", str(log), "-w", "-t", "60", "start"],
-                   user, check=False)
+        # no `-l`: the server's stderr (and pg_ctl's) is the pipe of a rotating writer (tools.logpipe)
+        with logpipe.output_to(log) as out:
+            res = subprocess.run(as_user_cmd([str(bindir / "pg_ctl"), "-D", str(data_dir(base)), "-w", "-t", "60",
+                                              "start"], user),
+                                 cwd="/", stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         if res.returncode != 0:
-            raise StackError(f"PostgreSQL did not start; see {log}\n{res.stdout}{res.stderr}\n{tail(log, 20)}")
+            raise StackError(f"PostgreSQL did not start; see {log}\n{tail(log, 20)}")
     pg.update(
         host=HOST, port=port, user=PG_SUPERUSER, base=str(base), data_dir=str(data_dir(base)),
         log=str(log_file(base)), url=server_url(port), os_user=user,

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,7 +19,9 @@ from contracts import Contract, Envelope, decode, encode, make_envelope
 from runtime.app import ServiceSpec, create_app
 from runtime.settings import Settings, load_settings
 from tools.lag import wait_drained as drained
+from tools.services import spawn
 from tools.stack import create_topics
+from tools.stack_common import paths
 
 
 @dataclass
@@ -133,19 +136,13 @@ class ServiceProcess:
         self.ns, self.name = ns, name
         self.proc: Any = None
 
-    def start(self) -> None:
-        import os
-        import subprocess
-        import sys
-        from pathlib import Path
+    @property
+    def log(self) -> Path:
+        """Its rotated log (and `.out` beside it, its raw output), as for the services of tools.services."""
+        return paths().logs / f"test-{self.ns.prefix}{self.name}.log"
 
-        root = Path(__file__).resolve().parents[2]
-        log = root / ".local" / "logs" / f"test-{self.ns.prefix}{self.name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=root,
-                                         env={**os.environ, **self.ns.env(self.name)}, stdout=fh, stderr=fh,
-                                         stdin=subprocess.DEVNULL)
+    def start(self) -> None:
+        self.proc = spawn(self.name, self.ns.env(self.name), self.log, detach=False)
 
     def kill(self) -> None:
         import signal

@@ -140,6 +140,57 @@ async def test_replay_refuses_while_active_then_resets_and_the_service_reprocess
     assert (await fetch(ns, "SELECT count(*) AS n FROM outbox"))[0]["n"] == 8  # no alert emitted again
 
 
+async def test_replay_of_one_partition_moves_only_it_exactly_to_the_offset(ns: Namespace) -> None:
+    group = f"{ns.prefix}medsettle.settlement.{DISCHARGES}"
+    partitions = next(t.partitions for t in TOPICS if t.name == DISCHARGES)
+    producer = AIOKafkaProducer(bootstrap_servers=ns.bootstrap)
+    await producer.start()
+    try:
+        for p in range(partitions):
+            for i in range(5):  # a poison record could be any of them: the operator names it by offset
+                await producer.send_and_wait(ns.topic(DISCHARGES), f"record {i}".encode(), partition=p)
+    finally:
+        await producer.stop()
+    code, out = await operator(ns, "replay", "settlement", "--to-offset", "2")
+    assert code == 0, out
+    before = await committed(ns, group, DISCHARGES)
+    assert before == {p: 2 for p in range(partitions)}
+
+    code, out = await operator(ns, "replay", "settlement", "--partition", "4", "--to-offset", "3", "--dry-run")
+    assert code == 0 and "on partition 4 only (dry run)" in out and "0 records would be reprocessed" in out, out
+    assert await committed(ns, group, DISCHARGES) == before  # a dry run changes nothing
+
+    for args, says in (
+        (("settlement", "--partition", "4", "--to-earliest"), "--partition needs --to-offset"),
+        (("audit", "--partition", "4", "--to-offset", "3"), "name one with --topic"),
+        (("settlement", "--partition", "9", "--to-offset", "3"), f"topic {ns.topic(DISCHARGES)} has no partition 9"),
+        (("settlement", "--partition", "4", "--to-offset", "6"), "holds offsets 0 to 5: cannot move to 6"),
+    ):
+        code, out = await operator(ns, "replay", *args)
+        assert code == 2 and says in out and len(out.strip().splitlines()) == 1, out
+    code, out = await operator(ns, "replay", "audit", "--partition", "4", "--to-offset", "3", "--topic", DISCHARGES,
+                               "--dry-run")
+    assert code == 0 and f"{ns.prefix}medsettle.audit.{DISCHARGES}" in out, out
+
+    member = AIOKafkaConsumer(ns.topic(DISCHARGES), bootstrap_servers=ns.bootstrap, group_id=group,
+                              enable_auto_commit=False)
+    await member.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not member.assignment():  # the group is active once the member has its partitions
+            assert time.monotonic() < deadline, "the consumer did not join its group"
+            await member.getmany(timeout_ms=200)
+        code, out = await operator(ns, "replay", "settlement", "--partition", "4", "--to-offset", "3")
+        assert code == 3 and "refused" in out, out
+    finally:
+        await member.stop()
+    assert await committed(ns, group, DISCHARGES) == before
+
+    code, out = await operator(ns, "replay", "settlement", "--partition", "4", "--to-offset", "3")
+    assert code == 0 and f"moved partition 4 of {group} to offset 3" in out, out
+    assert await committed(ns, group, DISCHARGES) == {**before, 4: 3}  # past record 2 of partition 4, nothing else
+
+
 # ----------------------------------------------------------------- dead letters
 
 
