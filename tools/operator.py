@@ -239,8 +239,7 @@ async def cmd_dlt_redrive(args: argparse.Namespace) -> int:
     if result.sent:
         console.print(_letters_table(f"{verb}: {len(result.sent)}", result.sent))
     for lt in result.skipped:
-        why = lt.status if lt.original else "no original topic header"
-        console.print(escape(f"skipped offset {lt.offset}: {why}"))
+        console.print(escape(f"skipped offset {lt.offset}: {lt.why_not_redriven()}"))
     console.print(f"{len(result.sent)} {verb}, {len(result.skipped)} skipped")
     return 0
 

@@ -25,7 +25,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
 from contracts.topics import DEAD_LETTER_TOPICS, DLT_SUFFIX
-from runtime.deadletter import H_FIELD, H_OFFSET, H_PARTITION, H_REASON, H_SERVICE, H_TOPIC
+from runtime.deadletter import (
+    H_FIELD,
+    H_LENGTH,
+    H_OFFSET,
+    H_PARTITION,
+    H_REASON,
+    H_SERVICE,
+    H_SHA256,
+    H_TOPIC,
+    H_TRUNCATED,
+)
 
 REDRIVE_GROUP = "medsettle.operator.redrive"
 H_REDRIVE_FROM = "redrive.from"
@@ -63,6 +73,23 @@ class Letter:
     @property
     def service(self) -> str:
         return self.headers.get(H_SERVICE, "")
+
+    @property
+    def truncated(self) -> bool:
+        """The letter keeps only a prefix of the original value (it would not have fit)."""
+        return self.headers.get(H_TRUNCATED) == "true"
+
+    def why_not_redriven(self) -> str:
+        """Why a letter is skipped by redrive, in words an operator can act on."""
+        if self.original is None:
+            return "no original topic header"
+        if self.truncated:
+            topic, partition, offset = self.original
+            return (f"truncated: the letter keeps {len(self.value or b'')} of the original's "
+                    f"{self.headers.get(H_LENGTH, '?')} bytes (sha256 {self.headers.get(H_SHA256, '?')}), so it "
+                    f"cannot be redriven as it is; the original is {topic} partition {partition} offset {offset} "
+                    "while the topic retains it")
+        return self.status
 
 
 @dataclass
@@ -157,13 +184,16 @@ async def _progress(admin: AIOKafkaAdminClient, group: str, topic: str, partitio
 
 
 def _mark(letters: list[Letter], progress: dict[int, Progress]) -> None:
-    """Set each letter's status: redriven, duplicate (its original was redriven via another letter), pending."""
+    """Set each letter's status: redriven, duplicate (its original was redriven via another letter),
+    truncated (only a prefix of the original was kept: not redrivable as it is), pending."""
     done_originals = {lt.original for lt in letters if progress[lt.partition].done(lt.offset)}
     for lt in letters:
         if progress[lt.partition].done(lt.offset):
             lt.status = "redriven"
         elif lt.original is not None and lt.original in done_originals:
             lt.status = "duplicate"
+        elif lt.truncated:
+            lt.status = "truncated"
 
 
 async def list_letters(bootstrap: str, prefix: str, topic: str, on_record: Callable[[int, int], None] | None = None
@@ -235,7 +265,7 @@ async def redrive(bootstrap: str, prefix: str, topic: str, *, offset: int | None
         finally:
             await producer.stop()
     # record what is done: the letters sent, and the duplicates of what was sent (never to send again)
-    for lt in result.sent + [s for s in result.skipped if s.original is not None]:
+    for lt in result.sent + [s for s in result.skipped if s.original is not None and s.status != "truncated"]:
         progress[lt.partition].add(lt.offset)
     if partitions:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)

@@ -88,6 +88,22 @@ class Namespace:
             await consumer.stop()
         return records
 
+    async def read_for(self, topic: str, *, seconds: float) -> list[ConsumerRecord]:
+        """Everything on `topic` from the beginning that arrives within `seconds` (to show that
+        something did NOT arrive)."""
+        consumer = AIOKafkaConsumer(self.topic(topic), bootstrap_servers=self.bootstrap, group_id=None,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                for rs in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
+                    records.extend(rs)
+        finally:
+            await consumer.stop()
+        return records
+
     async def drop_databases(self) -> None:
         """Remove what the namespace made: its databases and its topics."""
         from aiokafka.admin import AIOKafkaAdminClient
