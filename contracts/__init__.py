@@ -7,7 +7,15 @@ from these models (`python -m contracts.schema write`).
 
 from contracts.audit import AuditAlert
 from contracts.claims import BillLine, DischargeRecorded, claim_id_of
-from contracts.codec import EVENT_TYPES, ContractError, check_key, decode, decode_envelope, decode_payload, encode
+from contracts.codec import (
+    EVENT_TYPES,
+    ContractError,
+    check_key,
+    decode,
+    decode_envelope,
+    decode_payload,
+    encode,
+)
 from contracts.enrollment import (
     ChangeCategories,
     CommandRejected,

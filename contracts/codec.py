@@ -12,7 +12,7 @@ from pydantic_core import from_json
 from contracts.audit import AuditAlert
 from contracts.claims import DischargeRecorded
 from contracts.enrollment import (
-    ENROLLMENT_COMMANDS,
+    ENROLLMENT_COMMAND_MODELS,
     CommandRejected,
     PersonSnapshot,
     ProviderSnapshot,
@@ -24,7 +24,7 @@ from contracts.settlement import BasicSettled, CatastrophicSettled, SettlementSt
 EVENT_TYPES: dict[str, type[Contract]] = {
     m.__name__: m
     for m in (
-        *ENROLLMENT_COMMANDS,
+        *ENROLLMENT_COMMAND_MODELS,
         PersonSnapshot,
         ProviderSnapshot,
         CommandRejected,

@@ -10,7 +10,7 @@ Identity numbers and names are personal data: they travel in these payloads, nev
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
@@ -29,7 +29,14 @@ from contracts.limits import (
     Year,
     text,
 )
-from contracts.types import CareLocation, PersonCategory, PersonStatus, ProviderLevel, Scheme
+from contracts.types import (
+    CareLocation,
+    CommandRejectionCode,
+    PersonCategory,
+    PersonStatus,
+    ProviderLevel,
+    Scheme,
+)
 
 PersonId = PersonReference
 """18-character resident identity number (GB 11643) as sent. Its check digit is verified by
@@ -105,8 +112,10 @@ class RegisterProvider(Contract):
         return self.provider_id
 
 
-PERSON_COMMANDS = (EnrollPerson, ChangeCategories, SuspendPerson, ResumePerson, RecordDeath)
-ENROLLMENT_COMMANDS = PERSON_COMMANDS + (RegisterProvider,)
+PERSON_COMMAND_MODELS: tuple[type[PersonCommand], ...] = (EnrollPerson, ChangeCategories, SuspendPerson, ResumePerson,
+                                                          RecordDeath)
+ENROLLMENT_COMMAND_MODELS: tuple[type[Contract], ...] = (*PERSON_COMMAND_MODELS, RegisterProvider)
+"""Every command on `enrollment.commands` (the topic's name is `contracts.topics.ENROLLMENT_COMMANDS`)."""
 
 
 class CoveragePeriod(Contract):
@@ -174,10 +183,7 @@ class CommandRejected(Contract):
         description="the person or provider id as sent (may be the invalid one; control characters removed, "
                     "at most 64 characters)")
     field: Annotated[str, text(200)] | None = None
-    reason_code: Literal[
-        "INVALID_ID_NUMBER", "INVALID_FIELD", "DATES_OUT_OF_ORDER", "UNKNOWN_PERSON", "UNKNOWN_COMMAND",
-        "ALREADY_ENROLLED", "DECEASED", "NOT_SUSPENDED", "CONFLICT",
-    ]
+    reason_code: CommandRejectionCode
     reason: Reason
 
     def message_key(self) -> str:

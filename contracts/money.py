@@ -9,7 +9,7 @@ column holds); fields with a tighter sanity bound say so.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
@@ -18,7 +18,44 @@ from contracts.limits import MONEY_MAX
 
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
+ONE = Decimal(1)
 _MONEY_TEXT = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?")
+_MAX_DECIMAL_CHARS = 40
+
+
+def parse_decimal(value: Any) -> Decimal:
+    """The one parse of an exact decimal (ratios, quantities, profile values): a `Decimal`, an
+    `int` or a decimal string of at most 40 characters; finite. A float is refused: its binary
+    value is not the number the sender meant. Raises `ValueError` naming the problem."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"must be a decimal string or an integer, not a float ({value!r}); "
+                         "write it quoted, e.g. \"0.40\"")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        if len(value) > _MAX_DECIMAL_CHARS:
+            raise ValueError(f"a decimal string has at most {_MAX_DECIMAL_CHARS} characters")
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"not a decimal number: {value!r}") from None
+    else:
+        raise ValueError(f"must be a decimal string or an integer, got {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"must be finite, got {value!r}")
+    return result
+
+
+def round_fen(amount: Decimal) -> Decimal:
+    """Round half-up to the fen (四舍五入到分)."""
+    return amount.quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def is_fen(amount: Decimal) -> bool:
+    """True if the amount has at most two decimal places."""
+    return amount == amount.quantize(FEN)
 
 
 def parse_money(value: Any) -> Decimal:
@@ -32,18 +69,13 @@ def parse_money(value: Any) -> Decimal:
         return Decimal(value).quantize(FEN)
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("money must be a decimal string such as \"12.30\", not a float")
-    if isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, Decimal):
-        amount = value
-    else:
+    if not isinstance(value, (int, Decimal)):
         raise ValueError(f"money must be a decimal string, got {type(value).__name__}")
-    if not amount.is_finite():
-        raise ValueError("money must be finite")
+    amount = parse_decimal(value)
     if abs(amount) > MONEY_MAX:
         raise ValueError(f"money must be at most {MONEY_MAX} in absolute value")
-    if amount != amount.quantize(FEN):
-        raise ValueError(f"money has more than two decimal places (fen): {value!r}")
+    if not is_fen(amount):
+        raise ValueError(f"money has more than two decimals (fen): {value!r}")
     return amount.quantize(FEN)
 
 

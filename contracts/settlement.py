@@ -26,14 +26,22 @@ from contracts.limits import (
     text,
 )
 from contracts.money import Money, NonNegativeMoney
-from contracts.types import CareLocation, CatalogueClass, PersonCategory, ProviderLevel, Ratio, RejectionCode, Scheme
+from contracts.types import (
+    CareLocation,
+    CatalogueClass,
+    ClaimRejectionCode,
+    PersonCategory,
+    ProviderLevel,
+    Ratio,
+    Scheme,
+)
 
 Layer = Literal["basic", "catastrophic", "assistance"]
 Outcome = Literal["settled", "rejected"]
 
 
 class Rejection(Contract):
-    reason_code: RejectionCode
+    reason_code: ClaimRejectionCode
     reason: Reason
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+
+from contracts.money import parse_decimal
 
 Scheme = Literal["resident", "employee"]
 """`resident` 城乡居民医保; `employee` 职工医保."""
@@ -32,30 +34,23 @@ ProviderLevel = Annotated[int, Field(ge=1, le=3)]
 
 PersonStatus = Literal["active", "suspended", "deceased"]
 
-RejectionCode = Literal[
+ClaimRejectionCode = Literal[
     "NOT_ENROLLED", "WAITING_PERIOD", "SUSPENDED", "DECEASED", "NO_POLICY", "UNKNOWN_PROVIDER", "INVALID_CLAIM",
 ]
+"""Why settlement refused a discharge (it ends as a rejected statement)."""
 
-
-def _decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("must be a decimal string, not a float")
-    if isinstance(value, Decimal):
-        return value
-    text = str(value)
-    if len(text) > 40:
-        raise ValueError("must be a decimal string of at most 40 characters")
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"must be a decimal string, got {text!r}") from None
+CommandRejectionCode = Literal[
+    "INVALID_ID_NUMBER", "INVALID_FIELD", "DATES_OUT_OF_ORDER", "UNKNOWN_PERSON", "UNKNOWN_COMMAND",
+    "ALREADY_ENROLLED", "DECEASED", "NOT_SUSPENDED", "CONFLICT",
+]
+"""Why enrollment refused a command (`CommandRejected`)."""
 
 
 _as_str = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
 
 Ratio = Annotated[
     Decimal,
-    BeforeValidator(_decimal),
+    BeforeValidator(parse_decimal),
     Field(ge=0, le=1, max_digits=12),
     _as_str,
     WithJsonSchema({"type": "string", "pattern": r"^[01](\.\d+)?$", "description": "fraction 0..1"}),
@@ -64,7 +59,7 @@ Ratio = Annotated[
 
 Quantity = Annotated[
     Decimal,
-    BeforeValidator(_decimal),
+    BeforeValidator(parse_decimal),
     Field(gt=0, max_digits=12, decimal_places=3),
     _as_str,
     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,3})?$", "description": "positive quantity"}),

@@ -5,13 +5,21 @@
     profile.prices_scheme("resident")          # True; "employee" -> False (NO_POLICY)
     profile.basic_for("resident").deductible   # {"1": Decimal("40.00"), ...}
 
-The one-stop composition of the three layer calculators is `policy.one_stop.settle_one_stop`
-(imported separately: it depends on the calculators in `services/`).
+Every pure domain rule lives here, below the services, so that services, the audit, tools and
+tests share one copy: the layers' calculators (`policy.calculators`), their decisions in terms of
+the contracts (`policy.decisions`), eligibility (`policy.eligibility`) and the one-stop chain
+(`policy.one_stop.settle_one_stop`). Identity numbers are in `contracts.identity`; money in
+`contracts.money`.
 """
 
 from policy.errors import InvalidClaimError, NotPricedError, ProfileError
-from policy.loader import POLICIES_DIR, available_profiles, load_profile, parse_profile, read_yaml
-from policy.money import FEN, ZERO, round_fen
+from policy.loader import (
+    POLICIES_DIR,
+    available_profiles,
+    load_profile,
+    parse_profile,
+    read_yaml,
+)
 from policy.profile import (
     AssistancePolicy,
     AssistanceTier,
@@ -30,9 +38,9 @@ from policy.profile import (
 )
 
 __all__ = [
-    "FEN", "POLICIES_DIR", "ZERO",
+    "POLICIES_DIR",
     "AssistancePolicy", "AssistanceTier", "AuditPolicy", "Band", "BasicPolicy", "CatastrophicPolicy",
     "ContinuityBonus", "DeductibleReduction", "EnrollmentPolicy", "InvalidClaimError", "NotPricedError",
     "OutOfPoolRule", "OutOfProvinceRule", "PolicyProfile", "ProfileError", "RatioRange", "SchemeVariant",
-    "available_profiles", "load_profile", "parse_profile", "read_yaml", "round_fen",
+    "available_profiles", "load_profile", "parse_profile", "read_yaml",
 ]

@@ -22,16 +22,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from policy.money import ZERO
-from policy.profile import PolicyProfile
-from services.assistance.calculator import AssistanceClaim, AssistanceResult, AssistanceYearState, settle_assistance
-from services.catastrophic.calculator import (
+from contracts.money import ZERO
+from policy.calculators.assistance import (
+    AssistanceClaim,
+    AssistanceResult,
+    AssistanceYearState,
+    settle_assistance,
+)
+from policy.calculators.basic import (
+    BasicClaim,
+    BasicResult,
+    BasicYearState,
+    settle_basic,
+)
+from policy.calculators.catastrophic import (
     CatastrophicClaim,
     CatastrophicResult,
     CatastrophicYearState,
     settle_catastrophic,
 )
-from services.settlement.calculator import BasicClaim, BasicResult, BasicYearState, settle_basic
+from policy.profile import PolicyProfile
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from contracts.money import FEN, is_fen, parse_decimal
 from policy.errors import NotPricedError
-from policy.money import FEN, is_fen, to_decimal
 from policy.vocabulary import CatalogueClass, Layer, LevelKey, PersonCategory, level_key
 
 
@@ -39,8 +39,8 @@ class FieldProblem(ValueError):
         self.reason = reason
 
 
-def _money(value: Any) -> Decimal:
-    amount = to_decimal(value)
+def _amount(value: Any) -> Decimal:
+    amount = parse_decimal(value)
     if amount < 0:
         raise ValueError(f"money must not be negative (got {amount})")
     if not is_fen(amount):
@@ -48,15 +48,15 @@ def _money(value: Any) -> Decimal:
     return amount.quantize(FEN)
 
 
-def _ratio(value: Any) -> Decimal:
-    ratio = to_decimal(value)
+def _fraction(value: Any) -> Decimal:
+    ratio = parse_decimal(value)
     if not Decimal(0) <= ratio <= Decimal(1):
         raise ValueError(f"ratio must be a fraction between 0 and 1 (got {ratio}); write 40% as \"0.40\"")
     return ratio
 
 
 def _adjustment(value: Any) -> Decimal:
-    points = to_decimal(value)
+    points = parse_decimal(value)
     if not Decimal(-1) <= points <= Decimal(1):
         raise ValueError(f"a ratio adjustment is a fraction between -1 and 1 (got {points}); -5 points is \"-0.05\"")
     return points
@@ -66,8 +66,10 @@ def _level(value: Any) -> str:
     return level_key(value)
 
 
-Money = Annotated[Decimal, BeforeValidator(_money)]
-Ratio = Annotated[Decimal, BeforeValidator(_ratio)]
+Amount = Annotated[Decimal, BeforeValidator(_amount)]
+"""Money in a profile: yuan, non-negative, at most two decimals."""
+Fraction = Annotated[Decimal, BeforeValidator(_fraction)]
+"""A ratio in a profile: a fraction 0..1 ("0.40" is 40%)."""
 Adjustment = Annotated[Decimal, BeforeValidator(_adjustment)]
 Level = Annotated[LevelKey, BeforeValidator(_level)]
 
@@ -90,7 +92,7 @@ def _unique(values: tuple[Any, ...], what: str) -> None:
 class DeductibleReduction(_Model):
     """Tilt (倾斜): the deductible is multiplied by `factor` for the listed categories."""
 
-    factor: Ratio
+    factor: Fraction
     categories: tuple[PersonCategory, ...] = ()
     disabled_grades: tuple[Annotated[int, Field(ge=1, le=4)], ...] = Field(
         default=(), description="grades of the `disabled` category that qualify (1–2 = severe)"
@@ -105,8 +107,8 @@ class ContinuityBonus(_Model):
     always rises relatively."""
 
     first_step_after_years: Annotated[int, Field(ge=1)]
-    step: Ratio
-    max_increase: Ratio
+    step: Fraction
+    max_increase: Fraction
     mode: Literal["relative", "points"]
     applies_to_cap: bool = True
 
@@ -118,10 +120,10 @@ class BasicPolicy(_Model):
     in_policy_classes: tuple[CatalogueClass, ...]
     deductible_basis: Literal["per_admission", "per_year"]
     levels: tuple[Level, ...]
-    deductible: dict[Level, Money]
-    ratio: dict[Level, Ratio | None] = Field(description="null: the source gives no ratio, claims at that level are not priced")
+    deductible: dict[Level, Amount]
+    ratio: dict[Level, Fraction | None] = Field(description="null: the source gives no ratio, claims at that level are not priced")
     deductible_reduction: DeductibleReduction | None = None
-    annual_cap: Money
+    annual_cap: Amount
     continuity_bonus: ContinuityBonus | None = None
 
     @model_validator(mode="after")
@@ -158,13 +160,13 @@ class Band(_Model):
 
     ``lower: null`` marks a bound the source lost; it is a required operator input."""
 
-    lower: Money | None
-    ratio: Ratio
+    lower: Amount | None
+    ratio: Fraction
 
 
 class RatioRange(_Model):
-    min: Ratio
-    max: Ratio
+    min: Fraction
+    max: Fraction
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -183,8 +185,8 @@ class OutOfPoolRule(_Model):
 class OutOfProvinceRule(_Model):
     """Care outside the province: a flat ratio instead of the bands."""
 
-    referred_ratio: Ratio
-    not_referred_ratio: Ratio
+    referred_ratio: Fraction
+    not_referred_ratio: Fraction
     poor_bonus_applies: bool = False
 
 
@@ -199,17 +201,17 @@ class CatastrophicPolicy(_Model):
     covered_conditions: tuple[str, ...] | None = Field(
         default=None, description="only these condition groups are covered (Daqing 三种大病); null = any disease"
     )
-    threshold: Money
-    poor_threshold: Money | None = None
+    threshold: Amount
+    poor_threshold: Amount | None = None
     poor_categories: tuple[PersonCategory, ...] = ()
-    poor_bonus: Ratio = Decimal(0)
+    poor_bonus: Fraction = Decimal(0)
     band_base: Literal["above_threshold", "cumulative"]
     bands: tuple[Band, ...] | None
     tender_ratio_range: RatioRange | None = None
     in_province_out_of_pool: OutOfPoolRule | None = None
     out_of_province: OutOfProvinceRule | None = None
-    class_prepayment: dict[CatalogueClass, Ratio] = Field(default_factory=dict)
-    annual_cap: Money
+    class_prepayment: dict[CatalogueClass, Fraction] = Field(default_factory=dict)
+    annual_cap: Amount
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -261,8 +263,8 @@ class CatastrophicPolicy(_Model):
 
 class AssistanceTier(_Model):
     category: PersonCategory
-    ratio: Ratio
-    annual_cap: Money
+    ratio: Fraction
+    annual_cap: Amount
 
 
 class AssistancePolicy(_Model):
@@ -297,10 +299,10 @@ class AuditPolicy(_Model):
     overlap_min_nights: Annotated[int, Field(ge=1)]
     max_time_billed_hours_per_day: Annotated[int, Field(ge=1, le=24)]
     duplicate_line_min_count: Annotated[int, Field(ge=2)]
-    large_out_of_area_invoice: Money
+    large_out_of_area_invoice: Amount
     flag_claims_after_death_or_suspension: bool
     flag_concurrent_inpatients_over_beds: bool
-    manual_review_sample_rate: Ratio
+    manual_review_sample_rate: Fraction
 
 
 # ----------------------------------------------------------------------------- profile

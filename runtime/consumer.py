@@ -27,12 +27,20 @@ from aiokafka import ConsumerRecord
 
 from contracts import Contract, ContractError, check_key, decode
 from runtime.deadletter import DeadLetter, send_dead_letters
-from runtime.errors import Backoff, ErrorClass, RetryLog, ServiceFatal, classify, retry_infrastructure
+from runtime.errors import (
+    Backoff,
+    ErrorClass,
+    RetryLog,
+    ServiceFatal,
+    classify,
+    retry_infrastructure,
+)
 from runtime.logging import get_logger
 from runtime.outbox import publish_pending
-from runtime.unit_of_work import Inbound, UnitOfWork
+from runtime.unit_of_work import Inbound, PostgresUnitOfWork
 
-BatchHandler = Callable[[UnitOfWork, list[Inbound]], Awaitable[None]]
+BatchHandler = Callable[[Any, list[Inbound]], Awaitable[None]]
+"""Handles one batch in a unit of work (`runtime.unit_of_work.UnitOfWork` or a service's own)."""
 BeforeBatch = Callable[[], Awaitable[None]]
 OnFatal = Callable[[str], None]
 
@@ -57,6 +65,9 @@ class Subscription:
     dead_letters: bool = True
     """False for an observer (audit): what it cannot decode is logged, not dead-lettered, because
     the topic's own consumer dead-letters it and one letter per bad record is what operators redrive."""
+    unit_of_work: Callable[[asyncpg.Connection, str], PostgresUnitOfWork] = PostgresUnitOfWork
+    """Makes the handler's unit of work from the batch's connection and the topic prefix (a
+    service with repositories of its own gives its own)."""
     dead_letter_invalid_payloads: bool = False
     """With `invalid_payloads_to_handler`: dead-letter such a record as well (the audit keeps it in
     its event store and still dead-letters it on the topics it owns)."""
@@ -111,7 +122,7 @@ class BatchConsumer:
 
     async def _transaction(self, batch: list[Inbound]) -> None:
         async with self._pool().acquire() as conn, conn.transaction():
-            uow = UnitOfWork(conn, self.topic_prefix)
+            uow = self.sub.unit_of_work(conn, self.topic_prefix)
             await self.sub.handler(uow, batch)
             await uow.flush()
 

@@ -1,8 +1,10 @@
 """One transaction of a service's state plus its outgoing events (cosmicpython's unit of work).
 
-A handler receives a `UnitOfWork` bound to an open transaction. It asks which inputs are new
-(`first_time`), changes its state through `uow.conn`, and `emit`s outgoing events; they are
-written to the outbox in the same transaction and published after commit.
+A handler receives a `UnitOfWork`. It asks which inputs are new (`new_only`), changes its state
+through the repositories the service's unit of work carries (e.g. a layer's `ledger`), and
+`emit`s outgoing events. `PostgresUnitOfWork` is bound to an open transaction: the events go to
+the outbox in the same transaction and are published after commit. `InMemoryUnitOfWork` keeps
+everything in dicts and lists, for handler unit tests.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -20,7 +22,8 @@ from contracts import Envelope, encode
 @dataclass(frozen=True)
 class Inbound:
     """A consumed record whose envelope decoded; `payload` is the validated contract model,
-    or None with `error` set when the subscription asked to see invalid payloads itself."""
+    or the payload as sent (a dict) with `error` set when the subscription asked to see invalid
+    payloads itself."""
 
     topic: str
     partition: int
@@ -44,8 +47,37 @@ class Outgoing:
     envelope: Envelope[Any]
 
 
+class UnitOfWork(Protocol):
+    """What every handler may do with its unit of work (services add their repositories)."""
+
+    topic_prefix: str
+
+    async def new_only(self, batch: Sequence[Inbound], key: Callable[[Inbound], str]) -> list[Inbound]:
+        """The messages of `batch` whose natural key was never processed, first occurrence only,
+        in batch order; records them as processed (a redelivered copy inside the same batch, or
+        one processed by an earlier batch, is dropped)."""
+        ...
+
+    def emit(self, topic: str, envelope: Envelope[Any]) -> None:
+        """Queue an event for `topic`, keyed by its payload's subject (`Contract.message_key`)."""
+        ...
+
+    async def flush(self) -> int:
+        """Store the queued events (the outbox); returns how many."""
+        ...
+
+
+def _first_occurrences(batch: Sequence[Inbound], key: Callable[[Inbound], str]) -> dict[str, Inbound]:
+    first: dict[str, Inbound] = {}
+    for msg in batch:
+        first.setdefault(key(msg), msg)
+    return first
+
+
 @dataclass
-class UnitOfWork:
+class PostgresUnitOfWork:
+    """A unit of work inside an open PostgreSQL transaction: `processed_event` and `outbox`."""
+
     conn: asyncpg.Connection
     topic_prefix: str = ""
     outgoing: list[Outgoing] = field(default_factory=list)
@@ -62,19 +94,13 @@ class UnitOfWork:
         return {r["key"] for r in rows}
 
     async def new_only(self, batch: Sequence[Inbound], key: Callable[[Inbound], str]) -> list[Inbound]:
-        """The messages of `batch` whose natural key was never processed, first occurrence only,
-        in batch order; records them as processed (a redelivered copy inside the same batch, or one
-        processed by an earlier batch, is dropped)."""
-        first: dict[str, Inbound] = {}
-        for msg in batch:
-            first.setdefault(key(msg), msg)
+        first = _first_occurrences(batch, key)
         if not first:
             return []
         new = await self.first_time(batch[0].topic, [(k, m.envelope.event_id) for k, m in first.items()])
         return [m for k, m in first.items() if k in new]
 
     def emit(self, topic: str, envelope: Envelope[Any]) -> None:
-        """Queue an event for `topic`, keyed by its payload's subject (`Contract.message_key`)."""
         self.outgoing.append(Outgoing(self.topic_prefix + topic, envelope.payload.message_key(), envelope))
 
     async def flush(self) -> int:
@@ -91,3 +117,34 @@ class UnitOfWork:
         n = len(self.outgoing)
         self.outgoing.clear()
         return n
+
+
+@dataclass
+class InMemoryUnitOfWork:
+    """A unit of work in memory (handler unit tests): what was processed, and the outbox. One
+    instance plays the part of the database across batches."""
+
+    topic_prefix: str = ""
+    processed: set[str] = field(default_factory=set)
+    outgoing: list[Outgoing] = field(default_factory=list)
+    outbox: dict[uuid.UUID, Outgoing] = field(default_factory=dict)
+    """what `flush` stored, by event id (a re-emitted id is not stored again)"""
+
+    async def new_only(self, batch: Sequence[Inbound], key: Callable[[Inbound], str]) -> list[Inbound]:
+        new = [m for k, m in _first_occurrences(batch, key).items() if k not in self.processed]
+        self.processed.update(key(m) for m in new)
+        return new
+
+    def emit(self, topic: str, envelope: Envelope[Any]) -> None:
+        self.outgoing.append(Outgoing(self.topic_prefix + topic, envelope.payload.message_key(), envelope))
+
+    async def flush(self) -> int:
+        n = len(self.outgoing)
+        for o in self.outgoing:
+            self.outbox.setdefault(o.envelope.event_id, o)
+        self.outgoing.clear()
+        return n
+
+    def events(self, topic: str) -> list[Any]:
+        """The payloads stored for `topic`, in order."""
+        return [o.envelope.payload for o in self.outbox.values() if o.topic == self.topic_prefix + topic]

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from contracts.enrollment import EnrollPerson, RegisterProvider
 from contracts.types import CareLocation, PersonCategory
-from services.enrollment.identity import make_identity_number
+from contracts.identity import make_identity_number
 from tools.generate_catalogue import (
     COUNTY_HOSPITALS,
     GIVEN_FEMALE,

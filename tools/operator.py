@@ -191,7 +191,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _letters_table(title: str, letters: Sequence[Any]) -> Table:
-    from services.enrollment.identity import mask_identity_number  # noqa: PLC0415
+    from contracts.identity import mask_identity_number  # noqa: PLC0415
 
     table = Table(title=title)
     for column in ("dlt offset", "status", "service", "original topic", "partition", "offset", "key", "field",

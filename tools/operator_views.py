@@ -11,7 +11,7 @@ from rich.table import Table
 
 from runtime.logging import mask_identity_numbers
 from services.audit.kpis import Kpis
-from services.enrollment.identity import mask_identity_number
+from contracts.identity import mask_identity_number
 
 
 def _row(table: Table, *cells: Any) -> None:

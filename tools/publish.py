@@ -36,7 +36,7 @@ from contracts import (
     encode,
     make_envelope,
 )
-from contracts.enrollment import ENROLLMENT_COMMANDS
+from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
 from contracts.topics import DISCHARGES
 from contracts.topics import ENROLLMENT_COMMANDS as COMMANDS_TOPIC
 from tools.connection import kafka_bootstrap
@@ -80,7 +80,7 @@ def prepare_command(obj: Any) -> Prepared:
     if not isinstance(obj, dict) or "event_type" not in obj or "payload" not in obj:
         raise ValueError('expected {"event_type": ..., "payload": {...}}')
     model = EVENT_TYPES.get(obj["event_type"])
-    if model not in ENROLLMENT_COMMANDS:
+    if model not in ENROLLMENT_COMMAND_MODELS:
         raise ValueError(f"event_type {obj['event_type']!r} is not an enrollment command")
     cmd = model.model_validate(obj["payload"])
     key = cmd.provider_id if isinstance(cmd, RegisterProvider) else cmd.person_id  # type: ignore[attr-defined]

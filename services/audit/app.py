@@ -23,7 +23,7 @@ from runtime.app import ServiceContext, ServiceSpec
 from runtime.consumer import Subscription
 from runtime.logging import get_logger
 from runtime.outbox import publish_pending
-from runtime.unit_of_work import UnitOfWork
+from runtime.unit_of_work import PostgresUnitOfWork
 from services.audit.alerts import raise_alerts
 from services.audit.config import AuditConfig
 from services.audit.handlers import AuditHandler
@@ -58,7 +58,7 @@ class Reconciler:
             async with pool.acquire() as conn, conn.transaction():
                 report = await reconcile(conn, checked_at, timedelta(seconds=self.config.statement_timeout_s),
                                          self.ledger_dsns)
-                uow = UnitOfWork(conn, self.ctx.settings.topic_prefix)
+                uow = PostgresUnitOfWork(conn, self.ctx.settings.topic_prefix)
                 report.raised = await raise_alerts(uow, report.findings, wall_clock())
                 await uow.flush()
             await publish_pending(pool, self.ctx.broker)

@@ -21,7 +21,7 @@ from contracts.limits import printable
 from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
 from policy.profile import AuditPolicy
 from runtime.logging import get_logger
-from runtime.unit_of_work import Inbound, UnitOfWork
+from runtime.unit_of_work import Inbound, PostgresUnitOfWork
 from services.audit import rules, store
 from services.audit.alerts import raise_alerts
 
@@ -80,7 +80,7 @@ class AuditHandler:
         self.policy = policy
         self.clock = clock
 
-    async def __call__(self, uow: UnitOfWork, batch: list[Inbound]) -> None:
+    async def __call__(self, uow: PostgresUnitOfWork, batch: list[Inbound]) -> None:
         topic = batch[0].topic.removeprefix(uow.topic_prefix)
         await store.append_events(uow.conn, [event_row(m, topic) for m in batch])
         # a re-sent event counts once
@@ -94,7 +94,7 @@ class AuditHandler:
         elif topic == DISCHARGES:
             await self._discharges(fresh, uow)
 
-    async def _persons(self, snapshots: list[PersonSnapshot], uow: UnitOfWork) -> None:
+    async def _persons(self, snapshots: list[PersonSnapshot], uow: PostgresUnitOfWork) -> None:
         changed = await store.upsert_persons(uow.conn, snapshots)
         if not changed:
             return
@@ -106,7 +106,7 @@ class AuditHandler:
         if raised:
             log.info("alerts raised on a registry change", count=len(raised))
 
-    async def _discharges(self, messages: list[Inbound], uow: UnitOfWork) -> None:
+    async def _discharges(self, messages: list[Inbound], uow: PostgresUnitOfWork) -> None:
         by_claim: dict[str, tuple[DischargeRecorded, uuid.UUID]] = {}
         for m in messages:
             by_claim.setdefault(m.payload.claim_id, (m.payload, m.envelope.event_id))

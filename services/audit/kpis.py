@@ -35,9 +35,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import asyncpg
 
 from contracts import PersonSnapshot
-from contracts.money import FEN
+from contracts.money import FEN, ZERO
 
-ZERO = Decimal("0.00")
 RATIO_PLACES = Decimal("0.0001")
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import asyncpg
 
 from contracts import AuditAlert
+from contracts.money import ZERO
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS
 from runtime.logging import get_logger
 from services.audit.rules import Finding
@@ -47,7 +48,6 @@ LEDGER_TOTAL_MISMATCH = "ledger_total_mismatch"
 
 SOURCE = "F004 L271, F001 L379"
 LAYER_FIELDS: dict[str, str] = {"basic": "hifp_pay", "catastrophic": "hifmi_pay", "assistance": "maf_pay"}
-ZERO = Decimal("0.00")
 
 
 def _money(value: Any) -> Decimal | None:

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts import (
-    ChangeCategories,
-    EnrollPerson,
-    RecordDeath,
-    RegisterProvider,
-    ResumePerson,
-    SuspendPerson,
-)
+from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
 from contracts.topics import ENROLLMENT_COMMANDS
 from policy import PolicyProfile, load_profile
 from runtime.app import ServiceContext, ServiceSpec
 from runtime.consumer import Subscription
 from services.enrollment.domain import EnrollmentRules
 from services.enrollment.handlers import EnrollmentHandler
-
-COMMANDS = (EnrollPerson, ChangeCategories, SuspendPerson, ResumePerson, RecordDeath, RegisterProvider)
 
 
 def rules_of(profile: PolicyProfile) -> EnrollmentRules:
@@ -31,7 +22,7 @@ def rules_of(profile: PolicyProfile) -> EnrollmentRules:
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     rules = rules_of(load_profile(ctx.settings.policy_profile))
-    return [Subscription(ENROLLMENT_COMMANDS, EnrollmentHandler(rules), COMMANDS, invalid_payloads_to_handler=True)]
+    return [Subscription(ENROLLMENT_COMMANDS, EnrollmentHandler(rules), ENROLLMENT_COMMAND_MODELS, invalid_payloads_to_handler=True)]
 
 
 SPEC = ServiceSpec(name="enrollment", migrations=(Path(__file__).parent / "migrations",), subscriptions=subscriptions)

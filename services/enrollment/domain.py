@@ -41,28 +41,27 @@ from datetime import date, timedelta
 from typing import ClassVar, Generic, Literal, TypeVar
 
 from contracts.enrollment import (
-    ChangeCategories,
+    PERSON_COMMAND_MODELS,
     CategoryPeriod,
+    ChangeCategories,
     CommandRejected,
     CoveragePeriod,
     EnrollPerson,
+    PersonCommand,
     PersonSnapshot,
     ProviderSnapshot,
     RecordDeath,
     RegisterProvider,
     ResumePerson,
-    Suspension,
     SuspendPerson,
+    Suspension,
 )
-from contracts.types import PersonCategory
-from services.enrollment.identity import birth_date_of, mask_identity_number, validate_identity_number
-
-PersonCommand = EnrollPerson | ChangeCategories | SuspendPerson | ResumePerson | RecordDeath
-PERSON_COMMAND_TYPES = (EnrollPerson, ChangeCategories, SuspendPerson, ResumePerson, RecordDeath)
-RejectionCode = Literal[
-    "INVALID_ID_NUMBER", "INVALID_FIELD", "DATES_OUT_OF_ORDER", "UNKNOWN_PERSON", "UNKNOWN_COMMAND",
-    "ALREADY_ENROLLED", "DECEASED", "NOT_SUSPENDED", "CONFLICT",
-]
+from contracts.identity import (
+    birth_date_of,
+    mask_identity_number,
+    validate_identity_number,
+)
+from contracts.types import CommandRejectionCode, PersonCategory
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class Rejected:
 
 
 class _Refused(Exception):
-    def __init__(self, code: RejectionCode, field: str | None, reason: str) -> None:
+    def __init__(self, code: CommandRejectionCode, field: str | None, reason: str) -> None:
         super().__init__(reason)
         self.code, self.field, self.reason = code, field, reason
 
@@ -181,7 +180,7 @@ def apply(state: PersonSnapshot | None, command: PersonCommand, rules: Enrollmen
     """
     subject = str(getattr(command, "person_id", "") or getattr(command, "provider_id", ""))
     try:
-        if not isinstance(command, PERSON_COMMAND_TYPES):
+        if not isinstance(command, PERSON_COMMAND_MODELS):
             raise _Refused("UNKNOWN_COMMAND", None, f"{type(command).__name__} is not a person command")
         if state is not None and state.person_id != command.person_id:
             raise ValueError(f"state of {mask_identity_number(state.person_id)} given for a command of "
@@ -332,7 +331,7 @@ def _record_death(state: PersonSnapshot, cmd: RecordDeath) -> PersonSnapshot:
 def apply_provider(state: ProviderSnapshot | None, command: RegisterProvider,
                    command_event_id: str) -> Accepted[ProviderSnapshot] | Rejected:
     """Register a designated provider (定点医疗机构) or update its registration (version + 1)."""
-    def refuse(code: RejectionCode, field_name: str | None, reason: str) -> Rejected:
+    def refuse(code: CommandRejectionCode, field_name: str | None, reason: str) -> Rejected:
         return Rejected(CommandRejected(
             command_event_id=command_event_id, command_type=type(command).__name__,
             subject_id=str(getattr(command, "provider_id", "") or getattr(command, "person_id", "")),

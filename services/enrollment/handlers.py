@@ -20,7 +20,7 @@ from contracts import (
 )
 from contracts.limits import printable
 from contracts.topics import ENROLLMENT_REJECTIONS, PERSONS, PROVIDERS
-from runtime.unit_of_work import Inbound, UnitOfWork
+from runtime.unit_of_work import Inbound, PostgresUnitOfWork
 from services.enrollment import store
 from services.enrollment.domain import EnrollmentRules, apply, apply_provider
 
@@ -47,7 +47,7 @@ class EnrollmentHandler:
     def __init__(self, rules: EnrollmentRules) -> None:
         self.rules = rules
 
-    async def __call__(self, uow: UnitOfWork, batch: list[Inbound]) -> None:
+    async def __call__(self, uow: PostgresUnitOfWork, batch: list[Inbound]) -> None:
         todo = await uow.new_only(batch, lambda m: f"command:{m.envelope.event_id}")
         if not todo:
             return

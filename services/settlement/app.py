@@ -17,13 +17,13 @@ from runtime.claim_layer import ClaimLayerHandler
 from runtime.consumer import Subscription
 from runtime.db import LEDGER_MIGRATIONS
 from services.settlement import store
-from services.settlement.handlers import BasicLayer
+from services.settlement.handlers import BasicLayer, PostgresSettlementUnitOfWork
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     layer = BasicLayer(load_profile(ctx.settings.policy_profile))
     return [Subscription(DISCHARGES, ClaimLayerHandler(layer, prepare=layer.prepare), (DischargeRecorded,),
-                         before_batch=ctx.catch_up_projections)]
+                         before_batch=ctx.catch_up_projections, unit_of_work=PostgresSettlementUnitOfWork)]
 
 
 SPEC = ServiceSpec(

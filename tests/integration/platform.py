@@ -7,17 +7,29 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date
 from decimal import Decimal
-
 from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from contracts import BillLine, DischargeRecorded, EnrollPerson, PersonSnapshot, ProviderSnapshot, RegisterProvider
-from contracts.topics import DISCHARGES, ENROLLMENT_COMMANDS, PERSONS, PROVIDERS, STATEMENTS
+from contracts import (
+    BillLine,
+    DischargeRecorded,
+    EnrollPerson,
+    PersonSnapshot,
+    ProviderSnapshot,
+    RegisterProvider,
+)
+from contracts.identity import make_identity_number
+from contracts.topics import (
+    DISCHARGES,
+    ENROLLMENT_COMMANDS,
+    PERSONS,
+    PROVIDERS,
+    STATEMENTS,
+)
 from services.assistance.app import SPEC as ASSISTANCE
 from services.catastrophic.app import SPEC as CATASTROPHIC
 from services.enrollment.app import SPEC as ENROLLMENT
-from services.enrollment.identity import make_identity_number
 from services.settlement.app import SPEC as SETTLEMENT
 from tests.integration.harness import Namespace, running
 
@@ -85,9 +97,10 @@ async def snapshot(ns: Namespace) -> dict[str, Any]:
         conn = await ns.connect(service)
         try:
             out[f"{service}.ledger"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
-                "SELECT claim_id, outcome, base, paid, accumulated_before, accumulated_after FROM ledger")}
-            out[f"{service}.accumulators"] = {(r["person_id"], r["insurance_year"]): (r["accumulated"], r["paid"], r["claims"])
-                                             for r in await conn.fetch("SELECT * FROM accumulator")}
+                "SELECT claim_id, outcome, base, paid, year_before, year_after FROM ledger")}
+            out[f"{service}.accumulators"] = {
+                (r["person_id"], r["insurance_year"]): {k: v for k, v in r.items() if k != "updated_at"}
+                for r in await conn.fetch("SELECT * FROM accumulator")}
             if service == "assistance":
                 out["statements"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
                     """SELECT claim_id, outcome, reason_code, total_cost, in_policy, hifp_pay, hifmi_pay, maf_pay, psn_pay

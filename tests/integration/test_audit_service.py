@@ -36,13 +36,21 @@ from contracts import (
     make_envelope,
 )
 from contracts.enrollment import CategoryPeriod, CoveragePeriod, Suspension
-from contracts.topics import ALERTS, BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, PERSONS, PROVIDERS, STATEMENTS
+from contracts.identity import make_identity_number
+from contracts.topics import (
+    ALERTS,
+    BASIC_SETTLED,
+    CATASTROPHIC_SETTLED,
+    DISCHARGES,
+    PERSONS,
+    PROVIDERS,
+    STATEMENTS,
+)
 from runtime.db import LEDGER_MIGRATIONS, migrate
 from services.audit.app import make_spec, reconcile_now
 from services.audit.config import AuditConfig
 from services.audit.kpis import KpiQuery, compute_kpis
 from services.audit.rules import in_review_sample
-from services.enrollment.identity import make_identity_number
 from tests.integration.harness import Namespace, payloads, running
 
 pytestmark = pytest.mark.integration

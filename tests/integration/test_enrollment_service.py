@@ -17,9 +17,14 @@ from contracts import (
     encode,
     make_envelope,
 )
-from contracts.topics import ENROLLMENT_COMMANDS, ENROLLMENT_REJECTIONS, PERSONS, PROVIDERS
+from contracts.identity import make_identity_number
+from contracts.topics import (
+    ENROLLMENT_COMMANDS,
+    ENROLLMENT_REJECTIONS,
+    PERSONS,
+    PROVIDERS,
+)
 from services.enrollment.app import SPEC
-from services.enrollment.identity import make_identity_number
 from tests.integration.harness import Namespace, payloads, running
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,15 @@ from contracts import SettlementStatement, make_envelope
 from contracts.topics import DISCHARGES, PERSONS, dead_letter_topic
 from runtime.app import EXIT_FATAL
 from tests.integration.harness import ServiceProcess, payloads, run_operator
-from tests.integration.platform import discharge, enroll, person_id, platform, provider, register, statements_for
+from tests.integration.platform import (
+    discharge,
+    enroll,
+    person_id,
+    platform,
+    provider,
+    register,
+    statements_for,
+)
 from tests.unit.test_decoder_hostile import _snapshot
 
 pytestmark = pytest.mark.integration

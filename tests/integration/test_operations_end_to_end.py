@@ -6,8 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import DischargeRecorded, SettlementStatement, decode_envelope, encode, make_envelope
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS, dead_letter_topic
+from contracts import (
+    DischargeRecorded,
+    SettlementStatement,
+    decode_envelope,
+    encode,
+    make_envelope,
+)
+from contracts.topics import (
+    BASIC_SETTLED,
+    CATASTROPHIC_SETTLED,
+    DISCHARGES,
+    STATEMENTS,
+    dead_letter_topic,
+)
 from tests.integration.harness import payloads, run_operator, wait_drained
 from tests.integration.platform import platform, register, snapshot
 from tools.generate import generate_discharges, generate_population

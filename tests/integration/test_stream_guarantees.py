@@ -15,6 +15,9 @@ import pytest
 
 from contracts import SettlementStatement, decode_envelope, make_envelope
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS
+from policy import load_profile
+from policy.one_stop import OneStopClaim, OneStopYearState, settle_one_stop
+from services.enrollment.app import SPEC as ENROLLMENT
 from tests.integration.harness import (
     Namespace,
     ServiceProcess,
@@ -25,9 +28,6 @@ from tests.integration.harness import (
     wait_drained,
 )
 from tests.integration.platform import LAYERS, platform, register, snapshot
-from services.enrollment.app import SPEC as ENROLLMENT
-from policy import load_profile
-from policy.one_stop import OneStopClaim, OneStopYearState, settle_one_stop
 from tools.generate import generate_discharges, generate_population
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,15 @@ import pytest
 from contracts import SettlementStatement
 from contracts.topics import DISCHARGES
 from tests.integration.harness import payloads
-from tests.integration.platform import discharge, enroll, person_id, platform, provider, register, statements_for
+from tests.integration.platform import (
+    discharge,
+    enroll,
+    person_id,
+    platform,
+    provider,
+    register,
+    statements_for,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,12 @@ from decimal import Decimal as D
 import pytest
 
 from policy import InvalidClaimError, NotPricedError, load_profile
+from policy.calculators.assistance import (
+    AssistanceClaim,
+    AssistanceYearState,
+    settle_assistance,
+)
 from policy.one_stop import OneStopClaim, settle_year
-from services.assistance.calculator import AssistanceClaim, AssistanceYearState, settle_assistance
 
 DEMO = load_profile("demo-county")
 FIRST = AssistanceYearState()

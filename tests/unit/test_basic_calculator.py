@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import pytest
 
 from policy import InvalidClaimError, NotPricedError, load_profile
-from services.settlement.calculator import BasicClaim, BasicYearState, settle_basic
+from policy.calculators.basic import BasicClaim, BasicYearState, settle_basic
 
 DEMO = load_profile("demo-county")
 GZ = load_profile("gz-2009-basic")

@@ -9,7 +9,11 @@ from decimal import Decimal as D
 import pytest
 
 from policy import InvalidClaimError, NotPricedError, load_profile
-from services.catastrophic.calculator import CatastrophicClaim, CatastrophicYearState, settle_catastrophic
+from policy.calculators.catastrophic import (
+    CatastrophicClaim,
+    CatastrophicYearState,
+    settle_catastrophic,
+)
 
 DEMO = load_profile("demo-county")
 DAQING = load_profile("daqing-2015-catastrophic")

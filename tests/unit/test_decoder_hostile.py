@@ -24,8 +24,8 @@ from contracts import (
     make_envelope,
 )
 from contracts.enrollment import CategoryPeriod, CoveragePeriod
+from contracts.identity import make_identity_number
 from contracts.limits import MAX_BILL_LINES, MAX_RECORD_BYTES
-from services.enrollment.identity import make_identity_number
 
 PID = make_identity_number("500242", date(1970, 5, 1), 7)
 

@@ -4,9 +4,16 @@ from datetime import date
 
 import pytest
 
-from contracts import ChangeCategories, EnrollPerson, PersonSnapshot, RecordDeath, ResumePerson, SuspendPerson
+from contracts import (
+    ChangeCategories,
+    EnrollPerson,
+    PersonSnapshot,
+    RecordDeath,
+    ResumePerson,
+    SuspendPerson,
+)
+from policy.eligibility import Eligible, Ineligible, eligibility
 from services.enrollment.domain import Accepted, EnrollmentRules, apply
-from services.enrollment.eligibility import Eligible, Ineligible, eligibility
 
 PID = "11010519491231002X"
 TODAY = date(2026, 11, 22)

@@ -19,6 +19,7 @@ from contracts import (
     ResumePerson,
     SuspendPerson,
 )
+from contracts.identity import make_identity_number
 from services.enrollment.domain import (
     Accepted,
     EnrollmentRules,
@@ -28,7 +29,6 @@ from services.enrollment.domain import (
     apply,
     apply_provider,
 )
-from services.enrollment.identity import make_identity_number
 
 PID = "11010519491231002X"
 RULES = EnrollmentRules()

@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 
 from contracts import DischargeRecorded, EnrollPerson, RegisterProvider
+from contracts.identity import birth_date_of, validate_identity_number
+from policy.eligibility import Eligible, eligibility
 from services.enrollment.domain import Accepted, Registry
-from services.enrollment.eligibility import Eligible, eligibility
-from services.enrollment.identity import birth_date_of, validate_identity_number
-from tools.generate import generate_discharges, generate_population, main, read_discharges, read_population
+from tools.generate import (
+    generate_discharges,
+    generate_population,
+    main,
+    read_discharges,
+    read_population,
+)
 
 YEAR = 2026
 TODAY = date(2026, 11, 22)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.enrollment.identity import (
+from contracts.identity import (
     check_character,
     make_identity_number,
     mask_identity_number,

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from contracts import PersonSnapshot
 from contracts.enrollment import CategoryPeriod, CoveragePeriod
+from contracts.identity import make_identity_number
 from services.audit import kpis
-from services.enrollment.identity import make_identity_number
 
 
 def snapshot(pid: str, *, year: int = 2026, paid: date = date(2025, 11, 1), death: date | None = None,

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.logpipe import copy
 from runtime.logging import rotating_handler
+from tools.logpipe import copy
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policy import FEN, PolicyProfile, load_profile
-from policy.one_stop import OneStopClaim, OneStopResult, OneStopYearState, settle_one_stop, settle_year
+from contracts.money import FEN
+from policy import PolicyProfile, load_profile
+from policy.one_stop import (
+    OneStopClaim,
+    OneStopResult,
+    OneStopYearState,
+    settle_one_stop,
+    settle_year,
+)
 from policy.vocabulary import CARE_LOCATIONS, PERSON_CATEGORIES
 
 DEMO = load_profile("demo-county")

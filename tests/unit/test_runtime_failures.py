@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError
 
 from contracts import EnrollPerson, encode, make_envelope
+from contracts.identity import make_identity_number
 from runtime import consumer as consumer_module
 from runtime.consumer import BatchConsumer, Subscription
 from runtime.deadletter import (
@@ -29,7 +30,6 @@ from runtime.deadletter import (
     outgoing,
 )
 from runtime.errors import Backoff, ErrorClass, classify, retry_infrastructure
-from services.enrollment.identity import make_identity_number
 
 PIDS = [make_identity_number("500242", date(1980, 1, 1), i) for i in range(1, 6)]
 

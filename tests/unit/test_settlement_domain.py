@@ -8,10 +8,10 @@ from decimal import Decimal
 
 from contracts import BillLine, DischargeRecorded, PersonSnapshot, ProviderSnapshot
 from contracts.enrollment import CategoryPeriod, CoveragePeriod, Suspension
+from contracts.identity import make_identity_number
 from policy import load_profile
-from services.enrollment.identity import make_identity_number
-from services.settlement.calculator import BasicYearState
-from services.settlement.domain import decide
+from policy.calculators.basic import BasicYearState
+from policy.decisions.basic import decide
 
 PROFILE = load_profile("demo-county")
 PID = make_identity_number("500242", date(1970, 5, 5), 12)
@@ -79,7 +79,7 @@ def test_rejected_claim_pays_nothing_and_keeps_the_bill() -> None:
 
 
 def test_consecutive_contribution_years_come_from_the_coverage_history() -> None:
-    from services.settlement.domain import consecutive_contribution_years
+    from policy.decisions.basic import consecutive_contribution_years
 
     def years(*ys: int) -> PersonSnapshot:
         return person(coverage=tuple(CoveragePeriod(coverage_year=y, payment_date=date(y - 1, 11, 1),

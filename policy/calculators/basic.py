@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from contracts.money import ONE, ZERO, round_fen
+from policy.calculators.inputs import claim_money, validated_amounts_by_class
 from policy.errors import InvalidClaimError, NotPricedError
-from policy.money import ONE, ZERO, amounts_by_class, claim_money, round_fen
 from policy.profile import BasicPolicy, ContinuityBonus, PolicyProfile
 from policy.vocabulary import CATALOGUE_CLASSES, claim_categories, level_key
 
@@ -100,7 +101,7 @@ def settle_basic(claim: BasicClaim, profile: PolicyProfile, year: BasicYearState
     """
     policy = profile.basic_for(claim.scheme)
     level = _level(claim, profile, policy)
-    amounts = amounts_by_class(claim.amounts_by_class, CATALOGUE_CLASSES)
+    amounts = validated_amounts_by_class(claim.amounts_by_class, CATALOGUE_CLASSES)
     categories = claim_categories(claim.categories)
     paid_before = claim_money(year.paid, "year.paid")
     met_before = claim_money(year.deductible_met, "year.deductible_met")

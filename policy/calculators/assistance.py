@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from policy.money import ZERO, claim_money, round_fen
+from contracts.money import ZERO, round_fen
+from policy.calculators.inputs import claim_money
 from policy.profile import AssistanceTier, PolicyProfile
 from policy.vocabulary import claim_categories
 

@@ -23,13 +23,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
+from contracts.money import ZERO, round_fen
+from policy.calculators.inputs import (
+    claim_money,
+    clamp_ratio,
+    validated_amounts_by_class,
+)
 from policy.errors import InvalidClaimError, NotPricedError
-from policy.money import ZERO, amounts_by_class, clamp_ratio, claim_money, round_fen
 from policy.profile import CatastrophicPolicy, PolicyProfile
 from policy.vocabulary import CARE_LOCATIONS, CATALOGUE_CLASSES, claim_categories
 
 if TYPE_CHECKING:
-    from services.settlement.calculator import BasicResult
+    from policy.calculators.basic import BasicResult
 
 Rule = Literal["bands", "out_of_province_flat", "not_covered"]
 
@@ -62,7 +67,7 @@ class CatastrophicClaim:
         referred: bool = False,
         condition_groups: frozenset[str] = frozenset(),
     ) -> CatastrophicClaim:
-        """Build the input from a `services.settlement.calculator.BasicResult`."""
+        """Build the input from a `policy.calculators.basic.BasicResult`."""
         return cls(
             claim_id=basic.claim_id,
             scheme=basic.scheme,
@@ -145,7 +150,7 @@ class CatastrophicResult:
 def settle_catastrophic(claim: CatastrophicClaim, profile: PolicyProfile, year: CatastrophicYearState) -> CatastrophicResult:
     """Price one claim under the critical-illness layer of `profile` (NotPricedError → NO_POLICY)."""
     policy = profile.catastrophic_for(claim.scheme)
-    amounts = amounts_by_class(claim.amounts_by_class, CATALOGUE_CLASSES)
+    amounts = validated_amounts_by_class(claim.amounts_by_class, CATALOGUE_CLASSES)
     categories = claim_categories(claim.categories)
     in_policy = claim_money(claim.in_policy, "in_policy")
     deductible = claim_money(claim.deductible, "deductible")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from contracts import CatastrophicSettled, LayerDetail, SettlementStatement
+from contracts.money import ZERO
 from policy import PolicyProfile
-from services.assistance.calculator import AssistanceClaim, AssistanceResult, AssistanceYearState, settle_assistance
-
-ZERO = Decimal("0.00")
+from policy.calculators.assistance import (
+    AssistanceClaim,
+    AssistanceResult,
+    AssistanceYearState,
+    settle_assistance,
+)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from contracts import BasicSettled, CatastrophicSettled, LayerDetail
 from contracts.settlement import BandPayment
 from policy import PolicyProfile
-from services.catastrophic.calculator import (
+from policy.calculators.catastrophic import (
     CatastrophicClaim,
     CatastrophicResult,
     CatastrophicYearState,

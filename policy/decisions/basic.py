@@ -23,11 +23,15 @@ from contracts import (
     ProviderSnapshot,
     Rejection,
 )
+from contracts.money import ZERO
 from policy import InvalidClaimError, NotPricedError, PolicyProfile
-from services.enrollment.eligibility import Ineligible, eligibility
-from services.settlement.calculator import BasicClaim, BasicResult, BasicYearState, settle_basic
-
-ZERO = Decimal("0.00")
+from policy.calculators.basic import (
+    BasicClaim,
+    BasicResult,
+    BasicYearState,
+    settle_basic,
+)
+from policy.eligibility import Ineligible, eligibility
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class BasicDecision:
     year_after: BasicYearState | None
 
 
-def amounts_by_class(discharge: DischargeRecorded) -> dict[str, Decimal]:
+def amounts_by_class_of(discharge: DischargeRecorded) -> dict[str, Decimal]:
     sums: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for line in discharge.lines:
         sums[line.catalogue_class] += line.amount
@@ -47,7 +51,7 @@ def amounts_by_class(discharge: DischargeRecorded) -> dict[str, Decimal]:
 def _summary(d: DischargeRecorded, event_id: str, profile: PolicyProfile, *, provider: ProviderSnapshot | None,
              person: PersonSnapshot | None, categories: tuple = (), grade: int | None = None,
              in_policy: Decimal | None = None) -> ClaimSummary:
-    by_class = amounts_by_class(d)
+    by_class = amounts_by_class_of(d)
     in_pol = in_policy if in_policy is not None else ZERO
     return ClaimSummary(
         claim_id=d.claim_id, hospital_claim_id=d.hospital_claim_id, hospital_id=d.hospital_id, person_id=d.person_id,
@@ -105,7 +109,7 @@ def decide(d: DischargeRecorded, event_id: str, person: PersonSnapshot | None, p
                          f"profile {profile.id} is effective from {profile.effective_from}", provider=provider,
                          person=person)
     claim = BasicClaim(claim_id=d.claim_id, scheme=person.scheme, hospital_level=provider.level,
-                       amounts_by_class=amounts_by_class(d), categories=frozenset(status.categories),
+                       amounts_by_class=amounts_by_class_of(d), categories=frozenset(status.categories),
                        disability_grade=status.disability_grade,
                        consecutive_contribution_years=consecutive_contribution_years(person, d.discharge_date.year))
     try:

@@ -1,0 +1,10 @@
+-- The critical-illness layer's accumulator columns are named for what they hold
+-- (policy.calculators.catastrophic.CatastrophicYearState): `accumulation` (compliant self-pay counted for
+-- critical illness) and `paid` (against the annual cap). The ledger keeps the whole year state before and
+-- after each claim; rows from before this migration knew only the accumulation.
+ALTER TABLE accumulator RENAME COLUMN accumulated TO accumulation;
+ALTER TABLE ledger ADD COLUMN year_before jsonb, ADD COLUMN year_after jsonb;
+UPDATE ledger SET year_before = jsonb_build_object('accumulation', accumulated_before::text),
+                  year_after = jsonb_build_object('accumulation', accumulated_after::text);
+ALTER TABLE ledger ALTER COLUMN year_before SET NOT NULL, ALTER COLUMN year_after SET NOT NULL,
+    DROP COLUMN accumulated_before, DROP COLUMN accumulated_after;
