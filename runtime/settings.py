@@ -2,13 +2,22 @@
 
 `KAFKA_BOOTSTRAP_SERVERS` — the broker, e.g. `127.0.0.1:19092`.
 `DATABASE_URL` — a PostgreSQL *server* URL without database, e.g. `postgresql://postgres@127.0.0.1:15432`;
-each service connects to its own database `medsettle_<service>` on it (`DATABASE_NAME` overrides).
+each service connects to its own database on it, named by `database_name` (`DATABASE_NAME` overrides).
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
+"""The platform's services; each owns one database."""
+
+
+def database_name(service: str, topic_prefix: str = "") -> str:
+    """The one rule that names a service's database: `medsettle_<service>`, or in a namespace
+    (`TOPIC_PREFIX` such as `t1a2b3c4.`) `<prefix without its dot>_<service>`."""
+    return f"{topic_prefix.rstrip('.') or 'medsettle'}_{service}"
 
 
 class Settings(BaseSettings):
@@ -29,7 +38,7 @@ class Settings(BaseSettings):
 
     @property
     def database(self) -> str:
-        return self.database_name or f"medsettle_{self.service_name}"
+        return self.database_name or database_name(self.service_name, self.topic_prefix)
 
     @property
     def dsn(self) -> str:

@@ -27,9 +27,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from contracts.claims import BillLine, DischargeRecorded
 from contracts.enrollment import EnrollPerson, RegisterProvider
+from contracts.identity import birth_date_of, make_identity_number
 from contracts.money import FEN, from_fen
 from services.enrollment.domain import EnrollmentRules, coverage_period
-from contracts.identity import birth_date_of, make_identity_number
 from tools.generate_catalogue import (
     ANAESTHESIA,
     BED,

@@ -24,8 +24,8 @@ from datetime import date, timedelta
 from typing import TypeVar
 
 from contracts.enrollment import EnrollPerson, RegisterProvider
-from contracts.types import CareLocation, PersonCategory
 from contracts.identity import make_identity_number
+from contracts.types import CareLocation, PersonCategory
 from tools.generate_catalogue import (
     COUNTY_HOSPITALS,
     GIVEN_FEMALE,

@@ -26,7 +26,6 @@ from typing import IO
 
 from runtime.logging import LogSettings, mask_identity_numbers, rotating_handler
 
-
 LINE_LIMIT = 64 * 1024
 """A longer line is written in pieces of this size."""
 

@@ -110,22 +110,18 @@ async def cmd_reconcile(args: argparse.Namespace) -> int:
         tx = conn.transaction()
         await tx.start()
         try:  # a look only: what the run marks as checked is rolled back
-            report = await reconcile(conn, datetime.now().astimezone(), timedelta(seconds=config.statement_timeout_s),
-                                     config.ledger_dsns(database_url(), args.prefix))
+            report = await reconcile(conn, datetime.now().astimezone(), timedelta(seconds=config.statement_timeout_s))
         finally:
             await tx.rollback()
     finally:
         await conn.close()
-    table = Table(title="per-layer fund totals: statements vs ledgers")
-    for column in ("layer", "year", "statements", "ledger", "difference"):
+    table = Table(title="per-layer fund totals: statements vs the layers' results")
+    for column in ("layer", "year", "statements", "layer results", "difference"):
         table.add_column(column, justify="right")
     for t in report.totals:
-        diff = "-" if t.ledger is None else f"{t.statements - t.ledger:,.2f}"
-        table.add_row(t.layer, str(t.insurance_year), f"{t.statements:,.2f}",
-                      "-" if t.ledger is None else f"{t.ledger:,.2f}", diff)
+        table.add_row(t.layer, str(t.insurance_year), f"{t.statements:,.2f}", f"{t.layer_results:,.2f}",
+                      f"{t.statements - t.layer_results:,.2f}")
     console.print(table)
-    for layer, why in report.unavailable_ledgers.items():
-        errors.print(f"ledger of {layer} not readable: {why}")
     for f in report.findings:
         evidence = ", ".join(f"{k}={v}" for k, v in f.evidence.items())
         console.print(escape(f"{f.rule} {f.claim_id or f.subject}: {evidence}"))

@@ -22,7 +22,13 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS
+from contracts.topics import (
+    BASIC_SETTLED,
+    CATASTROPHIC_SETTLED,
+    DISCHARGES,
+    ENROLLMENT_COMMANDS,
+    TOPICS,
+)
 from tools.lag import describe_groups, is_active
 
 SERVICE_INPUTS: dict[str, tuple[str, ...]] = {

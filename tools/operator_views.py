@@ -9,9 +9,9 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from contracts.identity import mask_identity_number
 from runtime.logging import mask_identity_numbers
 from services.audit.kpis import Kpis
-from contracts.identity import mask_identity_number
 
 
 def _row(table: Table, *cells: Any) -> None:

@@ -27,7 +27,12 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS
+from contracts.topics import (
+    BASIC_SETTLED,
+    CATASTROPHIC_SETTLED,
+    DISCHARGES,
+    ENROLLMENT_COMMANDS,
+)
 from tools import services, stack
 from tools.connection import database_url, kafka_bootstrap
 from tools.generate import (

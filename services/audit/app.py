@@ -46,7 +46,6 @@ class Reconciler:
     def __init__(self, ctx: ServiceContext, config: AuditConfig) -> None:
         self.ctx = ctx
         self.config = config
-        self.ledger_dsns = config.ledger_dsns(ctx.settings.database_url, ctx.settings.topic_prefix)
         self._lock = asyncio.Lock()
         self.last_report: ReconcileReport | None = None
 
@@ -56,8 +55,7 @@ class Reconciler:
         pool = self.ctx.require_pool()
         async with self._lock:
             async with pool.acquire() as conn, conn.transaction():
-                report = await reconcile(conn, checked_at, timedelta(seconds=self.config.statement_timeout_s),
-                                         self.ledger_dsns)
+                report = await reconcile(conn, checked_at, timedelta(seconds=self.config.statement_timeout_s))
                 uow = PostgresUnitOfWork(conn, self.ctx.settings.topic_prefix)
                 report.raised = await raise_alerts(uow, report.findings, wall_clock())
                 await uow.flush()

@@ -1,4 +1,9 @@
-"""Reconciliation (对账) of discharges, statements and the layers' ledgers, from the event store.
+"""Reconciliation (对账) of discharges, layer results and statements, from the event store.
+
+The audit reads nothing but events: every layer publishes what it paid on each claim
+(`BasicSettled.basic`, `CatastrophicSettled.catastrophic`, and the assistance row of the
+statement's `details`), written in the same transaction as the layer's ledger row and built from
+the same decision (`runtime.claim_layer`), so the events are the layers' figures.
 
 Checks, each raising an alert on a discrepancy (source: F004 L271, the agency's reconciliation
 and settlement through the network; F001 L379 one-stop settlement of every discharge):
@@ -7,17 +12,14 @@ and settlement through the network; F001 L379 one-stop settlement of every disch
 * `duplicate_statement` — one claim has statements with different event ids;
 * `statement_parts_mismatch` — hifp + hifmi + maf != fund_pay_sumamt, or funds + psn != total
   (such a statement breaks its contract; the audit stores it with the error and flags it here);
-* `layer_result_mismatch` — the statement's basic / catastrophic amounts differ from the layer
-  results (`BasicSettled`, `CatastrophicSettled`) in the event store;
-* `ledger_mismatch` — a statement's amount of a layer differs from that layer's ledger row
-  (`paid`; no row counts as 0);
-* `ledger_total_mismatch` — per layer and insurance year, the statements' total differs from the
-  ledger's total over the claims with statements plus the rows older than `timeout` (rows of
-  claims still in flight are left out).
+* `statement_discharge_mismatch` — the statement's total cost is not the discharge's total;
+* `layer_result_mismatch` — the statement's amount of a layer differs from that layer's result
+  (the `BasicSettled` and `CatastrophicSettled` events, the statement's own assistance row);
+* `layer_total_mismatch` — per layer and insurance year, the statements' total differs from the
+  total of the layer results of the same claims.
 
 A claim is checked once its statement is stored (then recorded in `reconciled_claim`); while a
-layer result it needs is not yet stored, it waits until the statement is older than `timeout`,
-and while a configured ledger cannot be read, every claim waits.
+layer result it needs is not yet stored, it waits until the statement is older than `timeout`.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ MISSING_STATEMENT = "missing_statement"
 DUPLICATE_STATEMENT = "duplicate_statement"
 STATEMENT_PARTS_MISMATCH = "statement_parts_mismatch"
 LAYER_RESULT_MISMATCH = "layer_result_mismatch"
-LEDGER_MISMATCH = "ledger_mismatch"
-LEDGER_TOTAL_MISMATCH = "ledger_total_mismatch"
+STATEMENT_DISCHARGE_MISMATCH = "statement_discharge_mismatch"
+LAYER_TOTAL_MISMATCH = "layer_total_mismatch"
 
 SOURCE = "F004 L271, F001 L379"
 LAYER_FIELDS: dict[str, str] = {"basic": "hifp_pay", "catastrophic": "hifmi_pay", "assistance": "maf_pay"}
@@ -70,14 +72,20 @@ class StatementFigures:
     insurance_year: int | None
     outcome: str | None
     amounts: Mapping[str, Decimal | None]
+    assistance_detail: Decimal | None = None
+    """what the statement's assistance row says assistance paid (None: no such row)"""
 
     @classmethod
     def of(cls, claim_id: str, payload: Mapping[str, Any]) -> StatementFigures:
         names = ("total_cost", "hifp_pay", "hifmi_pay", "maf_pay", "fund_pay_sumamt", "psn_pay")
         year = payload.get("insurance_year")
+        details = payload.get("details")
+        assistance = next((d for d in details if isinstance(d, dict) and d.get("layer") == "assistance"), None) \
+            if isinstance(details, list) else None
         return cls(claim_id, payload.get("hospital_id"), payload.get("person_id"),
                    year if isinstance(year, int) else None, payload.get("outcome"),
-                   {n: _money(payload.get(n)) for n in names})
+                   {n: _money(payload.get(n)) for n in names},
+                   _money(assistance.get("paid")) if assistance is not None else None)
 
     def layer_paid(self, layer: str) -> Decimal | None:
         return self.amounts[LAYER_FIELDS[layer]]
@@ -113,16 +121,12 @@ def layer_result_findings(s: StatementFigures, layer_paid: Mapping[str, Decimal]
     return out
 
 
-def ledger_findings(s: StatementFigures, ledgers: Mapping[str, Mapping[str, Decimal]]) -> list[Finding]:
-    """The statement against each layer's ledger row of the claim (no row: 0 paid)."""
-    out = []
-    for layer, rows in ledgers.items():
-        paid = rows.get(s.claim_id, ZERO)
-        if s.layer_paid(layer) != paid:
-            out.append(s._finding(LEDGER_MISMATCH, {
-                "layer": layer, "statement": s.layer_paid(layer), "ledger": paid,
-                "ledger_row": "present" if s.claim_id in rows else "missing"}, subject=f"{layer}:{s.claim_id}"))
-    return out
+def discharge_finding(s: StatementFigures, discharge_total: Decimal | None) -> Finding | None:
+    """The statement's total cost against the discharge it settles (None: discharge not stored)."""
+    if discharge_total is None or s.amounts["total_cost"] == discharge_total:
+        return None
+    return s._finding(STATEMENT_DISCHARGE_MISMATCH, {"statement_total_cost": s.amounts["total_cost"],
+                                                     "discharge_total_amount": discharge_total})
 
 
 def missing_statement_finding(claim_id: str, hospital_id: str | None, person_id: str | None, seen_at: datetime,
@@ -138,13 +142,13 @@ def duplicate_statement_finding(claim_id: str, event_ids: Sequence[str]) -> Find
                                                  "event_ids": ",".join(sorted(event_ids))}, SOURCE, claim_id=claim_id)
 
 
-def total_finding(layer: str, year: int, statements: Decimal, ledger: Decimal) -> Finding | None:
-    if statements == ledger:
+def total_finding(layer: str, year: int, statements: Decimal, layer_results: Decimal) -> Finding | None:
+    if statements == layer_results:
         return None
-    return Finding(LEDGER_TOTAL_MISMATCH, "high", {
+    return Finding(LAYER_TOTAL_MISMATCH, "high", {
         "layer": layer, "insurance_year": str(year), "statements_total": str(statements),
-        "ledger_total": str(ledger), "difference": str(statements - ledger)}, SOURCE,
-        subject=f"{layer}:{year}:{statements}:{ledger}")
+        "layer_results_total": str(layer_results), "difference": str(statements - layer_results)}, SOURCE,
+        subject=f"{layer}:{year}:{statements}:{layer_results}")
 
 
 # ------------------------------------------------------------------------ I/O
@@ -152,10 +156,12 @@ def total_finding(layer: str, year: int, statements: Decimal, ledger: Decimal) -
 
 @dataclass
 class LayerTotal:
+    """What the statements say a layer paid in a year, and what the layer's results say."""
+
     layer: str
     insurance_year: int
     statements: Decimal
-    ledger: Decimal | None
+    layer_results: Decimal
 
 
 @dataclass
@@ -166,7 +172,6 @@ class ReconcileReport:
     claims_checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     totals: list[LayerTotal] = field(default_factory=list)
-    unavailable_ledgers: dict[str, str] = field(default_factory=dict)
     raised: list[AuditAlert] = field(default_factory=list)
     """the alerts this run raised (findings not raised before); set by the caller that raises them"""
 
@@ -202,6 +207,7 @@ async def _open_statements(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 
 async def _layer_results(conn: asyncpg.Connection, claims: list[str]) -> dict[str, dict[str, Decimal]]:
+    """What basic and critical illness paid on each claim, by their events (first per claim)."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (claim_id, topic) claim_id, topic, payload->>'outcome' AS outcome,
                   COALESCE(payload->'basic'->>'paid', '0') AS basic_paid,
@@ -215,38 +221,23 @@ async def _layer_results(conn: asyncpg.Connection, claims: list[str]) -> dict[st
     return out
 
 
-async def _statement_totals(conn: asyncpg.Connection) -> tuple[dict[tuple[str, int], Decimal], list[str]]:
-    """Per layer and insurance year, what the statements (first per claim) say each layer paid.
-    A statement that broke its contract counts with whatever amounts it carries."""
+async def _discharge_totals(conn: asyncpg.Connection, claims: list[str]) -> dict[str, Decimal]:
     rows = await conn.fetch(
-        """SELECT DISTINCT ON (claim_id) claim_id, payload FROM event_store
-           WHERE topic = $1 AND claim_id IS NOT NULL ORDER BY claim_id, id""", STATEMENTS)
-    totals: dict[tuple[str, int], Decimal] = {}
-    for r in rows:
-        s = StatementFigures.of(r["claim_id"], json.loads(r["payload"]))
-        for layer in LAYER_FIELDS:
-            paid = s.layer_paid(layer)
-            if s.insurance_year is not None and paid is not None:
-                totals[(layer, s.insurance_year)] = totals.get((layer, s.insurance_year), ZERO) + paid
-    return totals, [r["claim_id"] for r in rows]
+        """SELECT DISTINCT ON (claim_id) claim_id, payload->>'total_amount' AS total FROM event_store
+           WHERE topic = $1 AND claim_id = ANY($2::text[]) AND error IS NULL ORDER BY claim_id, id""",
+        DISCHARGES, claims)
+    return {r["claim_id"]: amount for r in rows if (amount := _money(r["total"])) is not None}
 
 
-async def _read_ledger(dsn: str, claims: list[str], all_claims: list[str], cutoff: datetime
-                       ) -> tuple[dict[str, Decimal], dict[int, Decimal]]:
-    """(paid per claim of `claims`, total per insurance year over `all_claims` and rows older than cutoff)."""
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        rows = await conn.fetch("SELECT claim_id, paid FROM ledger WHERE claim_id = ANY($1::text[])", claims)
-        totals = await conn.fetch(
-            """SELECT insurance_year, sum(paid) AS paid FROM ledger
-               WHERE claim_id = ANY($1::text[]) OR recorded_at <= $2 GROUP BY insurance_year""", all_claims, cutoff)
-    finally:
-        await conn.close()
-    return {r["claim_id"]: r["paid"] for r in rows}, {r["insurance_year"]: r["paid"] for r in totals}
+def _layers_of(s: StatementFigures, results: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Every layer result known for a claim: the two upstream events and the statement's own
+    assistance row (a rejected claim: 0 everywhere)."""
+    out = dict(results)
+    out["assistance"] = s.assistance_detail if s.assistance_detail is not None else ZERO
+    return out
 
 
-async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta, ledger_dsns: Mapping[str, str]
-                    ) -> ReconcileReport:
+async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta) -> ReconcileReport:
     """Run every check as of `now`; marks the claims it checked. Findings are returned, not raised."""
     cutoff = now - timeout
     report = ReconcileReport(checked_at=now)
@@ -256,38 +247,43 @@ async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta,
     open_rows = await _open_statements(conn)
     claims = [r["claim_id"] for r in open_rows]
     layer_results = await _layer_results(conn, claims)
-    statement_totals, all_claims = await _statement_totals(conn)
-    ledgers: dict[str, dict[str, Decimal]] = {}
-    ledger_totals: dict[str, dict[int, Decimal]] = {}
-    for layer, dsn in ledger_dsns.items():
-        try:
-            ledgers[layer], ledger_totals[layer] = await _read_ledger(dsn, claims, all_claims, cutoff)
-        except (OSError, asyncpg.PostgresError) as exc:
-            report.unavailable_ledgers[layer] = f"{type(exc).__name__}: {exc}"
-            log.warning("ledger not readable; its checks are skipped this run", layer=layer, error=type(exc).__name__)
-
+    discharge_totals = await _discharge_totals(conn, claims)
     done = []
-    for row in open_rows if len(ledgers) == len(ledger_dsns) else ():  # a ledger unreadable: claims stay open
+    for row in open_rows:
         s = StatementFigures.of(row["claim_id"], json.loads(row["payload"]))
         known = layer_results.get(s.claim_id, {})
         if len(known) < 2 and row["recorded_at"] > cutoff:
             continue  # a layer result is not stored yet: check the claim on a later run
-        report.findings += [f for f in (parts_finding(s),) if f]
-        report.findings += layer_result_findings(s, known)
-        report.findings += ledger_findings(s, ledgers)
+        report.findings += [f for f in (parts_finding(s), discharge_finding(s, discharge_totals.get(s.claim_id)))
+                            if f]
+        report.findings += layer_result_findings(s, _layers_of(s, known))
         done.append(s.claim_id)
     if done:
         await conn.execute("INSERT INTO reconciled_claim (claim_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
                            done)
     report.claims_checked = len(done)
-
-    for layer, per_year in ledger_totals.items():
-        years = {y for (lay, y) in statement_totals if lay == layer} | set(per_year)
-        for year in sorted(years):
-            stmt, ledger = statement_totals.get((layer, year), ZERO), per_year.get(year, ZERO)
-            report.totals.append(LayerTotal(layer, year, stmt, ledger))
-            if (f := total_finding(layer, year, stmt, ledger)) is not None:
-                report.findings.append(f)
-    if not ledger_dsns:
-        report.totals = [LayerTotal(lay, y, t, None) for (lay, y), t in sorted(statement_totals.items())]
+    report.totals, totals_findings = await _totals(conn)
+    report.findings += totals_findings
     return report
+
+
+async def _totals(conn: asyncpg.Connection) -> tuple[list[LayerTotal], list[Finding]]:
+    """Per layer and insurance year: the statements (first per claim) against the layer results of
+    the same claims. A statement that broke its contract counts with whatever amounts it carries."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (claim_id) claim_id, payload FROM event_store
+           WHERE topic = $1 AND claim_id IS NOT NULL ORDER BY claim_id, id""", STATEMENTS)
+    statements = [StatementFigures.of(r["claim_id"], json.loads(r["payload"])) for r in rows]
+    results = await _layer_results(conn, [s.claim_id for s in statements])
+    by_year: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}
+    for s in statements:
+        known = results.get(s.claim_id, {})
+        if s.insurance_year is None or len(known) < 2:
+            continue  # in flight: a layer result is not stored yet
+        for layer, paid in _layers_of(s, known).items():
+            stated = s.layer_paid(layer) or ZERO
+            before = by_year.get((layer, s.insurance_year), (ZERO, ZERO))
+            by_year[(layer, s.insurance_year)] = (before[0] + stated, before[1] + paid)
+    totals = [LayerTotal(layer, year, stated, paid) for (layer, year), (stated, paid) in sorted(by_year.items())]
+    findings = [f for t in totals if (f := total_finding(t.layer, t.insurance_year, t.statements, t.layer_results))]
+    return totals, findings

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from contracts import Contract, Envelope, decode, encode, make_envelope
 from runtime.app import ServiceSpec, create_app
-from runtime.settings import Settings, load_settings
+from runtime.settings import Settings, database_name, load_settings
 from tools.lag import wait_drained as drained
 from tools.services import spawn
 from tools.stack import create_topics
@@ -35,7 +35,7 @@ class Namespace:
         return self.prefix + name
 
     def settings(self, service: str, **overrides: Any) -> Settings:
-        db = self.databases.setdefault(service, f"{self.prefix.rstrip('.')}_{service}")
+        db = self.databases.setdefault(service, database_name(service, self.prefix))
         return load_settings(service, kafka_bootstrap_servers=self.bootstrap, database_url=self.server_url,
                              database_name=db, topic_prefix=self.prefix, batch_timeout_ms=50, **overrides)
 

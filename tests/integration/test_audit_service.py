@@ -46,7 +46,6 @@ from contracts.topics import (
     PROVIDERS,
     STATEMENTS,
 )
-from runtime.db import LEDGER_MIGRATIONS, migrate
 from services.audit.app import make_spec, reconcile_now
 from services.audit.config import AuditConfig
 from services.audit.kpis import KpiQuery, compute_kpis
@@ -58,7 +57,7 @@ pytestmark = pytest.mark.integration
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
 RATE = Decimal("0.05")
-QUIET = AuditConfig(RECONCILE_INTERVAL_S=0, STATEMENT_TIMEOUT_S=60, LEDGER_DATABASES="none")
+QUIET = AuditConfig(RECONCILE_INTERVAL_S=0, STATEMENT_TIMEOUT_S=60)
 
 
 
@@ -277,59 +276,45 @@ async def test_rules_raise_their_alerts_once_and_clean_claims_raise_none(ns: Nam
 # ----------------------------------------------------------------- reconciliation
 
 
-async def ledger_databases(fresh_database: Any) -> dict[str, str]:
-    dsns = {layer: fresh_database(f"ledger_{layer}") for layer in ("basic", "catastrophic", "assistance")}
-    for dsn in dsns.values():
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn, LEDGER_MIGRATIONS)
-        finally:
-            await conn.close()
-    return dsns
-
-
-async def write_ledger(dsn: str, rows: Iterable[tuple[DischargeRecorded, Decimal]]) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.executemany(
-            """INSERT INTO ledger (claim_id, person_id, hospital_id, insurance_year, outcome, base, paid,
-                                   accumulated_before, accumulated_after, profile_id, profile_version, detail)
-               VALUES ($1, $2, $3, $4, 'settled', $5, $5, 0, 0, 'demo-county', 1, '{}')""",
-            [(d.claim_id, d.person_id, d.hospital_id, d.discharge_date.year, paid) for d, paid in rows])
-    finally:
-        await conn.close()
-
-
-async def test_reconciliation_flags_a_missing_statement_and_every_discrepancy(ns: Namespace, fresh_database) -> None:
-    dsns = await ledger_databases(fresh_database)
-    config = AuditConfig(RECONCILE_INTERVAL_S=0, STATEMENT_TIMEOUT_S=60,
-                         LEDGER_DATABASES=",".join(f"{k}={v}" for k, v in dsns.items()))
+async def test_reconciliation_flags_a_missing_statement_and_every_discrepancy(ns: Namespace) -> None:
+    config = AuditConfig(RECONCILE_INTERVAL_S=0, STATEMENT_TIMEOUT_S=60)
     day = date(2026, 4, 1)
-    ok, never, off, twice, broken = (discharge("H001", claim_number(f"R{i}", "H001"), pid(40 + i), day,
-                                               day + timedelta(days=3)) for i in range(5))
-    amounts = {d.claim_id: (Decimal("300.00"), Decimal("100.00"), Decimal("50.00")) for d in (ok, off, twice, broken)}
+    ok, never, off, twice, broken, wrong_total = (
+        discharge("H001", claim_number(f"R{i}", "H001"), pid(40 + i), day, day + timedelta(days=3)) for i in range(6))
+    amounts = {d.claim_id: (Decimal("300.00"), Decimal("100.00"), Decimal("50.00"))
+               for d in (ok, off, twice, broken, wrong_total)}
     events: list[tuple[str, str, Any]] = []
-    for d in (ok, never, off, twice, broken):
+    for d in (ok, never, off, twice, broken, wrong_total):
         env = discharge_envelope(d)
         events.append((DISCHARGES, d.person_id, env))
-        if d is not never:  # the statement of `never` is deliberately never produced
+        if d is off:  # critical illness published 90.00, the statement says 100.00
+            hifp, hifmi, maf = amounts[d.claim_id]
+            events += [e for e in settle(d, hifp, hifmi - 10, maf, event=env) if e[0] != STATEMENTS]
+            events += [e for e in settle(d, hifp, hifmi, maf, event=env) if e[0] == STATEMENTS]
+        elif d is not never:  # the statement of `never` is deliberately never produced
             events += settle(d, *amounts[d.claim_id], event=env)
     events.append(settle(twice, *amounts[twice.claim_id], statement_event_id=derived_event_id("x", "again"))[2])
-    raw = encode(events[-2][2])  # the last statement of `broken`: make its parts not add up
-    events = [e for e in events if not (e[0] == STATEMENTS and e[2].payload.claim_id == broken.claim_id)]
+
+    def statement_of(d: DischargeRecorded) -> tuple[str, str, Any]:
+        return next(e for e in events if e[0] == STATEMENTS and e[2].payload.claim_id == d.claim_id)
+
+    raw = encode(statement_of(broken)[2])  # make its parts not add up
+    events.remove(statement_of(broken))
     events.append((STATEMENTS, broken.person_id, raw.replace(b'"fund_pay_sumamt":"450.00"',
                                                               b'"fund_pay_sumamt":"460.00"')))
-    await write_ledger(dsns["basic"], [(d, amounts[d.claim_id][0]) for d in (ok, off, twice, broken)])
-    await write_ledger(dsns["catastrophic"], [(d, amounts[d.claim_id][1] - (10 if d is off else 0))
-                                              for d in (ok, off, twice, broken)])
-    await write_ledger(dsns["assistance"], [(d, amounts[d.claim_id][2]) for d in (ok, off, twice, broken)])
+    right = statement_of(wrong_total)  # a statement that adds up, but not to the discharge's total
+    events.remove(right)
+    bigger = right[2].payload.model_copy(update={"total_cost": right[2].payload.total_cost + 1,
+                                                 "out_of_policy": right[2].payload.out_of_policy + 1,
+                                                 "psn_pay": right[2].payload.psn_pay + 1})
+    events.append((STATEMENTS, right[1], right[2].model_copy(update={"payload": bigger})))
 
     async with running(make_spec(config), ns.settings("audit")) as ctx:
         await publish_events(ns, events)
-        await wait_stored(ns, DISCHARGES, 5)
-        await wait_stored(ns, STATEMENTS, 5)
-        await wait_stored(ns, CATASTROPHIC_SETTLED, 4)
-        await wait_stored(ns, BASIC_SETTLED, 4)
+        await wait_stored(ns, DISCHARGES, 6)
+        await wait_stored(ns, STATEMENTS, 6)
+        await wait_stored(ns, CATASTROPHIC_SETTLED, 5)
+        await wait_stored(ns, BASIC_SETTLED, 5)
         early = await reconcile_now(ctx)  # the missing statement is not late yet
         late = await reconcile_now(ctx, datetime.now(timezone.utc) + timedelta(seconds=61))
         again = await reconcile_now(ctx, datetime.now(timezone.utc) + timedelta(seconds=120))
@@ -338,22 +323,23 @@ async def test_reconciliation_flags_a_missing_statement_and_every_discrepancy(ns
     raised = {(a.rule, a.claim_id) for a in early.raised + late.raised}
     assert ("missing_statement", never.claim_id) not in {(a.rule, a.claim_id) for a in early.raised}
     assert raised == {("missing_statement", never.claim_id), ("duplicate_statement", twice.claim_id),
-                      ("statement_parts_mismatch", broken.claim_id), ("ledger_mismatch", off.claim_id),
-                      ("ledger_total_mismatch", None)}
+                      ("statement_parts_mismatch", broken.claim_id), ("layer_result_mismatch", off.claim_id),
+                      ("statement_discharge_mismatch", wrong_total.claim_id), ("layer_total_mismatch", None)}
     assert again.raised == []  # nothing is raised twice
     assert {a.alert_id for a in payloads(records, AuditAlert)} == {a.alert_id for a in early.raised + late.raised}
-    mismatch = next(a for a in early.raised + late.raised if a.rule == "ledger_mismatch")
-    assert mismatch.evidence == {"layer": "catastrophic", "statement": "100.00", "ledger": "90.00",
-                                 "ledger_row": "present"}
-    total = next(a for a in early.raised + late.raised if a.rule == "ledger_total_mismatch")
+    mismatch = next(a for a in early.raised + late.raised if a.rule == "layer_result_mismatch")
+    assert mismatch.evidence == {"layer": "catastrophic", "statement": "100.00", "layer_result": "90.00"}
+    total = next(a for a in early.raised + late.raised if a.rule == "layer_total_mismatch")
     assert total.evidence["layer"] == "catastrophic" and total.evidence["difference"] == "10.00"
+    wrong = next(a for a in early.raised + late.raised if a.rule == "statement_discharge_mismatch")
+    assert wrong.evidence["discharge_total_amount"] == str(wrong_total.total_amount)
     basic_2026 = next(t for t in late.totals if (t.layer, t.insurance_year) == ("basic", 2026))
-    assert basic_2026.statements == basic_2026.ledger == Decimal("1200.00")
-    assert early.claims_checked + late.claims_checked == 4 and again.claims_checked == 0
+    assert basic_2026.statements == basic_2026.layer_results == Decimal("1500.00")  # 5 claims × 300.00
+    assert early.claims_checked + late.claims_checked == 5 and again.claims_checked == 0
 
 
 async def test_the_reconciliation_timer_raises_a_missing_statement_by_itself(ns: Namespace) -> None:
-    config = AuditConfig(RECONCILE_INTERVAL_S=0.3, STATEMENT_TIMEOUT_S=0.5, LEDGER_DATABASES="none")
+    config = AuditConfig(RECONCILE_INTERVAL_S=0.3, STATEMENT_TIMEOUT_S=0.5)
     d = discharge("H001", claim_number("T", "H001"), pid(77), date(2026, 5, 1), date(2026, 5, 3))
     async with running(make_spec(config), ns.settings("audit")):
         await ns.publish(DISCHARGES, [(d.person_id, discharge_envelope(d))])

@@ -12,7 +12,6 @@ from contracts.enrollment import CategoryPeriod, CoveragePeriod, Suspension
 from policy import load_profile
 from services.audit import reconciliation as rec
 from services.audit import rules
-from services.audit.config import ledger_dsns
 from services.audit.rules import DischargeContext, Stay
 
 POLICY = load_profile("demo-county").audit
@@ -246,35 +245,23 @@ def test_statement_parts_that_do_not_add_up_are_flagged() -> None:
     assert rec.parts_finding(figures(maf_pay=None)).evidence == {"unreadable": "maf_pay"}  # type: ignore[union-attr]
 
 
-def test_statement_against_layer_results_and_ledgers() -> None:
-    s = figures()
+def test_statement_against_layer_results_and_the_discharge() -> None:
+    s = figures(details=[{"layer": "assistance", "paid": "5.00"}])  # type: ignore[arg-type]
     assert rec.layer_result_findings(s, {"basic": Decimal("40.00"), "catastrophic": Decimal("10.00")}) == []
     [f] = rec.layer_result_findings(s, {"basic": Decimal("41.00")})
     assert f.alert_id == "layer_result_mismatch:basic:H001:A"
-    ledgers = {"basic": {"H001:A": Decimal("40.00")}, "catastrophic": {"H001:A": Decimal("10.00")},
-               "assistance": {}}
-    [g] = rec.ledger_findings(s, ledgers)  # assistance paid 5.00, no ledger row
-    assert g.evidence["layer"] == "assistance" and g.evidence["ledger_row"] == "missing"
-    ledgers["assistance"]["H001:A"] = Decimal("5.00")
-    assert rec.ledger_findings(s, ledgers) == []
+    assert s.assistance_detail == Decimal("5.00")
+    [g] = rec.layer_result_findings(figures(details=[{"layer": "assistance", "paid": "4.00"}]),  # type: ignore[arg-type]
+                                    {"assistance": Decimal("4.00")})
+    assert g.evidence == {"layer": "assistance", "statement": "5.00", "layer_result": "4.00"}
+    assert rec.discharge_finding(s, Decimal("100.00")) is None and rec.discharge_finding(s, None) is None
+    d = rec.discharge_finding(s, Decimal("100.01"))
+    assert d is not None and d.rule == "statement_discharge_mismatch"
 
 
-@pytest.mark.parametrize(("statements", "ledger", "raised"), [("10.00", "10.00", False), ("10.00", "9.99", True)])
-def test_layer_totals(statements: str, ledger: str, raised: bool) -> None:
-    f = rec.total_finding("basic", 2026, Decimal(statements), Decimal(ledger))
+@pytest.mark.parametrize(("statements", "results", "raised"), [("10.00", "10.00", False), ("10.00", "9.99", True)])
+def test_layer_totals(statements: str, results: str, raised: bool) -> None:
+    f = rec.total_finding("basic", 2026, Decimal(statements), Decimal(results))
     assert (f is not None) is raised
     if f:
-        assert f.alert_id == "ledger_total_mismatch:basic:2026:10.00:9.99" and f.claim_id is None
-
-
-def test_ledger_databases_default_to_the_layer_services_and_can_be_named() -> None:
-    server = "postgresql://postgres@127.0.0.1:15432"
-    assert ledger_dsns("", server) == {"basic": f"{server}/medsettle_settlement",
-                                       "catastrophic": f"{server}/medsettle_catastrophic",
-                                       "assistance": f"{server}/medsettle_assistance"}
-    assert ledger_dsns("", server, "t1234.")["basic"] == f"{server}/t1234_settlement"
-    named = ledger_dsns("basic=postgresql://elsewhere/b, assistance=a_db", server)
-    assert named["basic"] == "postgresql://elsewhere/b" and named["assistance"] == f"{server}/a_db"
-    assert ledger_dsns("none", server) == {}
-    with pytest.raises(ValueError, match="LEDGER_DATABASES"):
-        ledger_dsns("dental=x", server)
+        assert f.alert_id == "layer_total_mismatch:basic:2026:10.00:9.99" and f.claim_id is None

@@ -25,10 +25,18 @@ from policy.calculators.basic import BasicYearState
 from policy.calculators.catastrophic import CatastrophicYearState
 from runtime.claim_layer import ClaimLayerHandler, InMemoryLayerUnitOfWork
 from runtime.unit_of_work import Inbound
-from services.assistance.handlers import AssistanceLayer, InMemoryAssistanceUnitOfWork, record_statements
+from services.assistance.handlers import (
+    AssistanceLayer,
+    InMemoryAssistanceUnitOfWork,
+    record_statements,
+)
 from services.catastrophic.handlers import CatastrophicLayer
 from services.enrollment.domain import EnrollmentRules, apply, apply_provider
-from services.settlement.handlers import BasicLayer, InMemoryRegistryView, InMemorySettlementUnitOfWork
+from services.settlement.handlers import (
+    BasicLayer,
+    InMemoryRegistryView,
+    InMemorySettlementUnitOfWork,
+)
 from tests.integration.platform import discharge
 
 D = Decimal
