@@ -18,6 +18,10 @@ field named, instead of failing a transaction later). The limits, and why:
 | strings | a maximum length per field; no control characters (U+0000–U+001F, U+007F) | PostgreSQL text cannot hold NUL; logs and terminals stay clean |
 | versions | 1 … 2^63 − 1 (`bigint` columns) | |
 | the message key | must equal the payload's subject (`Contract.message_key()`) | a wrong key breaks per-person ordering |
+| layer results (`contracts.settlement`) | a claim's parts add up to its total cost; a rejected result carries no layer's decision; what the layers paid plus the in-policy residual is at most the total cost | the next layer writes a statement from it: one it could not state (parts not adding up, a negative patient share, an overflow) is refused at the door |
+
+`tests/contract_extremes.py` builds every contract with each field at its extreme accepted value;
+`tests/integration/test_contract_limits.py` shows every service stores them.
 
 The two money sanity bounds are not policy numbers (no source document gives one); they are
 technical bounds far above any real inpatient bill, to be raised by an operator if ever needed.

@@ -8,6 +8,7 @@ the same path with `outcome = "rejected"` so that every discharge ends as exactl
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
@@ -69,6 +70,33 @@ class ClaimSummary(Contract):
     profile_id: Annotated[str, text(100)] | None = None
     profile_version: ProfileVersion | None = None
 
+    @model_validator(mode="after")
+    def _parts_add_up(self) -> Self:
+        if self.in_policy + self.out_of_policy != self.total_cost:
+            raise ValueError(f"in_policy {self.in_policy} + out_of_policy {self.out_of_policy} != total_cost "
+                             f"{self.total_cost}")
+        by_class = sum(self.amounts_by_class.values(), start=Decimal("0.00"))
+        if by_class != self.total_cost:
+            raise ValueError(f"amounts_by_class add up to {by_class}, not total_cost {self.total_cost}")
+        return self
+
+
+def _check_layers(result: BasicSettled | CatastrophicSettled, *layers: LayerDetail | None) -> None:
+    """What the next layer and the statement rely on: a rejected result carries its rejection and
+    no layer's decision; a settled one the basic layer's decision and the person's scheme; and what
+    the layers paid plus the in-policy residual never exceeds the claim's total cost (so the
+    statement's parts add up and the patient's share is not negative)."""
+    if result.outcome == "rejected":
+        if result.rejection is None or any(layer is not None for layer in layers):
+            raise ValueError("a rejected result carries its rejection and no layer's decision")
+        return
+    if result.basic is None or result.claim.scheme is None:
+        raise ValueError("a settled result carries the basic layer's decision and the person's scheme")
+    paid = sum((layer.paid for layer in layers if layer is not None), start=Decimal("0.00"))
+    if paid + result.residual_in_policy > result.claim.total_cost:
+        raise ValueError(f"the layers paid {paid} and leave {result.residual_in_policy} in policy: more than the "
+                         f"claim's total cost {result.claim.total_cost}")
+
 
 class BandPayment(Contract):
     """Part of a catastrophic payment that falls in one band (分段)."""
@@ -111,6 +139,14 @@ class BasicSettled(Contract):
     def message_key(self) -> str:
         return self.claim.person_id
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_layers(self, self.basic)
+        if self.basic is not None and self.basic.paid + self.residual_in_policy > self.claim.in_policy:
+            raise ValueError(f"basic paid {self.basic.paid} and leaves {self.residual_in_policy} in policy: more "
+                             f"than the claim's in-policy cost {self.claim.in_policy}")
+        return self
+
 
 class CatastrophicSettled(Contract):
     """Critical-illness insurance's result (catastrophic service → `claims.catastrophic-settled`)."""
@@ -124,6 +160,11 @@ class CatastrophicSettled(Contract):
 
     def message_key(self) -> str:
         return self.claim.person_id
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_layers(self, self.basic, self.catastrophic)
+        return self
 
 
 class SettlementStatement(Contract):

@@ -111,13 +111,15 @@ def parts_finding(s: StatementFigures) -> Finding | None:
         "fund_pay_sumamt": a["fund_pay_sumamt"], "psn_pay": a["psn_pay"], "total_cost": a["total_cost"]})
 
 
-def layer_result_findings(s: StatementFigures, layer_paid: Mapping[str, Decimal]) -> list[Finding]:
-    """The statement against the layer results it was built from (only those known)."""
+def layer_result_findings(s: StatementFigures, layer_paid: Mapping[str, Decimal | None]) -> list[Finding]:
+    """The statement against the layer results it was built from (None: that layer's result is
+    missing, which is a discrepancy too)."""
     out = []
     for layer, paid in layer_paid.items():
         if s.layer_paid(layer) != paid:
-            out.append(s._finding(LAYER_RESULT_MISMATCH, {"layer": layer, "statement": s.layer_paid(layer),
-                                                          "layer_result": paid}, subject=f"{layer}:{s.claim_id}"))
+            out.append(s._finding(LAYER_RESULT_MISMATCH, {
+                "layer": layer, "statement": s.layer_paid(layer), "layer_result": "missing" if paid is None else paid},
+                subject=f"{layer}:{s.claim_id}"))
     return out
 
 
@@ -229,12 +231,11 @@ async def _discharge_totals(conn: asyncpg.Connection, claims: list[str]) -> dict
     return {r["claim_id"]: amount for r in rows if (amount := _money(r["total"])) is not None}
 
 
-def _layers_of(s: StatementFigures, results: Mapping[str, Decimal]) -> dict[str, Decimal]:
-    """Every layer result known for a claim: the two upstream events and the statement's own
-    assistance row (a rejected claim: 0 everywhere)."""
-    out = dict(results)
-    out["assistance"] = s.assistance_detail if s.assistance_detail is not None else ZERO
-    return out
+def _layers_of(s: StatementFigures, results: Mapping[str, Decimal]) -> dict[str, Decimal | None]:
+    """Every layer's result for a claim: the two upstream events (None: not stored) and the
+    statement's own assistance row (none: assistance paid nothing, e.g. a rejected claim)."""
+    return {"basic": results.get("basic"), "catastrophic": results.get("catastrophic"),
+            "assistance": s.assistance_detail if s.assistance_detail is not None else ZERO}
 
 
 async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta) -> ReconcileReport:
@@ -281,6 +282,7 @@ async def _totals(conn: asyncpg.Connection) -> tuple[list[LayerTotal], list[Find
         if s.insurance_year is None or len(known) < 2:
             continue  # in flight: a layer result is not stored yet
         for layer, paid in _layers_of(s, known).items():
+            assert paid is not None  # both upstream results are known here
             stated = s.layer_paid(layer) or ZERO
             before = by_year.get((layer, s.insurance_year), (ZERO, ZERO))
             by_year[(layer, s.insurance_year)] = (before[0] + stated, before[1] + paid)

@@ -31,6 +31,9 @@ Decisions:
 * **The waiting period's gap** is measured from the last covered day — the later of the command's
   `previous_coverage_end` and 31 Dec of the registry's last coverage year before this one —
   to the payment date; suspensions do not count as gaps.
+* **Benefits start by `DATE_MAX`**: a payment whose benefits would start after the last business
+  date of the contracts (late 2099: the 1st of the next month, or a waiting period) is refused
+  (`DATES_OUT_OF_ORDER` on `payment_date`); its coverage period could not be stated, let alone used.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from contracts.identity import (
     mask_identity_number,
     validate_identity_number,
 )
+from contracts.limits import DATE_MAX
 from contracts.types import CommandRejectionCode, PersonCategory
 
 
@@ -130,9 +134,9 @@ def first_of_next_month(day: date) -> date:
     return add_months(day.replace(day=1), 1)
 
 
-def coverage_period(coverage_year: int, payment_date: date, last_coverage_end: date | None,
-                    rules: EnrollmentRules) -> CoveragePeriod:
-    """The coverage period bought by a payment, with the day its benefits start.
+def benefits_start(coverage_year: int, payment_date: date, last_coverage_end: date | None,
+                   rules: EnrollmentRules) -> tuple[date, bool]:
+    """The day the benefits bought by a payment start, and whether a waiting period delays them.
 
     Plain rule: the 1st of the month after payment, not before 1 Jan of the coverage year.
     Waiting period (等待期): with no earlier coverage, or a gap of `waiting_period_min_gap_months`
@@ -148,8 +152,15 @@ def coverage_period(coverage_year: int, payment_date: date, last_coverage_end: d
         last_coverage_end + timedelta(days=1), rules.waiting_period_min_gap_months)
     waiting_from = add_months(payment_date, rules.waiting_period_months)
     waiting = payment_date > cutoff and gap and waiting_from > plain
-    return CoveragePeriod(coverage_year=coverage_year, payment_date=payment_date,
-                          benefits_from=waiting_from if waiting else plain, waiting_period=waiting)
+    return (waiting_from if waiting else plain), waiting
+
+
+def coverage_period(coverage_year: int, payment_date: date, last_coverage_end: date | None,
+                    rules: EnrollmentRules) -> CoveragePeriod:
+    """The coverage period bought by a payment, with the day its benefits start (`benefits_start`)."""
+    start, waiting = benefits_start(coverage_year, payment_date, last_coverage_end, rules)
+    return CoveragePeriod(coverage_year=coverage_year, payment_date=payment_date, benefits_from=start,
+                          waiting_period=waiting)
 
 
 def enrollment_date(snapshot: PersonSnapshot) -> date:
@@ -271,7 +282,13 @@ def _enroll(state: PersonSnapshot | None, cmd: EnrollPerson, rules: EnrollmentRu
                        f"{existing.payment_date.isoformat()}, not {paid.isoformat()}")
     own_end = registry_coverage_end(state, year)
     ends = [d for d in (cmd.previous_coverage_end, own_end) if d is not None]
-    period = coverage_period(year, paid, max(ends) if ends else None, rules)
+    last_end = max(ends) if ends else None
+    start, _ = benefits_start(year, paid, last_end, rules)
+    if start > DATE_MAX:
+        raise _Refused("DATES_OUT_OF_ORDER", "payment_date",
+                       f"the benefits of a payment on {paid.isoformat()} would start on {start.isoformat()}, after "
+                       f"the last date the platform handles ({DATE_MAX.isoformat()})")
+    period = coverage_period(year, paid, last_end, rules)
     history = _with_categories(state.category_history if state else (), max(date(year, 1, 1), paid),
                                cmd.categories, cmd.disability_grade)
     return _person(state, person_id=cmd.person_id, scheme=cmd.scheme, history=history,

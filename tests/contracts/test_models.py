@@ -6,7 +6,10 @@ from decimal import Decimal
 import pytest
 
 from contracts import (
+    BasicSettled,
     BillLine,
+    CatastrophicSettled,
+    ClaimSummary,
     ContractError,
     DischargeRecorded,
     EnrollPerson,
@@ -93,3 +96,48 @@ def test_statement_parts_must_add_up() -> None:
     SettlementStatement.model_validate(fields)
     with pytest.raises(ValueError, match="psn_pay"):
         SettlementStatement.model_validate({**fields, "psn_pay": "59.99"})
+
+
+def summary(**over) -> dict:
+    base = {"claim_id": "H1:C1", "hospital_claim_id": "C1", "hospital_id": "H1", "person_id": "p",
+            "discharge_event_id": "e1", "admission_date": "2026-01-01", "discharge_date": "2026-01-02",
+            "insurance_year": 2026, "care_location": "in_pool", "referred": False, "scheme": "resident",
+            "total_cost": "100.00", "in_policy": "80.00", "out_of_policy": "20.00",
+            "amounts_by_class": {"A": "80.00", "C": "20.00"}}
+    base.update(over)
+    return base
+
+
+def layer(name: str, paid: str) -> dict:
+    return {"layer": name, "base": "80.00", "deductible": "0.00", "paid": paid, "accumulator_before": "0.00",
+            "accumulator_after": paid, "profile_id": "demo-county", "profile_version": 1}
+
+
+def test_a_claim_summarys_parts_must_add_up() -> None:
+    ClaimSummary.model_validate(summary())
+    with pytest.raises(ValueError, match="out_of_policy"):
+        ClaimSummary.model_validate(summary(out_of_policy="19.99"))
+    with pytest.raises(ValueError, match="amounts_by_class"):
+        ClaimSummary.model_validate(summary(amounts_by_class={"A": "999999999999.99", "C": "20.00"}))
+
+
+def test_a_layer_result_the_statement_could_not_state_is_refused() -> None:
+    """Each of these was accepted by the contract, and the assistance service then failed to write
+    its statement (parts not adding up, a negative patient share, an overflow): dead-lettered."""
+    settled = {"claim": summary(), "outcome": "settled", "basic": layer("basic", "40.00"),
+               "catastrophic": layer("catastrophic", "10.00"), "residual_in_policy": "30.00"}
+    CatastrophicSettled.model_validate(settled)
+    BasicSettled.model_validate({**settled, "residual_in_policy": "40.00", "catastrophic_base": "40.00"})
+    rejection = {"reason_code": "NOT_ENROLLED", "reason": "no enrollment"}
+    with pytest.raises(ValueError, match="rejected result carries its rejection and no layer"):
+        CatastrophicSettled.model_validate({**settled, "outcome": "rejected", "rejection": rejection})
+    with pytest.raises(ValueError, match="rejected result carries its rejection"):
+        CatastrophicSettled.model_validate({**settled, "outcome": "rejected", "basic": None, "catastrophic": None})
+    with pytest.raises(ValueError, match="settled result carries the basic layer"):
+        CatastrophicSettled.model_validate({**settled, "basic": None})
+    with pytest.raises(ValueError, match="settled result carries the basic layer"):
+        CatastrophicSettled.model_validate({**settled, "claim": summary(scheme=None)})
+    with pytest.raises(ValueError, match="more than the claim's total cost"):
+        CatastrophicSettled.model_validate({**settled, "residual_in_policy": "50.01"})
+    with pytest.raises(ValueError, match="more than the claim's in-policy cost"):
+        BasicSettled.model_validate({**settled, "residual_in_policy": "40.01", "catastrophic_base": "0.00"})

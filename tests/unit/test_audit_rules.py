@@ -250,6 +250,8 @@ def test_statement_against_layer_results_and_the_discharge() -> None:
     assert rec.layer_result_findings(s, {"basic": Decimal("40.00"), "catastrophic": Decimal("10.00")}) == []
     [f] = rec.layer_result_findings(s, {"basic": Decimal("41.00")})
     assert f.alert_id == "layer_result_mismatch:basic:H001:A"
+    [m] = rec.layer_result_findings(s, {"catastrophic": None})
+    assert m.evidence == {"layer": "catastrophic", "statement": "10.00", "layer_result": "missing"}
     assert s.assistance_detail == Decimal("5.00")
     [g] = rec.layer_result_findings(figures(details=[{"layer": "assistance", "paid": "4.00"}]),  # type: ignore[arg-type]
                                     {"assistance": Decimal("4.00")})

@@ -182,6 +182,22 @@ def test_payment_before_the_birth_date_is_out_of_order() -> None:
     assert (rejection.reason_code, rejection.field) == ("DATES_OUT_OF_ORDER", "payment_date")
 
 
+@pytest.mark.parametrize("paid, previous", [
+    (date(2099, 12, 31), date(2099, 12, 31)),  # the 1st of the next month is 2100-01-01
+    (date(2099, 8, 1), None),  # a waiting period until 2100-02-01
+])
+def test_benefits_starting_after_the_last_contract_date_are_refused(paid: date, previous: date | None) -> None:
+    rejection = reject(None, enroll(paid, year=2099, previous=previous, person_id=PID))
+    assert (rejection.reason_code, rejection.field) == ("DATES_OUT_OF_ORDER", "payment_date")
+    assert "after the last date the platform handles (2099-12-31)" in rejection.reason
+
+
+def test_the_last_payment_whose_benefits_start_in_range_is_accepted() -> None:
+    accepted = apply(None, enroll(date(2099, 11, 30), year=2099, previous=date(2099, 12, 31)), RULES, "c")
+    assert isinstance(accepted, Accepted)
+    assert accepted.snapshot.coverage[-1].benefits_from == date(2099, 12, 1)
+
+
 def test_a_future_birth_date_is_an_invalid_id() -> None:
     unborn = make_identity_number("110105", date(2026, 11, 30), 1)
     rejection = apply(None, enroll(date(2025, 10, 15), person_id=unborn), RULES, "e", today=TODAY).rejection
