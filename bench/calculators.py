@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from policy import load_profile  # noqa: E402
-from policy.one_stop import OneStopClaim, OneStopYearState, settle_one_stop  # noqa: E402
-from tools.generate import generate_discharges, generate_population  # noqa: E402
+from policy import load_profile
+from policy.one_stop import OneStopClaim, OneStopYearState, settle_one_stop
+from tools.generate import generate_discharges, generate_population
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)

@@ -21,20 +21,11 @@ from contracts.envelope import Contract, Envelope
 from contracts.limits import MAX_RECORD_BYTES, NO_CONTROL_CHARACTERS, printable
 from contracts.settlement import BasicSettled, CatastrophicSettled, SettlementStatement
 
-EVENT_TYPES: dict[str, type[Contract]] = {
-    m.__name__: m
-    for m in (
-        *ENROLLMENT_COMMAND_MODELS,
-        PersonSnapshot,
-        ProviderSnapshot,
-        CommandRejected,
-        DischargeRecorded,
-        BasicSettled,
-        CatastrophicSettled,
-        SettlementStatement,
-        AuditAlert,
-    )
-}
+_MODELS: tuple[type[Contract], ...] = (
+    *ENROLLMENT_COMMAND_MODELS, PersonSnapshot, ProviderSnapshot, CommandRejected, DischargeRecorded,
+    BasicSettled, CatastrophicSettled, SettlementStatement, AuditAlert,
+)
+EVENT_TYPES: dict[str, type[Contract]] = {m.__name__: m for m in _MODELS}
 """Every payload model on the wire, by `event_type`."""
 
 P = ParamSpec("P")
@@ -81,7 +72,7 @@ def _guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 return fn(*args, **kwargs)
             except ContractError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - that is the point
+            except Exception as exc:
                 raise ContractError(f"{what}: {type(exc).__name__}: {exc}") from None
         return guarded
     return wrap

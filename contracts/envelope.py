@@ -8,7 +8,7 @@ re-emission after a crash or a replay carries the same id and consumers can drop
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,7 +38,8 @@ class Contract(BaseModel):
         raise NotImplementedError(f"{type(self).__name__} does not name its message key")
 
 
-P = TypeVar("P", bound=BaseModel)
+P = TypeVar("P")
+"""The payload: a `Contract`, or the payload as sent (a dict) before it is validated."""
 
 
 class Envelope(BaseModel, Generic[P]):
@@ -63,7 +64,7 @@ def derived_event_id(event_type: str, natural_key: str) -> uuid.UUID:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def make_envelope(
@@ -76,7 +77,8 @@ def make_envelope(
     occurred_at: datetime | None = None,
 ) -> Envelope[Any]:
     """Wrap a payload; without `event_id` a random one is drawn (original events only)."""
-    return Envelope[type(payload)](  # type: ignore[misc]
+    typed: type[Envelope[Any]] = Envelope[type(payload)]  # type: ignore[misc,assignment]  # the payload's model
+    return typed(
         event_id=event_id or uuid.uuid4(),
         event_type=type(payload).__name__,
         schema_version=type(payload).SCHEMA_VERSION,

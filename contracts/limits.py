@@ -29,7 +29,7 @@ technical bounds far above any real inpatient bill, to be raised by an operator 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -48,8 +48,8 @@ DISCHARGE_TOTAL_MAX = Decimal("100000000.00")
 
 DATE_MIN = date(2000, 1, 1)
 DATE_MAX = date(2099, 12, 31)
-TIMESTAMP_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
-TIMESTAMP_MAX = datetime(2100, 1, 1, tzinfo=timezone.utc)
+TIMESTAMP_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+TIMESTAMP_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 YEAR_MIN, YEAR_MAX = DATE_MIN.year, DATE_MAX.year
 
 INT32_MAX = 2**31 - 1

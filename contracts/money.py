@@ -27,7 +27,7 @@ def parse_decimal(value: Any) -> Decimal:
     """The one parse of an exact decimal (ratios, quantities, profile values): a `Decimal`, an
     `int` or a decimal string of at most 40 characters; finite. A float is refused: its binary
     value is not the number the sender meant. Raises `ValueError` naming the problem."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError(f"must be a decimal string or an integer, not a float ({value!r}); "
                          "write it quoted, e.g. \"0.40\"")
     if isinstance(value, Decimal):
@@ -67,7 +67,7 @@ def parse_money(value: Any) -> Decimal:
             raise ValueError(f"money must be a decimal string with at most 12 integer digits and two decimals "
                              f"(fen), such as \"12.30\"; got {shown!r}")
         return Decimal(value).quantize(FEN)
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError("money must be a decimal string such as \"12.30\", not a float")
     if not isinstance(value, (int, Decimal)):
         raise ValueError(f"money must be a decimal string, got {type(value).__name__}")

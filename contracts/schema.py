@@ -115,7 +115,7 @@ def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "",
             oa, na = o.get(key, [o]), n.get(key, [n])
             if len(oa) != len(na):
                 return [f"{path or '<root>'}: type changed"]
-            for i, (a, b) in enumerate(zip(oa, na)):
+            for a, b in zip(oa, na, strict=True):
                 problems += incompatibilities(a, b, path, old_root, new_root)
             return problems
     if "items" in o or "items" in n:
@@ -125,9 +125,10 @@ def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "",
                                       f"{path}[].", old_root, new_root)
     if "additionalProperties" in o and isinstance(o["additionalProperties"], dict):
         problems += incompatibilities(o["additionalProperties"], _values_schema(n), f"{path}{{}}.", old_root, new_root)
-    strip = lambda d: {k: v for k, v in d.items()  # noqa: E731
-                       if k not in _DOC_KEYS | _BOUND_KEYS | {"items", "prefixItems", "additionalProperties",
-                                                             "patternProperties"}}
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        skipped = _DOC_KEYS | _BOUND_KEYS | {"items", "prefixItems", "additionalProperties", "patternProperties"}
+        return {k: v for k, v in d.items() if k not in skipped}
+
     if strip(o) != strip(n):
         problems.append(f"{path.rstrip('.') or '<root>'}: type changed from {strip(o)} to {strip(n)}")
     problems += [f"{path.rstrip('.') or '<root>'}: bound loosened: {x}" for x in _loosened(o, n)]

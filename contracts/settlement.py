@@ -210,7 +210,11 @@ class SettlementStatement(Contract):
         return self
 
 
+LayerResult = BasicSettled | CatastrophicSettled | SettlementStatement
+"""What a settlement layer publishes for a claim (each has an `outcome`)."""
+
+
 __all__ = [
-    "BandPayment", "BasicSettled", "CatastrophicSettled", "ClaimSummary", "LayerDetail", "Money",
+    "BandPayment", "BasicSettled", "CatastrophicSettled", "ClaimSummary", "LayerDetail", "LayerResult", "Money",
     "Rejection", "SettlementStatement",
 ]

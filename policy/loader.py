@@ -61,7 +61,7 @@ def available_profiles() -> tuple[str, ...]:
 def read_yaml(text: str, origin: str = "<string>") -> dict[str, Any]:
     """Parse profile YAML exactly (no floats)."""
     try:
-        data = yaml.load(text, Loader=_ExactLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_ExactLoader)
     except ProfileError as exc:
         raise ProfileError(exc.problems, origin) from None
     except yaml.YAMLError as exc:
@@ -129,11 +129,11 @@ def _merge(base: Any, override: Any, path: str, applied: list[str], origin: str)
                 result[index] = _merge(result[index], value, _join(path, index), applied, origin)
             return result
         if isinstance(base, dict):
-            result = dict(base)
+            merged = dict(base)
             for key, value in override.items():
-                existing = next((k for k in result if str(k) == str(key)), key)
-                result[existing] = _merge(result.get(existing), value, _join(path, str(key)), applied, origin)
-            return result
+                existing = next((k for k in merged if str(k) == str(key)), key)
+                merged[existing] = _merge(merged.get(existing), value, _join(path, str(key)), applied, origin)
+            return merged
     _refuse_floats(override, path, origin)
     applied.append(path)
     return override

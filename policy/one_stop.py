@@ -73,9 +73,9 @@ class OneStopClaim:
 class OneStopYearState:
     """The three per-person-year accumulators before a claim."""
 
-    basic: BasicYearState = BasicYearState()
-    catastrophic: CatastrophicYearState = CatastrophicYearState()
-    assistance: AssistanceYearState = AssistanceYearState()
+    basic: BasicYearState = field(default_factory=BasicYearState)
+    catastrophic: CatastrophicYearState = field(default_factory=CatastrophicYearState)
+    assistance: AssistanceYearState = field(default_factory=AssistanceYearState)
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ class BasicPolicy(_Model):
         _check_classes(self.in_policy_classes, "in_policy_classes")
         listed = ", ".join(self.levels)
         for table in ("deductible", "ratio"):
-            values: dict[str, Any] = getattr(self, table)
+            values: dict[LevelKey, Any] = getattr(self, table)
             for level in self.levels:
                 if level not in values:
                     raise FieldProblem(f"{table}.{level}", f"missing level {level} (basic.levels lists {listed})")
@@ -396,7 +396,7 @@ class PolicyProfile(_Model):
 
     def is_illustrative(self, path: str) -> bool:
         """True if `path` (or a section containing it) is marked illustrative."""
-        return any(path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in self.illustrative)
+        return any(path == p or path.startswith((p + ".", p + "[")) for p in self.illustrative)
 
 
 def _path_exists(data: Any, path: str) -> bool:

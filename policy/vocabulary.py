@@ -29,14 +29,14 @@ LEVEL_KEYS: tuple[str, ...] = get_args(LevelKey)
 LAYERS: tuple[str, ...] = get_args(Layer)
 
 
-def level_key(level: int | str) -> str:
+def level_key(level: int | str) -> LevelKey:
     """Normalise a hospital level (``3``, ``"3"``, ``"community"``) to its profile key."""
     if isinstance(level, bool):
         raise ValueError(f"not a hospital level: {level!r}")
     key = str(level).strip().lower()
     if key not in LEVEL_KEYS:
         raise ValueError(f"not a hospital level: {level!r} (expected one of {', '.join(LEVEL_KEYS)})")
-    return key
+    return key  # type: ignore[return-value]  # one of LEVEL_KEYS, checked above
 
 
 def claim_categories(categories: object) -> frozenset[str]:

@@ -78,7 +78,7 @@ def _batch_handler(consumer: BatchConsumer) -> Callable[..., Awaitable[None]]:
 async def _raw(message: Any) -> None:
     """FastStream decoder that leaves the records alone: contracts are decoded per record, so one bad
     record is dead-lettered instead of failing the whole batch."""
-    return None
+    return
 
 
 def make_broker(settings: Settings) -> KafkaBroker:

@@ -15,10 +15,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-import asyncpg
-
-from contracts import Contract, derived_event_id, make_envelope
+from contracts import derived_event_id, make_envelope
 from contracts.envelope import now
+from contracts.settlement import LayerResult
+from runtime.db import Connection
 from runtime.ledger import (
     InMemoryLedger,
     LedgerRow,
@@ -50,8 +50,8 @@ class ClaimRef:
 class LayerOutcome(Generic[S]):
     """A layer's decision on one claim, as the shared handler stores and publishes it."""
 
-    event: Contract
-    """the layer's result, published on the layer's output topic (it has an `outcome`)"""
+    event: LayerResult
+    """the layer's result, published on the layer's output topic"""
     base: Decimal
     """what the layer priced"""
     paid: Decimal
@@ -87,7 +87,7 @@ class LayerUnitOfWork(UnitOfWork, Protocol):
 
 
 class PostgresLayerUnitOfWork(PostgresUnitOfWork):
-    def __init__(self, conn: asyncpg.Connection, topic_prefix: str, year_state: type[Any]) -> None:
+    def __init__(self, conn: Connection, topic_prefix: str, year_state: type[Any]) -> None:
         super().__init__(conn, topic_prefix)
         self.ledger: LedgerStore[Any] = PostgresLedger(conn, year_state)
 
@@ -98,7 +98,7 @@ class InMemoryLayerUnitOfWork(InMemoryUnitOfWork):
         self.ledger: InMemoryLedger[Any] = InMemoryLedger(year_state)
 
 
-def postgres_unit_of_work(layer: ClaimLayer[Any]) -> Callable[[asyncpg.Connection, str], PostgresLayerUnitOfWork]:
+def postgres_unit_of_work(layer: ClaimLayer[Any]) -> Callable[[Connection, str], PostgresLayerUnitOfWork]:
     """The unit-of-work factory of a layer service (for its `Subscription`)."""
     return lambda conn, prefix: PostgresLayerUnitOfWork(conn, prefix, layer.year_state)
 
@@ -151,7 +151,7 @@ class ClaimLayerHandler(Generic[S]):
         """The one place a ledger row is built from a layer's decision."""
         profile = self.layer.profile
         return LedgerRow(claim_id=ref.claim_id, person_id=ref.person_id, hospital_id=ref.hospital_id,
-                         insurance_year=ref.insurance_year, outcome=getattr(outcome.event, "outcome"),
+                         insurance_year=ref.insurance_year, outcome=outcome.event.outcome,
                          base=outcome.base, paid=outcome.paid, year_before=state_values(before),
                          year_after=state_values(after), profile_id=profile.id, profile_version=profile.version,
                          detail=outcome.detail)

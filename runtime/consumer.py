@@ -26,6 +26,7 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from contracts import Contract, ContractError, check_key, decode
+from runtime.db import Connection
 from runtime.deadletter import DeadLetter, send_dead_letters
 from runtime.errors import (
     Backoff,
@@ -65,7 +66,7 @@ class Subscription:
     dead_letters: bool = True
     """False for an observer (audit): what it cannot decode is logged, not dead-lettered, because
     the topic's own consumer dead-letters it and one letter per bad record is what operators redrive."""
-    unit_of_work: Callable[[asyncpg.Connection, str], PostgresUnitOfWork] = PostgresUnitOfWork
+    unit_of_work: Callable[[Connection, str], PostgresUnitOfWork] = PostgresUnitOfWork
     """Makes the handler's unit of work from the batch's connection and the topic prefix (a
     service with repositories of its own gives its own)."""
     dead_letter_invalid_payloads: bool = False
@@ -196,7 +197,8 @@ class BatchConsumer:
             attempt = 0
             while True:
                 try:
-                    await retry_infrastructure(f"{self.service}: storing a record", lambda: self._transaction([msg]),
+                    await retry_infrastructure(f"{self.service}: storing a record",
+                                               lambda msg=msg: self._transaction([msg]),  # type: ignore[misc]
                                                self.backoff, topic=self.sub.topic)
                     break
                 except Exception as exc:

@@ -7,9 +7,14 @@ instances of a service from migrating at once.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A database connection: opened directly, or acquired from a pool (what handlers get)."""
 
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
 LEDGER_MIGRATIONS = Path(__file__).parent / "ledger_migrations"
@@ -22,10 +27,8 @@ async def ensure_database(server_url: str, database: str) -> None:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
-            try:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # another instance was quicker
                 await conn.execute(f'CREATE DATABASE "{database}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass
     finally:
         await conn.close()
 

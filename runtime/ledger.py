@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-import asyncpg
+from runtime.db import Connection
 
 S = TypeVar("S")
 """A layer's year state: a frozen dataclass whose fields are `Decimal` amounts."""
@@ -77,7 +77,7 @@ class LedgerStore(Protocol[S]):
 
 
 class PostgresLedger(Generic[S]):
-    def __init__(self, conn: asyncpg.Connection, state_type: type[S]) -> None:
+    def __init__(self, conn: Connection, state_type: type[S]) -> None:
         self.conn = conn
         self.state_type = state_type
         self.columns = state_fields(state_type)

@@ -105,7 +105,7 @@ class BoundedRotatingFileHandler(RotatingFileHandler):
             return text
         return data[:room - len(self.CUT.encode())].decode("utf-8", "ignore") + self.CUT
 
-    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 - the stdlib's name
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
         if Path(self.baseFilename).exists() and not Path(self.baseFilename).is_file():
             return False  # /dev/stderr and the like are never rotated (as in the stdlib)
         if self.stream is None:

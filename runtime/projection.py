@@ -22,12 +22,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts import Contract
 from runtime.consumer import decode_records
+from runtime.db import Connection
 from runtime.deadletter import DeadLetter, send_dead_letters
 from runtime.errors import ErrorClass, classify, retry_infrastructure
 from runtime.logging import get_logger
 from runtime.unit_of_work import Inbound
 
-ApplyBatch = Callable[[asyncpg.Connection, Sequence[Any]], Awaitable[None]]
+ApplyBatch = Callable[[Connection, Sequence[Any]], Awaitable[None]]
 """Applies decoded payloads (in topic order) to the projection's tables."""
 log = get_logger("runtime.projection")
 
@@ -66,7 +67,7 @@ class Projection:
             if parts:
                 break
             await asyncio.sleep(0.1)
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001 - topic metadata not loaded yet
+            await self._consumer._client.force_metadata_update()
             parts = self._consumer.partitions_for_topic(self.topic)
         if not parts:
             raise RuntimeError(f"topic {self.topic} does not exist (start the stack: python -m tools.stack start)")

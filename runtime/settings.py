@@ -54,5 +54,5 @@ class Settings(BaseSettings):
 
 def load_settings(service_name: str, **overrides: object) -> Settings:
     """Settings of one service; keyword overrides win over the environment (tests use them)."""
-    settings = Settings(SERVICE_NAME=service_name)  # type: ignore[call-arg]
+    settings = Settings(SERVICE_NAME=service_name)
     return settings.model_copy(update=overrides) if overrides else settings

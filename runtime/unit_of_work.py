@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import asyncpg
-
 from contracts import Envelope, encode
+from runtime.db import Connection
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def _first_occurrences(batch: Sequence[Inbound], key: Callable[[Inbound], str]) 
 class PostgresUnitOfWork:
     """A unit of work inside an open PostgreSQL transaction: `processed_event` and `outbox`."""
 
-    conn: asyncpg.Connection
+    conn: Connection
     topic_prefix: str = ""
     outgoing: list[Outgoing] = field(default_factory=list)
 

@@ -79,7 +79,7 @@ class _Backends:
 
     def kafka(self) -> str:
         if self._kafka is None:
-            from tools import stack  # noqa: PLC0415
+            from tools import stack
 
             bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
             if not bootstrap and self.docker():
@@ -92,7 +92,7 @@ class _Backends:
 
     def database(self) -> str:
         if self._database is None:
-            from tools import stack  # noqa: PLC0415
+            from tools import stack
 
             url = os.environ.get("DATABASE_URL")
             if not url and self.docker():
@@ -107,9 +107,9 @@ class _Backends:
 
     def _kafka_container(self) -> str:
         try:
-            from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
+            from testcontainers.community.kafka import KafkaContainer
         except ImportError:
-            from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+            from testcontainers.kafka import KafkaContainer
         container = KafkaContainer(KAFKA_TEST_IMAGE).with_kraft()
         container.start()
         self._containers.append(container)
@@ -117,9 +117,9 @@ class _Backends:
 
     def _postgres_container(self) -> str:
         try:
-            from testcontainers.community.postgres import PostgresContainer  # noqa: PLC0415
+            from testcontainers.community.postgres import PostgresContainer
         except ImportError:
-            from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+            from testcontainers.postgres import PostgresContainer
         container = PostgresContainer(POSTGRES_TEST_IMAGE, username="postgres", password="postgres", dbname="postgres")
         container.start()
         self._containers.append(container)
@@ -127,7 +127,7 @@ class _Backends:
         return f"postgresql://postgres:postgres@{host}:{port}"
 
     def _local(self, component: str) -> dict[str, str]:
-        from tools import stack  # noqa: PLC0415
+        from tools import stack
 
         was_running = stack.is_running()[component]
         settings = stack.start(kafka_enabled=component == "kafka", postgres_enabled=component == "postgres")
@@ -140,11 +140,11 @@ class _Backends:
         for container in reversed(self._containers):
             try:
                 container.stop()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 print(f"warning: stopping test container failed: {exc!r}", file=sys.stderr)
         keep = os.environ.get("MEDSETTLE_KEEP_STACK") or os.environ.get("PYTEST_XDIST_WORKER")
         if any(self._local_started.values()) and not keep:
-            from tools import stack  # noqa: PLC0415
+            from tools import stack
 
             stack.stop(kafka_enabled=self._local_started["kafka"], postgres_enabled=self._local_started["postgres"])
 
@@ -177,7 +177,7 @@ class _DatabaseFactory:
         self.created: list[str] = []
 
     def __call__(self, prefix: str | None = None) -> str:
-        from tools.stack import database_dsn  # noqa: PLC0415
+        from tools.stack import database_dsn
 
         slug = re.sub(r"[^a-z0-9]+", "_", (prefix or self.default_prefix).lower()).strip("_")[:40] or "db"
         name = f"t_{slug}_{uuid.uuid4().hex[:10]}"
@@ -191,10 +191,10 @@ class _DatabaseFactory:
             self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _execute(self, sql: str) -> None:
-        import asyncpg  # noqa: PLC0415
+        import asyncpg
 
-        from tools.stack import database_dsn  # noqa: PLC0415
-        from tools.stack_common import run_sync  # noqa: PLC0415
+        from tools.stack import database_dsn
+        from tools.stack_common import run_sync
 
         async def go() -> None:
             conn = await asyncpg.connect(database_dsn(self.server_url, "postgres"), timeout=15)

@@ -40,7 +40,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import (
@@ -388,7 +388,7 @@ class Builder:
             return _date_extreme(bounds, self.dates, timedelta(days=1), path)
         if kind is datetime or kind is AwareDatetime:
             moment = _date_extreme(bounds, self.dates, TIMESTAMP_STEP, path)
-            return moment.astimezone(timezone.utc)
+            return moment.astimezone(UTC)
         if kind is uuid.UUID:
             return uuid.uuid5(uuid.NAMESPACE_URL, f"{path}#{index}")
         raise NoExtreme(f"{path}: type {kind!r} not supported")

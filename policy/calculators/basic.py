@@ -25,7 +25,7 @@ from contracts.money import ONE, ZERO, round_fen
 from policy.calculators.inputs import claim_money, validated_amounts_by_class
 from policy.errors import InvalidClaimError, NotPricedError
 from policy.profile import BasicPolicy, ContinuityBonus, PolicyProfile
-from policy.vocabulary import CATALOGUE_CLASSES, claim_categories, level_key
+from policy.vocabulary import CATALOGUE_CLASSES, LevelKey, claim_categories, level_key
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def settle_basic(claim: BasicClaim, profile: PolicyProfile, year: BasicYearState
     )
 
 
-def _level(claim: BasicClaim, profile: PolicyProfile, policy: BasicPolicy) -> str:
+def _level(claim: BasicClaim, profile: PolicyProfile, policy: BasicPolicy) -> LevelKey:
     try:
         level = level_key(claim.hospital_level)
     except ValueError as exc:
@@ -168,7 +168,8 @@ def _level(claim: BasicClaim, profile: PolicyProfile, policy: BasicPolicy) -> st
     return level
 
 
-def _deductible(categories: frozenset[str], grade: int | None, policy: BasicPolicy, level: str) -> tuple[Decimal, bool]:
+def _deductible(categories: frozenset[str], grade: int | None, policy: BasicPolicy, level: LevelKey
+                ) -> tuple[Decimal, bool]:
     """The level's deductible, reduced (e.g. halved) for the tilt categories."""
     full = policy.deductible[level]
     tilt = policy.deductible_reduction

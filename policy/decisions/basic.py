@@ -24,6 +24,7 @@ from contracts import (
     Rejection,
 )
 from contracts.money import ZERO
+from contracts.types import PersonCategory
 from policy import InvalidClaimError, NotPricedError, PolicyProfile
 from policy.calculators.basic import (
     BasicClaim,
@@ -49,7 +50,7 @@ def amounts_by_class_of(discharge: DischargeRecorded) -> dict[str, Decimal]:
 
 
 def _summary(d: DischargeRecorded, event_id: str, profile: PolicyProfile, *, provider: ProviderSnapshot | None,
-             person: PersonSnapshot | None, categories: tuple = (), grade: int | None = None,
+             person: PersonSnapshot | None, categories: tuple[PersonCategory, ...] = (), grade: int | None = None,
              in_policy: Decimal | None = None) -> ClaimSummary:
     by_class = amounts_by_class_of(d)
     in_pol = in_policy if in_policy is not None else ZERO

@@ -50,7 +50,7 @@ def decide(basic: BasicSettled, profile: PolicyProfile, year: CatastrophicYearSt
         return CatastrophicDecision(event, None, None)
     calc_claim = CatastrophicClaim(
         claim_id=claim.claim_id, scheme=claim.scheme, in_policy=claim.in_policy, deductible=basic.basic.deductible,
-        basic_paid=basic.basic.paid, amounts_by_class=dict(claim.amounts_by_class),
+        basic_paid=basic.basic.paid, amounts_by_class={str(k): v for k, v in claim.amounts_by_class.items()},
         categories=frozenset(claim.categories), care_location=claim.care_location, referred=claim.referred,
         basic_in_policy_classes=frozenset(profile.basic_for(claim.scheme).in_policy_classes))
     result = settle_catastrophic(calc_claim, profile, year)

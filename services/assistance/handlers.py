@@ -7,8 +7,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from contracts import CatastrophicSettled, SettlementStatement
 from contracts.money import ZERO
 from contracts.topics import STATEMENTS
@@ -21,6 +19,7 @@ from runtime.claim_layer import (
     PostgresLayerUnitOfWork,
     SummaryLayer,
 )
+from runtime.db import Connection
 from runtime.unit_of_work import Inbound
 
 
@@ -43,7 +42,7 @@ class AssistanceLayer(SummaryLayer):
 class PostgresStatements:
     """The statements the service emitted (table `statement`)."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     async def add(self, statements: list[SettlementStatement]) -> None:
@@ -67,7 +66,7 @@ class InMemoryStatements:
 
 
 class PostgresAssistanceUnitOfWork(PostgresLayerUnitOfWork):
-    def __init__(self, conn: asyncpg.Connection, topic_prefix: str) -> None:
+    def __init__(self, conn: Connection, topic_prefix: str) -> None:
         super().__init__(conn, topic_prefix, AssistanceYearState)
         self.statements = PostgresStatements(conn)
 

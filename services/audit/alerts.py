@@ -13,7 +13,7 @@ from datetime import datetime
 
 from contracts import AuditAlert, derived_event_id, make_envelope
 from contracts.topics import ALERTS
-from runtime.unit_of_work import UnitOfWork
+from runtime.unit_of_work import PostgresUnitOfWork
 from services.audit import store
 from services.audit.rules import Finding, unique
 
@@ -24,7 +24,7 @@ def alert_event_id(alert_id: str) -> uuid.UUID:
     return derived_event_id("AuditAlert", alert_id)
 
 
-async def raise_alerts(uow: UnitOfWork, findings: Iterable[Finding], detected_at: datetime,
+async def raise_alerts(uow: PostgresUnitOfWork, findings: Iterable[Finding], detected_at: datetime,
                        causation: dict[str, uuid.UUID] | None = None) -> list[AuditAlert]:
     """Store and emit the findings not raised before; returns the new alerts.
 

@@ -80,7 +80,7 @@ class Reconciler:
                 await asyncio.sleep(min(left, 0.5))
             try:
                 await self.reconcile()
-            except Exception:  # noqa: BLE001 - the next run tries again
+            except Exception:
                 if self._stopped():
                     return
                 log.warning("reconciliation run failed", exc_info=True)

@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-import asyncpg
-
 from contracts import PersonSnapshot
 from contracts.money import FEN, ZERO
+from runtime.db import Connection
 
 RATIO_PLACES = Decimal("0.0001")
 
@@ -221,13 +220,14 @@ ORDER BY payload->>'person_id', (payload->>'version')::int DESC, id DESC
 """
 
 
-async def latest_persons(conn: asyncpg.Connection) -> list[PersonSnapshot]:
+async def latest_persons(conn: Connection) -> list[PersonSnapshot]:
     return [PersonSnapshot.model_validate(json.loads(r["payload"])) for r in await conn.fetch(_PERSONS)]
 
 
-async def compute_kpis(conn: asyncpg.Connection, query: KpiQuery) -> Kpis:
+async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
     args = (query.start, query.end, query.region, query.pool)
     t = await conn.fetchrow(_TOTALS, *args)
+    assert t is not None  # an aggregate returns one row
     levels = tuple(LevelRatio(r["level"], r["stays"], r["funds"], r["in_policy"], ratio(r["funds"], r["in_policy"]))
                    for r in await conn.fetch(_BY_LEVEL, *args))
     low = [lv for lv in levels if lv.level is not None and lv.level <= 2]

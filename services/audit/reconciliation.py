@@ -36,6 +36,7 @@ import asyncpg
 from contracts import AuditAlert
 from contracts.money import ZERO
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS
+from runtime.db import Connection
 from runtime.logging import get_logger
 from services.audit.rules import Finding
 
@@ -178,7 +179,7 @@ class ReconcileReport:
     """the alerts this run raised (findings not raised before); set by the caller that raises them"""
 
 
-async def _missing_statements(conn: asyncpg.Connection, now: datetime, cutoff: datetime) -> list[Finding]:
+async def _missing_statements(conn: Connection, now: datetime, cutoff: datetime) -> list[Finding]:
     rows = await conn.fetch(
         """SELECT DISTINCT ON (d.claim_id) d.claim_id, d.payload->>'hospital_id' AS hospital_id,
                   d.payload->>'person_id' AS person_id, d.recorded_at
@@ -191,7 +192,7 @@ async def _missing_statements(conn: asyncpg.Connection, now: datetime, cutoff: d
                                       now - cutoff) for r in rows]
 
 
-async def _duplicate_statements(conn: asyncpg.Connection) -> list[Finding]:
+async def _duplicate_statements(conn: Connection) -> list[Finding]:
     rows = await conn.fetch(
         """SELECT claim_id, array_agg(DISTINCT event_id::text) AS ids FROM event_store
            WHERE topic = $1 AND claim_id IS NOT NULL
@@ -200,7 +201,7 @@ async def _duplicate_statements(conn: asyncpg.Connection) -> list[Finding]:
     return [duplicate_statement_finding(r["claim_id"], r["ids"]) for r in rows]
 
 
-async def _open_statements(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def _open_statements(conn: Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT DISTINCT ON (s.claim_id) s.claim_id, s.payload, s.recorded_at
            FROM event_store s LEFT JOIN reconciled_claim r ON r.claim_id = s.claim_id
@@ -208,7 +209,7 @@ async def _open_statements(conn: asyncpg.Connection) -> list[asyncpg.Record]:
            ORDER BY s.claim_id, s.id""", STATEMENTS)
 
 
-async def _layer_results(conn: asyncpg.Connection, claims: list[str]) -> dict[str, dict[str, Decimal]]:
+async def _layer_results(conn: Connection, claims: list[str]) -> dict[str, dict[str, Decimal]]:
     """What basic and critical illness paid on each claim, by their events (first per claim)."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (claim_id, topic) claim_id, topic, payload->>'outcome' AS outcome,
@@ -223,7 +224,7 @@ async def _layer_results(conn: asyncpg.Connection, claims: list[str]) -> dict[st
     return out
 
 
-async def _discharge_totals(conn: asyncpg.Connection, claims: list[str]) -> dict[str, Decimal]:
+async def _discharge_totals(conn: Connection, claims: list[str]) -> dict[str, Decimal]:
     rows = await conn.fetch(
         """SELECT DISTINCT ON (claim_id) claim_id, payload->>'total_amount' AS total FROM event_store
            WHERE topic = $1 AND claim_id = ANY($2::text[]) AND error IS NULL ORDER BY claim_id, id""",
@@ -238,7 +239,7 @@ def _layers_of(s: StatementFigures, results: Mapping[str, Decimal]) -> dict[str,
             "assistance": s.assistance_detail if s.assistance_detail is not None else ZERO}
 
 
-async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta) -> ReconcileReport:
+async def reconcile(conn: Connection, now: datetime, timeout: timedelta) -> ReconcileReport:
     """Run every check as of `now`; marks the claims it checked. Findings are returned, not raised."""
     cutoff = now - timeout
     report = ReconcileReport(checked_at=now)
@@ -268,7 +269,7 @@ async def reconcile(conn: asyncpg.Connection, now: datetime, timeout: timedelta)
     return report
 
 
-async def _totals(conn: asyncpg.Connection) -> tuple[list[LayerTotal], list[Finding]]:
+async def _totals(conn: Connection) -> tuple[list[LayerTotal], list[Finding]]:
     """Per layer and insurance year: the statements (first per claim) against the layer results of
     the same claims. A statement that broke its contract counts with whatever amounts it carries."""
     rows = await conn.fetch(

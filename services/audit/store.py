@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import asyncpg
-
 from contracts import AuditAlert, PersonSnapshot, ProviderSnapshot
+from runtime.db import Connection
 from services.audit.rules import Stay
 
 
@@ -37,7 +36,7 @@ class EventRow:
     error: str | None
 
 
-async def append_events(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> int:
+async def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
     """Append records; one already stored at the same topic, partition and offset is skipped."""
     if not rows:
         return 0
@@ -59,7 +58,7 @@ async def append_events(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> i
 # ------------------------------------------------------------------------ stays
 
 
-async def insert_stays(conn: asyncpg.Connection, stays: Sequence[tuple[Stay, uuid.UUID]]) -> set[str]:
+async def insert_stays(conn: Connection, stays: Sequence[tuple[Stay, uuid.UUID]]) -> set[str]:
     """Record stays; returns the claim ids not known before (a resubmitted claim is judged once)."""
     if not stays:
         return set()
@@ -72,7 +71,7 @@ async def insert_stays(conn: asyncpg.Connection, stays: Sequence[tuple[Stay, uui
     return {r["claim_id"] for r in rows}
 
 
-async def stays_of_persons(conn: asyncpg.Connection, person_ids: Iterable[str]) -> dict[str, list[Stay]]:
+async def stays_of_persons(conn: Connection, person_ids: Iterable[str]) -> dict[str, list[Stay]]:
     rows = await conn.fetch(
         """SELECT claim_id, person_id, hospital_id, admission_date, discharge_date FROM stay
            WHERE person_id = ANY($1::text[]) ORDER BY admission_date, claim_id""", list(set(person_ids)))
@@ -83,7 +82,7 @@ async def stays_of_persons(conn: asyncpg.Connection, person_ids: Iterable[str]) 
     return out
 
 
-async def inpatients_per_night(conn: asyncpg.Connection, stays: Sequence[Stay]) -> dict[str, dict[date, int]]:
+async def inpatients_per_night(conn: Connection, stays: Sequence[Stay]) -> dict[str, dict[date, int]]:
     """For each stay, the number of known stays at its hospital covering each of its nights."""
     with_nights = [s for s in stays if s.nights > 0]
     if not with_nights:
@@ -103,7 +102,7 @@ async def inpatients_per_night(conn: asyncpg.Connection, stays: Sequence[Stay]) 
     return out
 
 
-async def occupants(conn: asyncpg.Connection, hospital_nights: Iterable[tuple[str, date]]
+async def occupants(conn: Connection, hospital_nights: Iterable[tuple[str, date]]
                     ) -> dict[tuple[str, date], list[Stay]]:
     """The known stays covering each (hospital, night)."""
     pairs = sorted(set(hospital_nights))
@@ -125,7 +124,7 @@ async def occupants(conn: asyncpg.Connection, hospital_nights: Iterable[tuple[st
 # ---------------------------------------------------------------- registry
 
 
-async def upsert_persons(conn: asyncpg.Connection, snapshots: Iterable[PersonSnapshot]) -> set[str]:
+async def upsert_persons(conn: Connection, snapshots: Iterable[PersonSnapshot]) -> set[str]:
     """Keep the highest version of each person; returns the persons whose snapshot changed."""
     latest: dict[str, PersonSnapshot] = {}
     for s in snapshots:
@@ -144,14 +143,14 @@ async def upsert_persons(conn: asyncpg.Connection, snapshots: Iterable[PersonSna
     return {r["person_id"] for r in rows}
 
 
-async def load_persons(conn: asyncpg.Connection, person_ids: Iterable[str]) -> dict[str, PersonSnapshot]:
+async def load_persons(conn: Connection, person_ids: Iterable[str]) -> dict[str, PersonSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM person_snapshot WHERE person_id = ANY($1::text[])",
                             list(set(person_ids)))
     snaps = [PersonSnapshot.model_validate_json(r["snapshot"]) for r in rows]
     return {s.person_id: s for s in snaps}
 
 
-async def upsert_providers(conn: asyncpg.Connection, snapshots: Iterable[ProviderSnapshot]) -> None:
+async def upsert_providers(conn: Connection, snapshots: Iterable[ProviderSnapshot]) -> None:
     latest: dict[str, ProviderSnapshot] = {}
     for s in snapshots:
         if s.provider_id not in latest or s.version > latest[s.provider_id].version:
@@ -171,7 +170,7 @@ async def upsert_providers(conn: asyncpg.Connection, snapshots: Iterable[Provide
         [s.model_dump_json() for s in snaps])
 
 
-async def licensed_beds(conn: asyncpg.Connection, provider_ids: Iterable[str]) -> dict[str, int]:
+async def licensed_beds(conn: Connection, provider_ids: Iterable[str]) -> dict[str, int]:
     rows = await conn.fetch("SELECT provider_id, licensed_beds FROM provider_snapshot WHERE provider_id = ANY($1::text[])",
                             list(set(provider_ids)))
     return {r["provider_id"]: r["licensed_beds"] for r in rows}
@@ -180,7 +179,7 @@ async def licensed_beds(conn: asyncpg.Connection, provider_ids: Iterable[str]) -
 # -------------------------------------------------------------------- alerts
 
 
-async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[tuple[AuditAlert, uuid.UUID]]) -> set[str]:
+async def insert_alerts(conn: Connection, alerts: Sequence[tuple[AuditAlert, uuid.UUID]]) -> set[str]:
     """Record alerts with their event ids; returns the alert ids that are new."""
     if not alerts:
         return set()
@@ -197,7 +196,7 @@ async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[tuple[AuditAl
     return {r["alert_id"] for r in rows}
 
 
-async def list_alerts(conn: asyncpg.Connection, *, rule: str | None = None, claim_id: str | None = None,
+async def list_alerts(conn: Connection, *, rule: str | None = None, claim_id: str | None = None,
                       limit: int = 1000) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT alert_id, rule, severity, claim_id, person_id, hospital_id, evidence, source, detected_at
@@ -206,7 +205,7 @@ async def list_alerts(conn: asyncpg.Connection, *, rule: str | None = None, clai
     return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
 
 
-async def claim_history(conn: asyncpg.Connection, claim_id: str) -> list[dict[str, Any]]:
+async def claim_history(conn: Connection, claim_id: str) -> list[dict[str, Any]]:
     """Every stored event about a claim, in the order it happened (then as consumed)."""
     rows = await conn.fetch(
         """SELECT id, topic, partition, "offset", key, event_type, event_id, correlation_id, causation_id, producer,

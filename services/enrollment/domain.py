@@ -251,7 +251,7 @@ def _person(prev: PersonSnapshot | None, *, person_id: str, scheme: str, history
             date_of_death: date | None) -> PersonSnapshot:
     suspended = bool(suspensions) and suspensions[-1].end is None
     return PersonSnapshot(
-        person_id=person_id, version=prev.version + 1 if prev else 1, scheme=scheme,  # type: ignore[arg-type]
+        person_id=person_id, version=prev.version + 1 if prev else 1, scheme=scheme,
         status="deceased" if date_of_death else "suspended" if suspended else "active",
         categories=history[-1].categories, disability_grade=history[-1].disability_grade,
         category_history=history, coverage=tuple(sorted(coverage, key=lambda p: p.coverage_year)),

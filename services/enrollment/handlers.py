@@ -22,7 +22,7 @@ from contracts.limits import printable
 from contracts.topics import ENROLLMENT_REJECTIONS, PERSONS, PROVIDERS
 from runtime.unit_of_work import Inbound, PostgresUnitOfWork
 from services.enrollment import store
-from services.enrollment.domain import EnrollmentRules, apply, apply_provider
+from services.enrollment.domain import EnrollmentRules, Rejected, apply, apply_provider
 
 PRODUCER = "enrollment"
 
@@ -68,32 +68,37 @@ class EnrollmentHandler:
             command: Any = msg.payload
             event_id = str(msg.envelope.event_id)
             if isinstance(command, RegisterProvider):
-                outcome = apply_provider(providers.get(command.provider_id), command, event_id)
+                registered = apply_provider(providers.get(command.provider_id), command, event_id)
+                if isinstance(registered, Rejected):
+                    rejections.append(registered.rejection)
+                    continue
+                provider = registered.snapshot
+                providers[provider.provider_id] = changed_providers[provider.provider_id] = provider
+                provider_events.append((provider, msg))
             else:
-                outcome = apply(persons.get(command.person_id), command, self.rules, event_id)
-            if outcome.rejection is not None:
-                rejections.append(outcome.rejection)
-                continue
-            snapshot = outcome.snapshot
-            if isinstance(snapshot, ProviderSnapshot):
-                providers[snapshot.provider_id] = changed_providers[snapshot.provider_id] = snapshot
-                provider_events.append((snapshot, msg))
-            else:
-                persons[snapshot.person_id] = changed_persons[snapshot.person_id] = snapshot
-                person_events.append((snapshot, msg))
+                enrolled = apply(persons.get(command.person_id), command, self.rules, event_id)
+                if isinstance(enrolled, Rejected):
+                    rejections.append(enrolled.rejection)
+                    continue
+                person = enrolled.snapshot
+                persons[person.person_id] = changed_persons[person.person_id] = person
+                person_events.append((person, msg))
 
         await store.save_persons(uow.conn, changed_persons.values(), person_events)
         await store.save_providers(uow.conn, changed_providers.values(), provider_events)
         await store.save_rejections(uow.conn, rejections)
 
-        for snapshot, msg in person_events:
+        for person_snapshot, msg in person_events:
             uow.emit(PERSONS, make_envelope(
-                snapshot, correlation_id=snapshot.person_id, producer=PRODUCER, causation_id=msg.envelope.event_id,
-                event_id=derived_event_id("PersonSnapshot", f"{snapshot.person_id}:{snapshot.version}")))
-        for snapshot, msg in provider_events:
+                person_snapshot, correlation_id=person_snapshot.person_id, producer=PRODUCER,
+                causation_id=msg.envelope.event_id,
+                event_id=derived_event_id("PersonSnapshot", f"{person_snapshot.person_id}:{person_snapshot.version}")))
+        for provider_snapshot, msg in provider_events:
             uow.emit(PROVIDERS, make_envelope(
-                snapshot, correlation_id=snapshot.provider_id, producer=PRODUCER, causation_id=msg.envelope.event_id,
-                event_id=derived_event_id("ProviderSnapshot", f"{snapshot.provider_id}:{snapshot.version}")))
+                provider_snapshot, correlation_id=provider_snapshot.provider_id, producer=PRODUCER,
+                causation_id=msg.envelope.event_id,
+                event_id=derived_event_id("ProviderSnapshot",
+                                          f"{provider_snapshot.provider_id}:{provider_snapshot.version}")))
         for rejection in rejections:
             uow.emit(ENROLLMENT_REJECTIONS, make_envelope(
                 rejection, correlation_id=rejection.message_key(), producer=PRODUCER,

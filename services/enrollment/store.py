@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import asyncpg
-
 from contracts import CommandRejected, PersonSnapshot, ProviderSnapshot
+from runtime.db import Connection
 from runtime.unit_of_work import Inbound
 
 
-async def load_persons(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, PersonSnapshot]:
+async def load_persons(conn: Connection, ids: Iterable[str]) -> dict[str, PersonSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM person WHERE person_id = ANY($1::text[]) FOR UPDATE", list(ids))
     snaps = [PersonSnapshot.model_validate_json(r["snapshot"]) for r in rows]
     return {s.person_id: s for s in snaps}
 
 
-async def load_providers(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, ProviderSnapshot]:
+async def load_providers(conn: Connection, ids: Iterable[str]) -> dict[str, ProviderSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM provider WHERE provider_id = ANY($1::text[]) FOR UPDATE", list(ids))
     snaps = [ProviderSnapshot.model_validate_json(r["snapshot"]) for r in rows]
     return {s.provider_id: s for s in snaps}
 
 
-async def save_persons(conn: asyncpg.Connection, snapshots: Iterable[PersonSnapshot],
+async def save_persons(conn: Connection, snapshots: Iterable[PersonSnapshot],
                        events: list[tuple[PersonSnapshot, Inbound]]) -> None:
     snaps = list(snapshots)
     if snaps:
@@ -40,7 +39,7 @@ async def save_persons(conn: asyncpg.Connection, snapshots: Iterable[PersonSnaps
                       m.payload.model_dump_json()) for s, m in events])
 
 
-async def save_providers(conn: asyncpg.Connection, snapshots: Iterable[ProviderSnapshot],
+async def save_providers(conn: Connection, snapshots: Iterable[ProviderSnapshot],
                          events: list[tuple[ProviderSnapshot, Inbound]]) -> None:
     snaps = list(snapshots)
     if snaps:
@@ -57,7 +56,7 @@ async def save_providers(conn: asyncpg.Connection, snapshots: Iterable[ProviderS
             records=[(s.provider_id, s.version, m.envelope.event_id, m.payload.model_dump_json()) for s, m in events])
 
 
-async def save_rejections(conn: asyncpg.Connection, rejections: Iterable[CommandRejected]) -> None:
+async def save_rejections(conn: Connection, rejections: Iterable[CommandRejected]) -> None:
     rows = [(r.command_event_id, r.command_type, r.subject_id, r.reason_code, r.field, r.reason) for r in rejections]
     if rows:
         await conn.executemany(
@@ -65,7 +64,7 @@ async def save_rejections(conn: asyncpg.Connection, rejections: Iterable[Command
                VALUES ($1::uuid, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""", rows)
 
 
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+async def counts(conn: Connection) -> dict[str, int]:
     return {
         "persons": await conn.fetchval("SELECT count(*) FROM person"),
         "providers": await conn.fetchval("SELECT count(*) FROM provider"),

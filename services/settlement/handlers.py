@@ -6,8 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-import asyncpg
-
 from contracts import DischargeRecorded, PersonSnapshot, ProviderSnapshot
 from contracts.money import ZERO
 from contracts.topics import BASIC_SETTLED
@@ -20,6 +18,7 @@ from runtime.claim_layer import (
     LayerOutcome,
     PostgresLayerUnitOfWork,
 )
+from runtime.db import Connection
 from runtime.unit_of_work import Inbound
 from services.settlement import store
 
@@ -33,7 +32,7 @@ class RegistryView(Protocol):
 
 
 class PostgresRegistryView:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     async def persons(self, ids: Iterable[str]) -> dict[str, PersonSnapshot]:
@@ -56,7 +55,7 @@ class InMemoryRegistryView:
 
 
 class PostgresSettlementUnitOfWork(PostgresLayerUnitOfWork):
-    def __init__(self, conn: asyncpg.Connection, topic_prefix: str) -> None:
+    def __init__(self, conn: Connection, topic_prefix: str) -> None:
         super().__init__(conn, topic_prefix, BasicYearState)
         self.registry: RegistryView = PostgresRegistryView(conn)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import asyncpg
-
 from contracts import PersonSnapshot, ProviderSnapshot
+from runtime.db import Connection
 
 
 def _latest(snapshots: Sequence[PersonSnapshot] | Sequence[ProviderSnapshot]) -> dict[str, tuple[int, str]]:
@@ -19,7 +18,7 @@ def _latest(snapshots: Sequence[PersonSnapshot] | Sequence[ProviderSnapshot]) ->
     return latest
 
 
-async def _upsert(conn: asyncpg.Connection, table: str, id_col: str, latest: dict[str, tuple[int, str]]) -> None:
+async def _upsert(conn: Connection, table: str, id_col: str, latest: dict[str, tuple[int, str]]) -> None:
     if latest:
         await conn.execute(
             f"""INSERT INTO {table} ({id_col}, version, snapshot)
@@ -29,20 +28,20 @@ async def _upsert(conn: asyncpg.Connection, table: str, id_col: str, latest: dic
             list(latest), [v for v, _ in latest.values()], [s for _, s in latest.values()])
 
 
-async def apply_person_snapshots(conn: asyncpg.Connection, snapshots: Sequence[PersonSnapshot]) -> None:
+async def apply_person_snapshots(conn: Connection, snapshots: Sequence[PersonSnapshot]) -> None:
     await _upsert(conn, "person_projection", "person_id", _latest(snapshots))
 
 
-async def apply_provider_snapshots(conn: asyncpg.Connection, snapshots: Sequence[ProviderSnapshot]) -> None:
+async def apply_provider_snapshots(conn: Connection, snapshots: Sequence[ProviderSnapshot]) -> None:
     await _upsert(conn, "provider_projection", "provider_id", _latest(snapshots))
 
 
-async def load_persons(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, PersonSnapshot]:
+async def load_persons(conn: Connection, ids: Iterable[str]) -> dict[str, PersonSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM person_projection WHERE person_id = ANY($1::text[])", list(set(ids)))
     return {s.person_id: s for s in (PersonSnapshot.model_validate_json(r["snapshot"]) for r in rows)}
 
 
-async def load_providers(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, ProviderSnapshot]:
+async def load_providers(conn: Connection, ids: Iterable[str]) -> dict[str, ProviderSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM provider_projection WHERE provider_id = ANY($1::text[])",
                             list(set(ids)))
     return {s.provider_id: s for s in (ProviderSnapshot.model_validate_json(r["snapshot"]) for r in rows)}

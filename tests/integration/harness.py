@@ -171,7 +171,7 @@ class ServiceProcess:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=30)
-            except Exception:  # noqa: BLE001 - a hung service is killed
+            except Exception:
                 self.proc.kill()
                 self.proc.wait()
 
@@ -192,7 +192,7 @@ async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> No
 
         parts = [TopicPartition(ns.topic(topic), p) for p in consumer.partitions_for_topic(ns.topic(topic)) or ()]
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             parts = [TopicPartition(ns.topic(topic), p) for p in consumer.partitions_for_topic(ns.topic(topic)) or ()]
         consumer.assign(parts)
         begins = await consumer.beginning_offsets(parts)

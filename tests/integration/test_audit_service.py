@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -158,7 +158,7 @@ def settle(d: DischargeRecorded, hifp: Decimal, hifmi: Decimal, maf: Decimal, *,
         outcome=outcome, rejection=rejection, total_cost=d.total_amount, in_policy=in_policy,
         out_of_policy=d.total_amount - in_policy, hifp_pay=hifp, hifmi_pay=hifmi, maf_pay=maf, fund_pay_sumamt=funds,
         psn_pay=d.total_amount - funds, details=tuple(x for x in (basic, cat, assist) if x), profile_id="demo-county",
-        profile_version=1, settled_at=datetime.now(timezone.utc))
+        profile_version=1, settled_at=datetime.now(UTC))
     eb = make_envelope(b, correlation_id=d.claim_id, producer="settlement", causation_id=event.event_id,
                        event_id=derived_event_id("BasicSettled", d.claim_id))
     ec = make_envelope(c, correlation_id=d.claim_id, producer="catastrophic", causation_id=eb.event_id,
@@ -239,7 +239,7 @@ async def test_rules_raise_their_alerts_once_and_clean_claims_raise_none(ns: Nam
             provider("H001"), provider("H002", level=1, beds=1),
             provider("H003", level=3, location="out_of_province", pool="510107"))])
         persons = [person(v) for k, v in p.items() if k not in ("dead", "late")]
-        await ns.publish(PERSONS, [(s.person_id, s) for s in persons + [person(p["dead"], death=date(2026, 2, 20))]])
+        await ns.publish(PERSONS, [(s.person_id, s) for s in [*persons, person(p["dead"], death=date(2026, 2, 20))]])
         await wait_stored(ns, PERSONS, len(persons) + 1)
         await wait_stored(ns, PROVIDERS, 3)
         sent = await ns.publish(DISCHARGES, [(d.person_id, discharge_envelope(d)) for d in discharges])
@@ -316,8 +316,8 @@ async def test_reconciliation_flags_a_missing_statement_and_every_discrepancy(ns
         await wait_stored(ns, CATASTROPHIC_SETTLED, 5)
         await wait_stored(ns, BASIC_SETTLED, 5)
         early = await reconcile_now(ctx)  # the missing statement is not late yet
-        late = await reconcile_now(ctx, datetime.now(timezone.utc) + timedelta(seconds=61))
-        again = await reconcile_now(ctx, datetime.now(timezone.utc) + timedelta(seconds=120))
+        late = await reconcile_now(ctx, datetime.now(UTC) + timedelta(seconds=61))
+        again = await reconcile_now(ctx, datetime.now(UTC) + timedelta(seconds=120))
         records = await ns.read(ALERTS, until=lambda rs: len(rs) >= len(early.raised) + len(late.raised))
 
     raised = {(a.rule, a.claim_id) for a in early.raised + late.raised}

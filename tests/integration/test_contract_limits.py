@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -146,7 +146,7 @@ async def dead_letters(ns: Namespace) -> dict[str, int]:
     try:
         from aiokafka import TopicPartition
 
-        await consumer._client.force_metadata_update()  # noqa: SLF001
+        await consumer._client.force_metadata_update()
         parts = [TopicPartition(ns.topic(dead_letter_topic(t.name)), p) for t in TOPICS
                  for p in consumer.partitions_for_topic(ns.topic(dead_letter_topic(t.name))) or ()]
         assert len(parts) >= len(TOPICS)
@@ -229,7 +229,7 @@ async def test_the_extreme_value_of_every_field_is_stored(ns: Namespace) -> None
         await wait_drained(ns, [("audit", t.name) for t in TOPICS if t.name != ALERTS])
         await wait_drained(ns, [("audit", ALERTS)])
         # reconciliation of everything stored, as of after the statement timeout
-        report = await reconcile_now(audit, datetime.now(timezone.utc) + timedelta(seconds=AUDIT.statement_timeout_s))
+        report = await reconcile_now(audit, datetime.now(UTC) + timedelta(seconds=AUDIT.statement_timeout_s))
         await wait_drained(ns, [("audit", ALERTS)])
         letters = await dead_letters(ns)
 
@@ -376,7 +376,7 @@ async def check_layer_results(ns: Namespace, basic: BasicSettled, catastrophic: 
         expected.paid if expected else Decimal("0.00"),
         str(expected.accumulation_after if expected else Decimal("0.00")))
     for prior in (after_basic.event, catastrophic):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         decided = assistance_decision(prior, PROFILE, AssistanceYearState(paid=Decimal("0.00")), now)
         row = await ledger(ns, "assistance", prior.claim.claim_id)
         assert (row["outcome"], row["paid"]) == (decided.statement.outcome,

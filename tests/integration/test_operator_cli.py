@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ async def test_replay_refuses_while_active_then_resets_and_the_service_reprocess
     assert code == 0, out
     assert "16 records would be reprocessed" in out  # 8 discharges + their 8 alerts (every audit input)
     assert await committed(ns, group, DISCHARGES) == before  # a dry run changes nothing
-    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     code, out = await operator(ns, "replay", "audit", "--to-datetime", later, "--dry-run", "--topic", DISCHARGES)
     assert code == 0 and "0 records would be reprocessed" in out
     code, out = await operator(ns, "replay", "audit", "--to-offset", "1", "--dry-run", "--topic", DISCHARGES)
@@ -154,7 +154,7 @@ async def test_replay_of_one_partition_moves_only_it_exactly_to_the_offset(ns: N
     code, out = await operator(ns, "replay", "settlement", "--to-offset", "2")
     assert code == 0, out
     before = await committed(ns, group, DISCHARGES)
-    assert before == {p: 2 for p in range(partitions)}
+    assert before == dict.fromkeys(range(partitions), 2)
 
     code, out = await operator(ns, "replay", "settlement", "--partition", "4", "--to-offset", "3", "--dry-run")
     assert code == 0 and "on partition 4 only (dry run)" in out and "0 records would be reprocessed" in out, out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -216,7 +216,7 @@ def test_a_clean_discharge_raises_nothing_and_alerts_carry_no_names() -> None:
     assert rules.discharge_findings(clean, DischargeContext(person=person(), licensed_beds=100), POLICY) == []
     dirty = discharge(number, lines=(line("EXM-1"), line("EXM-1")))
     [finding] = rules.discharge_findings(dirty, DischargeContext(), POLICY)
-    alert = finding.to_alert(datetime(2026, 3, 6, tzinfo=timezone.utc))
+    alert = finding.to_alert(datetime(2026, 3, 6, tzinfo=UTC))
     assert alert.alert_id == f"duplicate_lines:H001:{number}" and alert.person_id == PID
     assert all(isinstance(v, str) for v in alert.evidence.values()) and "项目" not in str(alert.evidence)
 

@@ -4,6 +4,7 @@ Expected figures come from the seeds: category partition F000 L7, in-county cost
 yuan F000 L27, hospital mix 49% / 41% / 9.8% F002 L175.
 """
 
+import itertools
 from collections import Counter
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -181,7 +182,7 @@ def test_stays_of_one_person_do_not_overlap_and_some_repeat(discharges) -> None:
     assert any(len(stays) >= 3 for stays in by_person.values())
     for stays in by_person.values():
         stays.sort(key=lambda d: d.admission_date)
-        for a, b in zip(stays, stays[1:]):
+        for a, b in itertools.pairwise(stays):
             assert a.discharge_date < b.admission_date
 
 

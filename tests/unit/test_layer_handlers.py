@@ -5,7 +5,7 @@ same ledger rows), without a broker or a database. The real-PostgreSQL tests pro
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +41,7 @@ from tests.integration.platform import discharge
 
 D = Decimal
 PROFILE = load_profile("demo-county")
-AT = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 ORDINARY = make_identity_number("500242", date(1960, 3, 1), 11)
 DIBAO = make_identity_number("500242", date(1958, 7, 9), 12)
 

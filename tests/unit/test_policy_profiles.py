@@ -73,7 +73,7 @@ def test_load_by_path(tmp_path: Path) -> None:
 
 
 def test_unknown_profile_names_the_available_ones() -> None:
-    with pytest.raises(ProfileError, match="unknown profile 'atlantis'.*demo-county"):
+    with pytest.raises(ProfileError, match=r"unknown profile 'atlantis'.*demo-county"):
         load_profile("atlantis")
 
 

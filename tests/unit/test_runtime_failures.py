@@ -4,7 +4,6 @@ times before its record is dead-lettered, a fatal error stops the service; dead 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from contextlib import asynccontextmanager
 from datetime import date
@@ -137,7 +136,7 @@ async def test_a_missing_schema_stops_the_service_and_dead_letters_nothing(lette
 
 def test_classification() -> None:
     assert classify(OSError("refused")) is ErrorClass.INFRASTRUCTURE
-    assert classify(asyncio.TimeoutError()) is ErrorClass.INFRASTRUCTURE
+    assert classify(TimeoutError()) is ErrorClass.INFRASTRUCTURE
     assert classify(KafkaConnectionError()) is ErrorClass.INFRASTRUCTURE
     assert classify(asyncpg.exceptions.AdminShutdownError("terminating")) is ErrorClass.INFRASTRUCTURE
     assert classify(asyncpg.exceptions.UndefinedTableError("gone")) is ErrorClass.FATAL

@@ -72,7 +72,8 @@ def test_a_record_longer_than_a_whole_file_is_cut_to_fit(tmp_path: Path) -> None
     log = tmp_path / "big.log"
     handler = rotating_handler(log, max_bytes=1024, backups=1)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.Logger("big")
+    logger = logging.getLogger("test.rotation.big")
+    logger.propagate = False
     logger.addHandler(handler)
     logger.info("医" * 5000)  # 15,000 bytes in UTF-8, 5,000 characters
     logger.info("after")
