@@ -16,4 +16,4 @@ RUN pip install /app \
     && useradd --system --uid 10001 --home-dir /app --no-create-home medsettle
 
 USER medsettle
-CMD ["python", "-m", "tools.stack", "--help"]
+CMD ["medsettle", "--help"]

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS  # noqa: E402
 from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
-from tools.lag import wait_drained  # noqa: E402
-from tools.publish import prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.hospital.publish import prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.stack.lag import wait_drained  # noqa: E402
 
 LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
 

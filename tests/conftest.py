@@ -16,7 +16,7 @@ Where Kafka and PostgreSQL come from, per component, first that applies:
 1. `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` environment variables (CI exports the local stack's);
 2. a Docker engine answering `docker info`: testcontainers (Kafka in KRaft mode, postgres:15);
    stopped at session end. Set MEDSETTLE_NO_DOCKER=1 to skip this;
-3. the local processes of `python -m tools.stack start`. A running stack is reused and left running;
+3. the local processes of `./medsettle stack start`. A running stack is reused and left running;
    what this session had to start is stopped at session end (unless MEDSETTLE_KEEP_STACK=1).
 
 Tests under tests/integration/ are marked `integration` automatically (`-m "not integration"` skips them).
@@ -194,7 +194,7 @@ class _DatabaseFactory:
         import asyncpg  # noqa: PLC0415
 
         from tools.stack import database_dsn  # noqa: PLC0415
-        from tools.stack_common import run_sync  # noqa: PLC0415
+        from tools.stack.common import run_sync  # noqa: PLC0415
 
         async def go() -> None:
             conn = await asyncpg.connect(database_dsn(self.server_url, "postgres"), timeout=15)

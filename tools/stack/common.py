@@ -45,7 +45,7 @@ def project_root() -> Path:
     env = os.environ.get("MEDSETTLE_ROOT")
     if env:
         return Path(env).resolve()
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     if (here / "pyproject.toml").is_file():
         return here
     return Path.cwd().resolve()
@@ -209,14 +209,6 @@ def pick_ports(preferred: list[int], count: int = 1, step: int = 10, attempts: i
         for s in socks:
             s.close()
     return out
-
-
-def port_answers(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- prerequisites

@@ -1,7 +1,7 @@
 """The local PostgreSQL 15 cluster (initdb + pg_ctl, 127.0.0.1 only, trust auth) and databases.
 
 The server's log, `<base>/log/postgres.log`, is bounded: its stderr goes through a rotating writer
-(`tools.logpipe`: `LOG_MAX_BYTES` per file, `LOG_BACKUPS` older files; 3 × 20 MiB by default).
+(`tools.stack.logpipe`: `LOG_MAX_BYTES` per file, `LOG_BACKUPS` older files; 3 × 20 MiB by default).
 PostgreSQL's own collector cannot bound the total: its size-triggered rotation reuses the file
 name and appends, and it truncates only on time-triggered rotation, so the collector stays off.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tools import logpipe
-from tools.stack_common import (
+from tools.stack import logpipe
+from tools.stack.common import (
     DEFAULT_PG_PORT,
     HOST,
     PG_SUPERUSER,
@@ -167,7 +167,7 @@ def start(p: Paths, state: dict[str, Any], echo=print) -> dict[str, Any]:
         log.parent.mkdir(parents=True, exist_ok=True)
         chown_to(log.parent, user)
         echo(f"starting PostgreSQL on {HOST}:{port} ...")
-        # no `-l`: the server's stderr (and pg_ctl's) is the pipe of a rotating writer (tools.logpipe)
+        # no `-l`: the server's stderr (and pg_ctl's) is the pipe of a rotating writer (tools.stack.logpipe)
         with logpipe.output_to(log) as out:
             res = subprocess.run(as_user_cmd([str(bindir / "pg_ctl"), "-D", str(data_dir(base)), "-w", "-t", "60",
                                               "start"], user),

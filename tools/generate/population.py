@@ -26,7 +26,7 @@ from typing import TypeVar
 from contracts.enrollment import EnrollPerson, RegisterProvider
 from contracts.types import CareLocation, PersonCategory
 from services.enrollment.identity import make_identity_number
-from tools.generate_catalogue import (
+from tools.generate.catalogue import (
     COUNTY_HOSPITALS,
     GIVEN_FEMALE,
     GIVEN_MALE,
@@ -43,7 +43,6 @@ F000_CATEGORY_COUNTS: dict[PersonCategory, int] = {
     "ordinary": 424_886, "dibao": 21_494, "disabled": 7_608, "tekun": 1_231, "youfu": 1_990, "family_planning": 4_634,
 }
 """F000 L7: insured residents by category, an exact partition of 461,843."""
-F000_TOTAL = 461_843
 DISABLED_URBAN_SEVERE, DISABLED_TOTAL = 345, 7_608  # F000 L7: urban grade 1–2 among all disabled
 POVERTY_REGISTERED_SHARE = 0.30  # illustrative: of dibao, tekun and disabled
 ORPHAN_SHARE_OF_TEKUN = 0.10  # illustrative

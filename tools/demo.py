@@ -15,10 +15,7 @@ Everything it publishes has content-derived event ids, so running it again chang
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -28,57 +25,68 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS
-from tools import services, stack
-from tools.connection import database_url, kafka_bootstrap
+from tools import stack
 from tools.generate import (
+    PERSONS_FILE,
+    PROVIDERS_FILE,
     generate_discharges,
     generate_population,
     read_population,
     write_discharges,
     write_population,
 )
-from tools.lag import wait_drained
-from tools.publish import prepare_command, prepare_discharge, publish
+from tools.hospital.publish import Prepared, publish, read_lines
+from tools.stack import services
+from tools.stack.common import StackError, paths
+from tools.stack.lag import wait_drained
 
 console = Console()
-DATA = Path(__file__).resolve().parent.parent / ".local" / "data"
-CHAIN = [("medsettle.enrollment", ENROLLMENT_COMMANDS), ("medsettle.settlement", DISCHARGES),
-         ("medsettle.catastrophic", BASIC_SETTLED), ("medsettle.assistance", CATASTROPHIC_SETTLED)]
+ENROLLED = [(f"medsettle.enrollment.{ENROLLMENT_COMMANDS}", ENROLLMENT_COMMANDS)]
+SETTLED = [(f"medsettle.{service}.{topic}", topic) for service, topic in
+           (("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED))]
+"""The consumer groups (and their topics) that have processed everything once a step is done."""
 
 
-def _group(service: str, topic: str) -> str:
-    return f"{service}.{topic}"
+def _data() -> Path:
+    """Where the generated files are kept (the stack's `.local/data`): generated once per argument set."""
+    return paths().local / "data"
 
 
-async def enroll(persons: int, providers: int, seed: int, year: int) -> Path:
-    directory = DATA / f"population-{persons}-{providers}-{seed}-{year}"
-    if not (directory / "persons.jsonl").exists():
-        provs, people = generate_population(persons, providers, seed, year)
-        write_population(directory, provs, people)
-    provs, people = read_population(directory)
-    console.print(f"enrolling {len(people):,} persons and {len(provs):,} providers (from {directory})")
-    commands = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})
-                for c in [*provs, *people]]
-    await publish(commands, kafka_bootstrap())
-    await wait_drained(kafka_bootstrap(), [(_group(*CHAIN[0]), ENROLLMENT_COMMANDS)], timeout=600)
+def _validated(path: Path, kind: str) -> list[Prepared]:
+    good, bad = read_lines(path, kind)  # type: ignore[arg-type]
+    if bad:
+        raise StackError(f"{path}:{bad[0].line} {bad[0].reason} ({len(bad)} bad lines; delete the file to "
+                         "generate it again)")
+    return good
+
+
+async def enroll(bootstrap: str, persons: int, providers: int, seed: int, year: int) -> Path:
+    directory = _data() / f"population-{persons}-{providers}-{seed}-{year}"
+    if not (directory / PERSONS_FILE).exists():
+        write_population(directory, *generate_population(persons, providers, seed, year))
+    provider_commands = _validated(directory / PROVIDERS_FILE, "commands")
+    person_commands = _validated(directory / PERSONS_FILE, "commands")
+    console.print(f"enrolling {len(person_commands):,} persons and {len(provider_commands):,} providers "
+                  f"(from {directory})")
+    await publish(provider_commands + person_commands, bootstrap)
+    await wait_drained(bootstrap, ENROLLED, timeout=600)
     return directory
 
 
-async def demo(population: Path, count: int, day: date, seed: int) -> list[str]:
-    provs, people = read_population(population)
-    path = DATA / f"discharges-{day.isoformat()}-{count}-{seed}.jsonl"
+async def demo(bootstrap: str, population: Path, count: int, day: date, seed: int) -> list[str]:
+    path = _data() / f"discharges-{population.name}-{day.isoformat()}-{count}-{seed}.jsonl"
     if not path.exists():
-        write_discharges(path, generate_discharges(count, seed, day.year, provs, people, day=day))
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    discharges = [prepare_discharge(json.loads(line)) for line in lines]
+        providers, persons = read_population(population)
+        write_discharges(path, generate_discharges(count, seed, day.year, providers, persons, day=day))
+    discharges = _validated(path, "discharges")
     console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} (from {path})")
-    await publish(discharges, kafka_bootstrap())
-    await wait_drained(kafka_bootstrap(), [(_group(s, t), t) for s, t in CHAIN[1:]], timeout=900)
+    await publish(discharges, bootstrap)
+    await wait_drained(bootstrap, SETTLED, timeout=900)
     return [d.envelope.payload.claim_id for d in discharges]
 
 
-async def totals(claim_ids: list[str]) -> dict[str, Decimal | int]:
-    conn = await asyncpg.connect(stack.database_dsn(database_url(), "medsettle_assistance"))
+async def totals(server_url: str, claim_ids: list[str]) -> dict[str, Decimal | int]:
+    conn = await asyncpg.connect(stack.database_dsn(server_url, "medsettle_assistance"))
     try:
         row = await conn.fetchrow(
             """SELECT count(*) AS statements, count(*) FILTER (WHERE outcome = 'rejected') AS rejected,
@@ -110,28 +118,17 @@ def report(t: dict[str, Decimal | int], day: date) -> None:
                   f"in-policy cost {Decimal(t['in_policy']):,.2f}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="./medsettle run", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--persons", type=int, default=10_000)
-    ap.add_argument("--providers", type=int, default=50)
-    ap.add_argument("--discharges", type=int, default=2_000)
-    ap.add_argument("--day", type=date.fromisoformat, default=date(2026, 6, 15))
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--no-demo", action="store_true", help="only start everything and enroll the population")
-    args = ap.parse_args(argv)
-
-    stack.start()
-    for name in services.available():
-        console.print(f"{name}: pid {services.start(name)} (log .local/logs/{name}.log)")
-    population = asyncio.run(enroll(args.persons, args.providers, args.seed, args.day.year))
-    if not args.no_demo:
-        claim_ids = asyncio.run(demo(population, args.discharges, args.day, args.seed))
-        report(asyncio.run(totals(claim_ids)), args.day)
+def run(persons: int, providers: int, discharges: int, day: date, seed: int, no_demo: bool) -> int:
+    """`./medsettle run`: the local stack and every service started, the population enrolled, the
+    demo day settled and reported, the status printed. Returns the exit code."""
+    settings = stack.start()  # the stack this command started is the one it uses (not $KAFKA_BOOTSTRAP_SERVERS)
+    bootstrap, server_url = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
+    for name in services.SERVICES:
+        console.print(f"{name}: pid {services.start(name, settings)} (log {services.log_of(name)})")
+    population = asyncio.run(enroll(bootstrap, persons, providers, seed, day.year))
+    if not no_demo:
+        claim_ids = asyncio.run(demo(bootstrap, population, discharges, day, seed))
+        report(asyncio.run(totals(server_url, claim_ids)), day)
     stack.status()
     console.print("the services keep running; stop everything with: ./medsettle stop")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

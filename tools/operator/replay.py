@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS
-from tools.lag import describe_groups, is_active
+from tools.stack.lag import describe_groups, is_active
 
 SERVICE_INPUTS: dict[str, tuple[str, ...]] = {
     "enrollment": (ENROLLMENT_COMMANDS,),

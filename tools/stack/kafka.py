@@ -13,12 +13,13 @@ import string
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools import logpipe
-from tools.stack_common import (
+from contracts.topics import ALL_TOPICS
+from tools.stack import logpipe
+from tools.stack.common import (
     DEFAULT_BROKER_PORT,
     DEFAULT_CONTROLLER_PORT,
     HOST,
@@ -38,65 +39,23 @@ JVM_HEAP = ["-Xms256m", "-Xmx512m"]
 POM_STAMP = ".pom.sha256"
 
 
-# --------------------------------------------------------------------------- topic registry
+# --------------------------------------------------------------------------- topics
 
 
 @dataclass(frozen=True)
 class TopicPlan:
+    """A registry topic as created on a broker: its name carries the namespace's prefix."""
+
     name: str
     partitions: int
-    cleanup_policy: str
-    config: dict[str, str] = field(default_factory=dict)
-
-    def topic_configs(self) -> dict[str, str]:
-        cfg = {"cleanup.policy": self.cleanup_policy}
-        cfg.update(self.config)
-        return cfg
-
-
-# Copy of the topic table in docs/architecture.md; only used while contracts.topics is absent.
-_FALLBACK_TOPICS: tuple[tuple[str, int, str], ...] = (
-    ("enrollment.commands", 3, "delete"),
-    ("enrollment.persons", 3, "compact"),
-    ("enrollment.providers", 3, "compact"),
-    ("enrollment.rejections", 3, "delete"),
-    ("claims.discharges", 6, "delete"),
-    ("claims.basic-settled", 6, "delete"),
-    ("claims.catastrophic-settled", 6, "delete"),
-    ("claims.statements", 6, "delete"),
-    ("audit.alerts", 3, "delete"),
-)
+    config: dict[str, str]
 
 
 def topic_plan(prefix: str = "") -> list[TopicPlan]:
-    """Every topic of `contracts.topics.TOPICS` plus its dead-letter topic (1 partition, delete),
-    each name prefixed with `prefix` (isolated test namespaces; empty in production)."""
-    try:
-        from contracts import topics as registry  # noqa: PLC0415 - lazy on purpose
-    except ImportError:
-        registry = None
-    plans: list[TopicPlan] = []
-    if registry is not None and hasattr(registry, "TOPICS"):
-        for t in registry.TOPICS:
-            cfg = {str(k): str(v) for k, v in (getattr(t, "config", None) or {}).items()}
-            plans.append(TopicPlan(prefix + t.name, int(t.partitions), str(t.cleanup_policy), cfg))
-        dlt_specs = getattr(registry, "DEAD_LETTER_TOPICS", None)
-        if dlt_specs is not None:
-            for t in dlt_specs:
-                cfg = {str(k): str(v) for k, v in (getattr(t, "config", None) or {}).items()}
-                plans.append(TopicPlan(prefix + t.name, int(t.partitions), str(t.cleanup_policy), cfg))
-        else:
-            dlt = getattr(registry, "dead_letter_topic", lambda n: n + ".dlt")
-            for t in list(plans):
-                plans.append(TopicPlan(dlt(t.name), 1, "delete"))
-    else:
-        for name, parts, policy in _FALLBACK_TOPICS:
-            plans.append(TopicPlan(name, parts, policy))
-        plans += [TopicPlan(n + ".dlt", 1, "delete") for n, _, _ in _FALLBACK_TOPICS]
-    seen: dict[str, TopicPlan] = {}
-    for p in plans:
-        seen.setdefault(p.name, p)
-    return list(seen.values())
+    """Every topic of the registry `contracts.topics.ALL_TOPICS` (each topic and its dead-letter
+    topic), each name prefixed with `prefix` (isolated test namespaces; empty in production)."""
+    return [TopicPlan(prefix + t.name, t.partitions, {"cleanup.policy": t.cleanup_policy, **t.config})
+            for t in ALL_TOPICS]
 
 
 async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "") -> dict[str, str]:
@@ -118,7 +77,7 @@ async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "")
                 )
         if missing:
             resp = await admin.create_topics(
-                [NewTopic(p.name, p.partitions, 1, topic_configs=p.topic_configs()) for p in missing],
+                [NewTopic(p.name, p.partitions, 1, topic_configs=p.config) for p in missing],
                 timeout_ms=int(timeout * 1000),
             )
             for entry in resp.topic_errors:
@@ -252,10 +211,6 @@ def broker_pids(p: Paths) -> list[int]:
         if "kafka.Kafka" in cmd and props in cmd and process_alive(int(entry.name)):
             pids.append(int(entry.name))
     return pids
-
-
-def running(p: Paths, state: dict[str, Any]) -> bool:
-    return bool(broker_pids(p))
 
 
 def choose_ports(state: dict[str, Any]) -> tuple[int, int]:
