@@ -65,7 +65,6 @@ class Group(click.Group):
         return list(self.commands)
 
 
-
 # ================================================================================== the root
 
 
