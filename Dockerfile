@@ -11,9 +11,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MEDSETTLE_ROOT=/app
 
 WORKDIR /app
+# the versions CI tested (hash-checked), then the project itself without resolving anything again
+COPY requirements.lock /app/requirements.lock
+RUN pip install --require-hashes --no-deps -r /app/requirements.lock
 COPY . /app
-RUN pip install /app \
+RUN pip install --no-deps --no-build-isolation /app \
     && useradd --system --uid 10001 --home-dir /app --no-create-home medsettle
 
 USER medsettle
-CMD ["python", "-m", "tools.stack", "--help"]
+CMD ["medsettle", "--help"]

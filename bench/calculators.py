@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,7 +29,7 @@ if __name__ == "__main__":
     stream = generate_discharges(n, seed=1, year=2026, providers=providers, persons=persons)
     claims = []
     for d in stream:
-        by_class: dict[str, object] = defaultdict(lambda: 0)
+        by_class: dict[str, Decimal] = defaultdict(lambda: Decimal(0))
         for line in d.lines:
             by_class[line.catalogue_class] += line.amount
         claims.append((d.person_id, OneStopClaim(claim_id=d.claim_id, scheme="resident",

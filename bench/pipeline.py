@@ -26,12 +26,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS  # noqa: E402
+from runtime.settings import database_name  # noqa: E402
 from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
-from tools.lag import wait_drained  # noqa: E402
-from tools.publish import prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.hospital.publish import prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.stack.lag import wait_drained  # noqa: E402
+from tools.stack.services import spawn  # noqa: E402
 
 LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
+
+
+def start_services(env: dict[str, str], prefix: str) -> list[subprocess.Popen[bytes]]:
+    """The four services as processes in the namespace, each logging to `/tmp/bench-<name>.log`."""
+    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    return [spawn(name, {**env, "DATABASE_NAME": database_name(name, prefix), "LOG_LEVEL": level},
+                  Path(f"/tmp/bench-{name}.log"), detach=False)
+            for name in ("enrollment", "settlement", "catastrophic", "assistance")]
 
 
 async def main(n: int, persons: int) -> None:
@@ -40,12 +50,7 @@ async def main(n: int, persons: int) -> None:
     prefix = f"b{uuid.uuid4().hex[:8]}."
     stack.create_topics(bootstrap, 60.0, prefix)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": server, "TOPIC_PREFIX": prefix}
-    procs = []
-    for name in ("enrollment", "settlement", "catastrophic", "assistance"):
-        profile = ["-m", "cProfile", "-o", f"/tmp/{name}.prof"] if os.environ.get("BENCH_PROFILE") == name else []
-        procs.append(subprocess.Popen([sys.executable, *profile, "-m", f"services.{name}"], cwd=ROOT,
-                                      env={**env, "DATABASE_NAME": f"{prefix[:-1]}_{name}", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")},
-                                      stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bench-{name}.log", "w")))
+    procs = start_services(env, prefix)
     try:
         providers, people = generate_population(persons, 50, seed=5, year=2026)
         stream = generate_discharges(n, seed=5, year=2026, providers=providers, persons=people)
@@ -62,14 +67,16 @@ async def main(n: int, persons: int) -> None:
         t_publish = time.perf_counter() - t0
         done: dict[str, float] = {}
         for name, _ in LAYERS:  # a layer is done when its ledger has a row for every discharge
-            conn = await asyncpg.connect(f"{server}/{prefix[:-1]}_{name}")
+            conn = await asyncpg.connect(f"{server}/{database_name(name, prefix)}")
             try:
-                while await conn.fetchval("SELECT count(*) FROM ledger") < n:
+                while True:
+                    if await conn.fetchval("SELECT count(*) FROM ledger") >= n:
+                        break
                     await asyncio.sleep(0.1)
             finally:
                 await conn.close()
             done[name] = time.perf_counter() - t0
-        conn = await asyncpg.connect(f"{server}/{prefix[:-1]}_assistance")
+        conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}")
         statements = await conn.fetchval("SELECT count(*) FROM statement")
         await conn.close()
         print(f"machine: {os.cpu_count()} cores; {persons:,} persons enrolled in {t_enroll:.1f}s "
@@ -89,7 +96,7 @@ async def main(n: int, persons: int) -> None:
         await admin.close()
         conn = await asyncpg.connect(f"{server}/postgres")
         for name in ("enrollment", "settlement", "catastrophic", "assistance"):
-            await conn.execute(f'DROP DATABASE IF EXISTS "{prefix[:-1]}_{name}" WITH (FORCE)')
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, prefix)}" WITH (FORCE)')
         await conn.close()
 
 

@@ -72,7 +72,7 @@ def _guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 return fn(*args, **kwargs)
             except ContractError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - decoding raises nothing but ContractError
                 raise ContractError(f"{what}: {type(exc).__name__}: {exc}") from None
         return guarded
     return wrap

@@ -1,4 +1,4 @@
-"""The closed vocabularies a profile and a claim use (they mirror `contracts.types`).
+"""The closed vocabularies a profile and a claim use (those of the contracts, plus hospital levels).
 
 * catalogue classes of bill lines: ``A`` 甲类, ``B`` 乙类, ``C`` 丙类, ``SELF`` 全自费;
 * person categories: ``ordinary`` 普通居民, ``dibao`` 低保, ``tekun`` 特困/五保/三无, ``disabled`` 残疾人
@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-CatalogueClass = Literal["A", "B", "C", "SELF"]
-PersonCategory = Literal[
-    "ordinary", "dibao", "tekun", "disabled", "youfu", "family_planning", "poverty_registered", "orphan",
+from contracts.settlement import Layer
+from contracts.types import CareLocation, CatalogueClass, PersonCategory
+
+__all__ = [
+    "CARE_LOCATIONS", "CATALOGUE_CLASSES", "LAYERS", "LEVEL_KEYS", "PERSON_CATEGORIES", "CareLocation",
+    "CatalogueClass", "Layer", "LevelKey", "PersonCategory", "claim_categories", "level_key",
 ]
-CareLocation = Literal["in_pool", "in_province", "out_of_province"]
+from policy.errors import InvalidClaimError
+
 LevelKey = Literal["1", "2", "3", "community"]
-Layer = Literal["basic", "catastrophic", "assistance"]
 
 CATALOGUE_CLASSES: tuple[str, ...] = get_args(CatalogueClass)
 PERSON_CATEGORIES: tuple[str, ...] = get_args(PersonCategory)
@@ -41,8 +44,6 @@ def level_key(level: int | str) -> LevelKey:
 
 def claim_categories(categories: object) -> frozenset[str]:
     """Validated person categories of a claim (unknown names are an invalid claim)."""
-    from policy.errors import InvalidClaimError
-
     if isinstance(categories, str) or not isinstance(categories, (frozenset, set, tuple, list)):
         raise InvalidClaimError("categories: must be a set of person categories")
     unknown = sorted(str(c) for c in categories if c not in PERSON_CATEGORIES)

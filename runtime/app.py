@@ -4,7 +4,9 @@ shutdown (FastStream stops consuming on SIGINT/SIGTERM, then the pool and projec
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,11 +154,8 @@ EXIT_FATAL = 3
 def run(spec: ServiceSpec, settings: Settings) -> None:
     """Run a service until SIGINT/SIGTERM (`python -m services.<name>`); exits with `EXIT_FATAL`
     after a fatal error."""
-    import asyncio
-    import sys
-
     app, ctx = create_app(spec, settings)
     asyncio.run(app.run())
     if "fatal" in ctx.state:
-        print(f"{spec.name} stopped: {ctx.state['fatal']}", file=sys.stderr)
+        sys.stderr.write(f"{spec.name} stopped: {ctx.state['fatal']}\n")
         sys.exit(EXIT_FATAL)

@@ -4,7 +4,7 @@ key and headers, plus headers naming where it came from and why. Operators list 
 A dead letter always fits the producer's request limit: a value, key or header set that would
 not is cut to a bounded prefix, and the letter says so (`dlt.truncated`, with the original's
 length and SHA-256), so the operator can still find the original on its topic while it is
-retained. A truncated letter cannot be redriven as it is (`tools/operator_dlt.py` says why).
+retained. A truncated letter cannot be redriven as it is (`tools/operator/dlt.py` says why).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class Projection:
             if parts:
                 break
             await asyncio.sleep(0.1)
-            await self._consumer._client.force_metadata_update()
+            await self._consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to refresh metadata
             parts = self._consumer.partitions_for_topic(self.topic)
         if not parts:
             raise RuntimeError(f"topic {self.topic} does not exist (start the stack: python -m tools.stack start)")

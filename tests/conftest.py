@@ -12,12 +12,14 @@ Fixtures (all lazy: a test that does not ask for them starts nothing):
   after the test. `fresh_database_module` is the same, living until the end of the module (usable
   from module-scoped fixtures).
 
-Where Kafka and PostgreSQL come from, per component, first that applies:
-1. `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` environment variables (CI exports the local stack's);
-2. a Docker engine answering `docker info`: testcontainers (Kafka in KRaft mode, postgres:15);
-   stopped at session end. Set MEDSETTLE_NO_DOCKER=1 to skip this;
-3. the local processes of `python -m tools.stack start`. A running stack is reused and left running;
-   what this session had to start is stopped at session end (unless MEDSETTLE_KEEP_STACK=1).
+Where Kafka and PostgreSQL come from is one setting, `MEDSETTLE_TEST_BACKEND`:
+* `local` (the default): the local processes of `./medsettle stack start` (Apache Kafka 4.1.0 in
+  KRaft mode from Maven Central, PostgreSQL 15). `./medsettle test` starts them and exports their
+  `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL`; without those, the fixtures start the stack
+  themselves, and stop at session end what they started (unless MEDSETTLE_KEEP_STACK=1);
+* `testcontainers`: containers of the same versions on a Docker engine (`tests/containers.py`:
+  `apache/kafka:4.1.0`, `postgres:15`), stopped at session end;
+* `external`: the broker and server named by `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL`.
 
 Tests under tests/integration/ are marked `integration` automatically (`-m "not integration"` skips them).
 """
@@ -26,8 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,8 +41,6 @@ if str(ROOT) not in sys.path:  # import the project's packages even before `pip 
     sys.path.insert(0, str(ROOT))
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
-KAFKA_TEST_IMAGE = os.environ.get("MEDSETTLE_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.9.0")
-POSTGRES_TEST_IMAGE = os.environ.get("MEDSETTLE_TEST_POSTGRES_IMAGE", "postgres:15")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,14 +50,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-def _docker_engine_answers() -> bool:
-    if os.environ.get("MEDSETTLE_NO_DOCKER") or not shutil.which("docker"):
-        return False
-    try:
-        res = subprocess.run(["docker", "info"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return res.returncode == 0
+BACKENDS = ("local", "testcontainers", "external")
+
+
+def backend() -> str:
+    """`MEDSETTLE_TEST_BACKEND`: where the test broker and database come from (see the module)."""
+    chosen = os.environ.get("MEDSETTLE_TEST_BACKEND", "local")
+    if chosen not in BACKENDS:
+        raise pytest.UsageError(f"MEDSETTLE_TEST_BACKEND={chosen!r}: expected one of {', '.join(BACKENDS)}")
+    return chosen
 
 
 class _Backends:
@@ -68,24 +67,24 @@ class _Backends:
     def __init__(self) -> None:
         self._kafka: str | None = None
         self._database: str | None = None
-        self._docker: bool | None = None
         self._containers: list[Any] = []
         self._local_started: dict[str, bool] = {"kafka": False, "postgres": False}
-
-    def docker(self) -> bool:
-        if self._docker is None:
-            self._docker = _docker_engine_answers()
-        return self._docker
 
     def kafka(self) -> str:
         if self._kafka is None:
             from tools import stack
 
-            bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            if not bootstrap and self.docker():
-                bootstrap = self._kafka_container()
-            if not bootstrap:
-                bootstrap = self._local("kafka")["KAFKA_BOOTSTRAP_SERVERS"]
+            chosen = backend()
+            if chosen == "testcontainers":
+                from tests.containers import kafka_container
+
+                self._containers.append(container := kafka_container())
+                bootstrap = container.bootstrap
+            else:
+                bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ""
+                if not bootstrap and chosen == "external":
+                    raise pytest.UsageError("MEDSETTLE_TEST_BACKEND=external needs KAFKA_BOOTSTRAP_SERVERS")
+                bootstrap = bootstrap or self._local("kafka")["KAFKA_BOOTSTRAP_SERVERS"]
             stack.create_topics(bootstrap)  # idempotent; waits for the broker to answer
             self._kafka = bootstrap
         return self._kafka
@@ -94,37 +93,22 @@ class _Backends:
         if self._database is None:
             from tools import stack
 
-            url = os.environ.get("DATABASE_URL")
-            if not url and self.docker():
-                url = self._postgres_container()
-            if not url:
-                url = self._local("postgres")["DATABASE_URL"]
+            chosen = backend()
+            if chosen == "testcontainers":
+                from tests.containers import postgres_container
+
+                self._containers.append(container := postgres_container())
+                url = container.server_url
+            else:
+                url = os.environ.get("DATABASE_URL") or ""
+                if not url and chosen == "external":
+                    raise pytest.UsageError("MEDSETTLE_TEST_BACKEND=external needs DATABASE_URL")
+                url = url or self._local("postgres")["DATABASE_URL"]
             stack.create_databases(url)
             self._database = url
         return self._database
 
     # -- sources
-
-    def _kafka_container(self) -> str:
-        try:
-            from testcontainers.community.kafka import KafkaContainer
-        except ImportError:
-            from testcontainers.kafka import KafkaContainer
-        container = KafkaContainer(KAFKA_TEST_IMAGE).with_kraft()
-        container.start()
-        self._containers.append(container)
-        return container.get_bootstrap_server()
-
-    def _postgres_container(self) -> str:
-        try:
-            from testcontainers.community.postgres import PostgresContainer
-        except ImportError:
-            from testcontainers.postgres import PostgresContainer
-        container = PostgresContainer(POSTGRES_TEST_IMAGE, username="postgres", password="postgres", dbname="postgres")
-        container.start()
-        self._containers.append(container)
-        host, port = container.get_container_host_ip(), container.get_exposed_port(5432)
-        return f"postgresql://postgres:postgres@{host}:{port}"
 
     def _local(self, component: str) -> dict[str, str]:
         from tools import stack
@@ -140,7 +124,7 @@ class _Backends:
         for container in reversed(self._containers):
             try:
                 container.stop()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - teardown goes on with the other containers
                 print(f"warning: stopping test container failed: {exc!r}", file=sys.stderr)
         keep = os.environ.get("MEDSETTLE_KEEP_STACK") or os.environ.get("PYTEST_XDIST_WORKER")
         if any(self._local_started.values()) and not keep:
@@ -194,7 +178,7 @@ class _DatabaseFactory:
         import asyncpg
 
         from tools.stack import database_dsn
-        from tools.stack_common import run_sync
+        from tools.stack.common import run_sync
 
         async def go() -> None:
             conn = await asyncpg.connect(database_dsn(self.server_url, "postgres"), timeout=15)

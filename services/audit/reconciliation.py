@@ -91,7 +91,7 @@ class StatementFigures:
     def layer_paid(self, layer: str) -> Decimal | None:
         return self.amounts[LAYER_FIELDS[layer]]
 
-    def _finding(self, rule: str, evidence: Mapping[str, object], subject: str | None = None) -> Finding:
+    def finding(self, rule: str, evidence: Mapping[str, object], subject: str | None = None) -> Finding:
         return Finding(rule, "high", {k: str(v) for k, v in evidence.items()}, SOURCE, claim_id=self.claim_id,
                        person_id=self.person_id, hospital_id=self.hospital_id, subject=subject)
 
@@ -103,11 +103,11 @@ def parts_finding(s: StatementFigures) -> Finding | None:
     a = s.amounts
     unreadable = [k for k, v in a.items() if v is None]
     if unreadable:
-        return s._finding(STATEMENT_PARTS_MISMATCH, {"unreadable": ",".join(unreadable)})
+        return s.finding(STATEMENT_PARTS_MISMATCH, {"unreadable": ",".join(unreadable)})
     funds = a["hifp_pay"] + a["hifmi_pay"] + a["maf_pay"]  # type: ignore[operator]
     if funds == a["fund_pay_sumamt"] and funds + a["psn_pay"] == a["total_cost"]:  # type: ignore[operator]
         return None
-    return s._finding(STATEMENT_PARTS_MISMATCH, {
+    return s.finding(STATEMENT_PARTS_MISMATCH, {
         "hifp_pay": a["hifp_pay"], "hifmi_pay": a["hifmi_pay"], "maf_pay": a["maf_pay"], "funds": funds,
         "fund_pay_sumamt": a["fund_pay_sumamt"], "psn_pay": a["psn_pay"], "total_cost": a["total_cost"]})
 
@@ -118,7 +118,7 @@ def layer_result_findings(s: StatementFigures, layer_paid: Mapping[str, Decimal 
     out = []
     for layer, paid in layer_paid.items():
         if s.layer_paid(layer) != paid:
-            out.append(s._finding(LAYER_RESULT_MISMATCH, {
+            out.append(s.finding(LAYER_RESULT_MISMATCH, {
                 "layer": layer, "statement": s.layer_paid(layer), "layer_result": "missing" if paid is None else paid},
                 subject=f"{layer}:{s.claim_id}"))
     return out
@@ -128,7 +128,7 @@ def discharge_finding(s: StatementFigures, discharge_total: Decimal | None) -> F
     """The statement's total cost against the discharge it settles (None: discharge not stored)."""
     if discharge_total is None or s.amounts["total_cost"] == discharge_total:
         return None
-    return s._finding(STATEMENT_DISCHARGE_MISMATCH, {"statement_total_cost": s.amounts["total_cost"],
+    return s.finding(STATEMENT_DISCHARGE_MISMATCH, {"statement_total_cost": s.amounts["total_cost"],
                                                      "discharge_total_amount": discharge_total})
 
 

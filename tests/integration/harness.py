@@ -4,6 +4,7 @@ namespace: topics carry a unique prefix and every service gets a fresh database.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -18,10 +19,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from contracts import Contract, Envelope, decode, encode, make_envelope
 from runtime.app import ServiceSpec, create_app
 from runtime.settings import Settings, database_name, load_settings
-from tools.lag import wait_drained as drained
-from tools.services import spawn
 from tools.stack import create_topics
-from tools.stack_common import paths
+from tools.stack.common import paths
+from tools.stack.lag import wait_drained as drained
+from tools.stack.services import spawn
 
 
 @dataclass
@@ -154,7 +155,7 @@ class ServiceProcess:
 
     @property
     def log(self) -> Path:
-        """Its rotated log (and `.out` beside it, its raw output), as for the services of tools.services."""
+        """Its rotated log (and `.out` beside it, its raw output), as for the services of tools.stack.services."""
         return paths().logs / f"test-{self.ns.prefix}{self.name}.log"
 
     def start(self) -> None:
@@ -171,7 +172,7 @@ class ServiceProcess:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=30)
-            except Exception:
+            except subprocess.TimeoutExpired:  # a hung service is killed
                 self.proc.kill()
                 self.proc.wait()
 
@@ -211,7 +212,7 @@ async def run_operator(ns: Namespace, *args: str) -> tuple[int, str]:
 
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap, "DATABASE_URL": ns.server_url, "COLUMNS": "250",
            "TOPIC_PREFIX": ns.prefix, "AUDIT_DATABASE": ns.settings("audit").database}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tools.operator", *args,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tools", "operator", *args,
                                                 cwd=Path(__file__).resolve().parents[2], env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)

@@ -1,4 +1,4 @@
-"""The operator CLI (`python -m tools.operator`) as a process, against the real broker and database:
+"""The operator CLI (`medsettle operator`) as a process, against the real broker and database:
 trace a claim, replay a service's consumer groups, list and redrive dead letters."""
 
 from __future__ import annotations

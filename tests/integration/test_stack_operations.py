@@ -21,9 +21,10 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts.topics import DISCHARGES
 from tests.integration.harness import Namespace
-from tools import services, stack
-from tools.stack_common import StackError, paths, process_cmdline, read_state
-from tools.stack_pg import log_file
+from tools import stack
+from tools.stack import services
+from tools.stack.common import StackError, paths, process_cmdline, read_state
+from tools.stack.pg import log_file
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def pipe_reader(pid: int, fd: int) -> list[str]:
 
 
 def local_stack_serves(kafka_bootstrap: str) -> bool:
-    """Is the broker of the tests this checkout's local stack (the one `tools.stack reset` acts on)?"""
+    """Is the broker of the tests this checkout's local stack (the one `medsettle stack reset` acts on)?"""
     try:
         local = stack.connection_settings()
     except StackError:
@@ -82,7 +83,7 @@ async def test_postgres_and_the_broker_log_through_the_rotating_writer(kafka_boo
     base = Path(state["postgres"]["base"])
     postmaster = int((base / "data" / "postmaster.pid").read_text().split()[0])
     writer = pipe_reader(postmaster, 2)
-    assert writer[1:4] == ["-m", "tools.logpipe", str(log_file(base))] and "--max-bytes" in writer
+    assert writer[1:4] == ["-m", "tools.stack.logpipe", str(log_file(base))] and "--max-bytes" in writer
 
     marker = f"marker_{uuid.uuid4().hex}"
     conn = await asyncpg.connect(stack.database_dsn(database_url, "postgres"))
@@ -97,7 +98,7 @@ async def test_postgres_and_the_broker_log_through_the_rotating_writer(kafka_boo
         await asyncio.sleep(0.2)
 
     broker = int(state["kafka"]["pid"])
-    assert pipe_reader(broker, 1)[1:4] == ["-m", "tools.logpipe", str(paths().kafka_stdout)]
+    assert pipe_reader(broker, 1)[1:4] == ["-m", "tools.stack.logpipe", str(paths().kafka_stdout)]
 
 
 # ------------------------------------------------------------------------- reset
@@ -153,7 +154,7 @@ async def test_a_service_logs_to_rotated_files_and_reset_stops_it_before_wiping(
         environ = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
         assert (environ["LOG_FILE"], environ["LOG_MAX_BYTES"]) == (str(log), "65536")
         writer = pipe_reader(pid, 2)  # what never reaches its logger: bounded as well
-        assert writer[1:] == ["-m", "tools.logpipe", str(log.with_suffix(".out")), "--max-bytes", "65536",
+        assert writer[1:] == ["-m", "tools.stack.logpipe", str(log.with_suffix(".out")), "--max-bytes", "65536",
                               "--backups", "1"]
 
         code, out = await run_stack("reset")

@@ -11,6 +11,7 @@ import asyncio
 from collections import Counter
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from contracts import SettlementStatement, decode_envelope, make_envelope
@@ -162,11 +163,11 @@ async def test_sigkill_of_each_layer_mid_stream(clean, kafka_bootstrap: str, dat
 async def _ledger_rows(ns: Namespace, service: str) -> int:
     try:
         conn = await ns.connect(service)
-    except Exception:
+    except (OSError, asyncpg.PostgresError):  # the service has not created its database yet
         return 0
     try:
         return await conn.fetchval("SELECT count(*) FROM ledger")
-    except Exception:
+    except asyncpg.PostgresError:  # nor migrated it
         return 0
     finally:
         await conn.close()

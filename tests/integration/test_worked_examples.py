@@ -80,7 +80,7 @@ async def test_a_hospital_follows_its_statements_as_a_table(ns) -> None:
             (pid, discharge("T2", "H2", pid, date(2026, 3, 6), date(2026, 3, 8), [("B", "300.00")]))])
         await statements_for(ns, 2)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tools.statements", "--hospital", "H3", "--from-beginning", "--exit-when-idle", "3",
+        sys.executable, "-m", "tools", "statements", "--hospital", "H3", "--from-beginning", "--exit-when-idle", "3",
         "--prefix", ns.prefix, "--bootstrap", ns.bootstrap, env={**os.environ, "COLUMNS": "200"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out = (await asyncio.wait_for(proc.communicate(), timeout=60))[0].decode()

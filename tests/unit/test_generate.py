@@ -16,19 +16,19 @@ from contracts import DischargeRecorded, EnrollPerson, RegisterProvider
 from contracts.identity import birth_date_of, validate_identity_number
 from policy.eligibility import Eligible, eligibility
 from services.enrollment.domain import Accepted, Registry
-from tools.generate import (
-    generate_discharges,
-    generate_population,
-    main,
-    read_discharges,
-    read_population,
-)
+from tools import cli
+from tools.generate import generate_discharges, generate_population, read_discharges, read_population
 
 YEAR = 2026
 TODAY = date(2026, 11, 22)
 F000 = {"ordinary": 424_886, "dibao": 21_494, "disabled": 7_608, "tekun": 1_231, "youfu": 1_990,
         "family_planning": 4_634}
 F000_TOTAL = 461_843
+
+
+def main(args: list[str]) -> int:
+    """`medsettle generate ARGS` (the command line, in this process)."""
+    return cli.main(["generate", *args])
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from runtime.logging import rotating_handler
-from tools.logpipe import copy
+from tools.stack.logpipe import copy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,8 +32,8 @@ def test_copy_keeps_at_most_the_configured_files_and_bytes(tmp_path: Path) -> No
 def test_the_command_copies_its_input_until_the_writer_closes(tmp_path: Path) -> None:
     log = tmp_path / "kafka.out"
     data = b"".join(f"line {i}\n".encode() for i in range(500)) + b"no newline at the end"
-    done = subprocess.run([sys.executable, "-m", "tools.logpipe", str(log), "--max-bytes", "1024", "--backups", "1"],
-                          input=data, cwd=ROOT, capture_output=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "tools.stack.logpipe", str(log), "--max-bytes", "1024",
+                           "--backups", "1"], input=data, cwd=ROOT, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     sizes = _sizes(log)
     assert list(sizes) == ["kafka.out", "kafka.out.1"] and max(sizes.values()) <= 1024

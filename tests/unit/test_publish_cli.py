@@ -1,11 +1,16 @@
-"""The hospitals' publisher validates every line before sending and names the line and the field."""
+"""The hospitals' publisher validates every line of every file before sending anything, exactly as a
+consumer will decode it, and names the file, the line and the field."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from tools.publish import main, read_lines
+import pytest
+
+from contracts.limits import MAX_RECORD_BYTES
+from tools.cli import main
+from tools.hospital.publish import read_lines
 
 
 def discharge_line(**over) -> dict:
@@ -16,6 +21,14 @@ def discharge_line(**over) -> dict:
          "diagnosis_codes": ["J18.9"], "lines": [line], "total_amount": "20.50"}
     d.update(over)
     return d
+
+
+def command_line(**over) -> dict:
+    c = {"event_type": "RegisterProvider", "payload": {
+        "provider_id": "H1", "name": "县人民医院", "level": 2, "location": "in_pool", "pool_code": "500240",
+        "licensed_beds": 300, "agreement_valid_from": "2026-01-01"}}
+    c.update(over)
+    return c
 
 
 def test_bad_lines_are_reported_with_their_numbers(tmp_path: Path) -> None:
@@ -30,11 +43,36 @@ def test_bad_lines_are_reported_with_their_numbers(tmp_path: Path) -> None:
     assert "not a float" in bad[2].reason
 
 
-def test_nothing_is_published_when_a_line_is_bad(tmp_path: Path, capsys) -> None:
+def test_lines_that_are_not_even_the_right_shape_are_bad_lines_not_crashes(tmp_path: Path) -> None:
+    f = tmp_path / "commands.jsonl"
+    f.write_bytes(b"\n".join([json.dumps(command_line()).encode(), b"[1, 2]", json.dumps({"event_type": [1],
+                              "payload": {}}).encode(), b'{"event_type": "DischargeRecorded", "payload": {}}',
+                              "\"caf\xe9\"".encode("latin-1"), json.dumps(command_line()).encode()]) + b"\n")
+    good, bad = read_lines(f, "commands")
+    assert [p.key for p in good] == ["H1", "H1"]
+    assert [e.line for e in bad] == [2, 3, 4, 5]
+    assert "not an enrollment command" in bad[2].reason and "not UTF-8" in bad[3].reason
+
+
+def test_a_record_a_consumer_would_refuse_as_too_big_is_a_bad_line(tmp_path: Path) -> None:
+    lines = [{"item_code": f"X{i}", "item_name": "一" * 200, "catalogue_class": "A", "quantity": "1", "unit": "day",
+              "unit_price": "1.00", "amount": "1.00", "service_date": "2026-03-02"} for i in range(2000)]
+    big = discharge_line(lines=lines, total_amount="2000.00")
+    assert len(json.dumps(big, ensure_ascii=False).encode()) > MAX_RECORD_BYTES
     f = tmp_path / "bills.jsonl"
-    f.write_text(json.dumps(discharge_line()) + "\n{oops\n")
-    assert main(["discharges", str(f), "--bootstrap", "127.0.0.1:1", "--no-progress"]) == 1
-    assert "nothing published" in capsys.readouterr().err
+    f.write_text("\n".join(json.dumps(d) for d in (discharge_line(), big, discharge_line())) + "\n")
+    good, bad = read_lines(f, "discharges")
+    assert len(good) == 2 and [e.line for e in bad] == [2] and "over the limit" in bad[0].reason
+
+
+@pytest.mark.parametrize("kind, bad_line", [("discharges", "{oops"), ("commands", '{"event_type": "Nope"}')])
+def test_nothing_is_published_when_a_line_is_bad(tmp_path: Path, capsys, kind: str, bad_line: str) -> None:
+    good = json.dumps(discharge_line() if kind == "discharges" else command_line())
+    f = tmp_path / "in.jsonl"
+    f.write_text(f"{good}\n{bad_line}\n{good}\n")
+    assert main(["publish", kind, str(f), "--bootstrap", "127.0.0.1:1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing published" in err and f"{f}:2" in err
 
 
 def test_the_same_file_gives_the_same_event_ids(tmp_path: Path) -> None:

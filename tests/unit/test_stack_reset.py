@@ -1,5 +1,5 @@
-"""`tools.stack reset` refuses while the stack is in use and wipes nothing; `--stop-services` stops
-the services of tools.services first. Run against a throwaway stack (MEDSETTLE_LOCAL), never the
+"""`medsettle stack reset` refuses while the stack is in use and wipes nothing; `--stop-services` stops
+the services of tools.stack.services first. Run against a throwaway stack (MEDSETTLE_LOCAL), never the
 one the tests use: it has a pid file of a stand-in service and no broker."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tools import services, stack
-from tools.stack_common import paths
-from tools.stack_pg import candidate_bases
+from tools import stack
+from tools.cli import main
+from tools.stack import services
+from tools.stack.common import paths
+from tools.stack.pg import candidate_bases
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def test_reset_refuses_while_a_service_runs_naming_it_and_wipes_nothing(throwawa
     assert f"settlement (pid {stand_in.pid})" in str(refused.value) and "--stop-services" in str(refused.value)
     assert stand_in.poll() is None
     assert (throwaway / "kafka" / "data" / "marker").exists() and (throwaway / "pg" / "data" / "marker").exists()
-    assert stack.main(["reset"]) == 3
+    assert main(["stack", "reset"]) == 3
 
 
 def test_reset_with_stop_services_stops_them_then_wipes(throwaway: Path, stand_in: subprocess.Popen[bytes]) -> None:
@@ -72,5 +74,5 @@ def test_reset_with_stop_services_stops_them_then_wipes(throwaway: Path, stand_i
 
 def test_reset_of_an_unused_stack_wipes_it(throwaway: Path) -> None:
     assert not stack.reset_blockers()
-    assert stack.main(["reset"]) == 0
+    assert main(["stack", "reset"]) == 0
     assert not (throwaway / "kafka" / "data").exists() and not (throwaway / "pg").exists()

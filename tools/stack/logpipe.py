@@ -1,9 +1,9 @@
 """A rotating writer: copies its standard input, line by line, into a size-capped set of files.
 
-    some-process 2>&1 | python -m tools.logpipe FILE [--max-bytes N] [--backups N]
+    some-process 2>&1 | python -m tools.stack.logpipe FILE [--max-bytes N] [--backups N]
 
 For the processes the local stack starts whose output cannot rotate itself: the PostgreSQL server
-(its own collector cannot bound the total size, see `tools/stack_pg.py`), the Kafka broker's
+(its own collector cannot bound the total size, see `tools/stack/pg.py`), the Kafka broker's
 stdout, and the raw stdout/stderr of the services (FastStream's access log, a failure before
 logging was set up, an interpreter crash). The files are those of
 `runtime.logging.rotating_handler` (`FILE`, `FILE.1` … `FILE.<backups>`, none over `--max-bytes`);
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from runtime.logging import LogSettings, mask_identity_numbers, rotating_handler
+from tools.stack.common import project_root
 
 LINE_LIMIT = 64 * 1024
 """A longer line is written in pieces of this size."""
@@ -32,7 +33,7 @@ LINE_LIMIT = 64 * 1024
 
 def copy(source: Iterable[bytes], handler: logging.Handler) -> int:
     """Write every line of `source` through `handler` (masked); returns the number of lines."""
-    logger = logging.Logger("logpipe")
+    logger = logging.Logger("logpipe")  # noqa: LOG001 - private to this copy, not registered globally
     logger.addHandler(handler)
     count = 0
     for raw in source:
@@ -48,9 +49,9 @@ def spawn(path: Path, options: LogSettings | None = None) -> subprocess.Popen[by
     options = options or LogSettings()
     path.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "tools.logpipe", str(path), "--max-bytes", str(options.log_max_bytes),
+        [sys.executable, "-m", "tools.stack.logpipe", str(path), "--max-bytes", str(options.log_max_bytes),
          "--backups", str(options.log_backups)],
-        cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        cwd=project_root(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
 
@@ -69,7 +70,7 @@ def output_to(path: Path, options: LogSettings | None = None) -> Iterator[IO[byt
 
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = LogSettings()
-    ap = argparse.ArgumentParser(prog="python -m tools.logpipe", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.stack.logpipe", description=__doc__.split("\n\n")[0])
     ap.add_argument("file", type=Path)
     ap.add_argument("--max-bytes", type=int, default=defaults.log_max_bytes, help="per file (env LOG_MAX_BYTES)")
     ap.add_argument("--backups", type=int, default=defaults.log_backups, help="older files kept (env LOG_BACKUPS)")

@@ -49,7 +49,6 @@ class Letter:
     topic: str
     partition: int
     offset: int
-    timestamp_ms: int
     key: bytes | None
     value: bytes | None
     headers: dict[str, str]
@@ -164,7 +163,7 @@ async def _read_all(bootstrap: str, topic: str, on_record: Callable[[int, int], 
                     if r.offset >= end[TopicPartition(r.topic, r.partition)]:
                         continue
                     headers = {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}
-                    letters.append(Letter(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, headers))
+                    letters.append(Letter(r.topic, r.partition, r.offset, r.key, r.value, headers))
             if on_record is not None:
                 on_record(len(letters), total)
         return sorted(letters, key=lambda x: (x.partition, x.offset))

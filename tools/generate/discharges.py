@@ -30,7 +30,7 @@ from contracts.enrollment import EnrollPerson, RegisterProvider
 from contracts.identity import birth_date_of, make_identity_number
 from contracts.money import FEN, from_fen
 from services.enrollment.domain import EnrollmentRules, coverage_period
-from tools.generate_catalogue import (
+from tools.generate.catalogue import (
     ANAESTHESIA,
     BED,
     BED_FEN,
@@ -50,7 +50,7 @@ from tools.generate_catalogue import (
     TREATMENTS,
     Item,
 )
-from tools.generate_population import apportion
+from tools.generate.population import apportion
 
 HOSPITAL_MIX = {"level1": 49.0, "level2": 41.0, "out_of_county": 9.8}  # F002 L175
 COUNTY_MEAN_YUAN = 2_163  # F000 L27
@@ -159,7 +159,7 @@ def _diagnoses(rng: random.Random, total_fen: int) -> tuple[str, ...]:
 def _total_fen(rng: random.Random, bucket: str) -> int:
     sigma = SIGMA[bucket]
     yuan = rng.lognormvariate(math.log(MEAN[bucket]) - sigma * sigma / 2, sigma)
-    return max(MIN_STAY_FEN, min(int(round(yuan * 100)), 300_000_000))
+    return max(MIN_STAY_FEN, min(round(yuan * 100), 300_000_000))
 
 
 def _person_weight(rng: random.Random, person_id: str, year: int) -> float:

@@ -1,7 +1,7 @@
 """The local PostgreSQL 15 cluster (initdb + pg_ctl, 127.0.0.1 only, trust auth) and databases.
 
 The server's log, `<base>/log/postgres.log`, is bounded: its stderr goes through a rotating writer
-(`tools.logpipe`: `LOG_MAX_BYTES` per file, `LOG_BACKUPS` older files; 3 × 20 MiB by default).
+(`tools.stack.logpipe`: `LOG_MAX_BYTES` per file, `LOG_BACKUPS` older files; 3 × 20 MiB by default).
 PostgreSQL's own collector cannot bound the total: its size-triggered rotation reuses the file
 name and appends, and it truncates only on time-triggered rotation, so the collector stays off.
 """
@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tools import logpipe
-from tools.stack_common import (
+from tools.stack import logpipe
+from tools.stack.common import (
     DEFAULT_PG_PORT,
     HOST,
     PG_SUPERUSER,
     SERVICE_DATABASES,
+    Echo,
     Paths,
     StackError,
     as_user_cmd,
@@ -142,7 +143,7 @@ def is_running(p: Paths, state: dict[str, Any]) -> bool:
         return False
 
 
-def start(p: Paths, state: dict[str, Any], echo=print) -> dict[str, Any]:
+def start(p: Paths, state: dict[str, Any], echo: Echo = print) -> dict[str, Any]:
     """initdb once, start with pg_ctl (waits until it accepts connections); returns the pg state."""
     bindir, user = pg_bin_dir(), pg_os_user()
     base = pg_base(p, state, create=True)
@@ -167,7 +168,7 @@ def start(p: Paths, state: dict[str, Any], echo=print) -> dict[str, Any]:
         log.parent.mkdir(parents=True, exist_ok=True)
         chown_to(log.parent, user)
         echo(f"starting PostgreSQL on {HOST}:{port} ...")
-        # no `-l`: the server's stderr (and pg_ctl's) is the pipe of a rotating writer (tools.logpipe)
+        # no `-l`: the server's stderr (and pg_ctl's) is the pipe of a rotating writer (tools.stack.logpipe)
         with logpipe.output_to(log) as out:
             res = subprocess.run(as_user_cmd([str(bindir / "pg_ctl"), "-D", str(data_dir(base)), "-w", "-t", "60",
                                               "start"], user),
@@ -181,7 +182,7 @@ def start(p: Paths, state: dict[str, Any], echo=print) -> dict[str, Any]:
     return pg
 
 
-def stop(p: Paths, state: dict[str, Any], echo=print) -> bool:
+def stop(p: Paths, state: dict[str, Any], echo: Echo = print) -> bool:
     bindir, user = pg_bin_dir(), pg_os_user()
     base = pg_base(p, state)
     if running_port(base) is None:
@@ -206,7 +207,7 @@ def wipe(p: Paths, state: dict[str, Any]) -> list[Path]:
 
 
 async def ensure_databases(server: str, names: tuple[str, ...] = SERVICE_DATABASES) -> dict[str, str]:
-    import asyncpg  # noqa: PLC0415
+    import asyncpg
 
     conn = await asyncpg.connect(database_dsn(server, "postgres"), timeout=15)
     out: dict[str, str] = {}
@@ -228,7 +229,7 @@ async def ensure_databases(server: str, names: tuple[str, ...] = SERVICE_DATABAS
 
 async def inspect(server: str) -> dict[str, Any]:
     """Databases with sizes, and the registered persons/providers of the enrollment database."""
-    import asyncpg  # noqa: PLC0415
+    import asyncpg
 
     conn = await asyncpg.connect(database_dsn(server, "postgres"), timeout=10)
     try:

@@ -13,15 +13,17 @@ import string
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools import logpipe
-from tools.stack_common import (
+from contracts.topics import ALL_TOPICS
+from tools.stack import logpipe
+from tools.stack.common import (
     DEFAULT_BROKER_PORT,
     DEFAULT_CONTROLLER_PORT,
     HOST,
+    Echo,
     Paths,
     StackError,
     pick_ports,
@@ -38,70 +40,28 @@ JVM_HEAP = ["-Xms256m", "-Xmx512m"]
 POM_STAMP = ".pom.sha256"
 
 
-# --------------------------------------------------------------------------- topic registry
+# --------------------------------------------------------------------------- topics
 
 
 @dataclass(frozen=True)
 class TopicPlan:
+    """A registry topic as created on a broker: its name carries the namespace's prefix."""
+
     name: str
     partitions: int
-    cleanup_policy: str
-    config: dict[str, str] = field(default_factory=dict)
-
-    def topic_configs(self) -> dict[str, str]:
-        cfg = {"cleanup.policy": self.cleanup_policy}
-        cfg.update(self.config)
-        return cfg
-
-
-# Copy of the topic table in docs/architecture.md; only used while contracts.topics is absent.
-_FALLBACK_TOPICS: tuple[tuple[str, int, str], ...] = (
-    ("enrollment.commands", 3, "delete"),
-    ("enrollment.persons", 3, "compact"),
-    ("enrollment.providers", 3, "compact"),
-    ("enrollment.rejections", 3, "delete"),
-    ("claims.discharges", 6, "delete"),
-    ("claims.basic-settled", 6, "delete"),
-    ("claims.catastrophic-settled", 6, "delete"),
-    ("claims.statements", 6, "delete"),
-    ("audit.alerts", 3, "delete"),
-)
+    config: dict[str, str]
 
 
 def topic_plan(prefix: str = "") -> list[TopicPlan]:
-    """Every topic of `contracts.topics.TOPICS` plus its dead-letter topic (1 partition, delete),
-    each name prefixed with `prefix` (isolated test namespaces; empty in production)."""
-    try:
-        from contracts import topics as registry  # noqa: PLC0415 - lazy on purpose
-    except ImportError:
-        registry = None
-    plans: list[TopicPlan] = []
-    if registry is not None and hasattr(registry, "TOPICS"):
-        for t in registry.TOPICS:
-            cfg = {str(k): str(v) for k, v in (getattr(t, "config", None) or {}).items()}
-            plans.append(TopicPlan(prefix + t.name, int(t.partitions), str(t.cleanup_policy), cfg))
-        dlt_specs = getattr(registry, "DEAD_LETTER_TOPICS", None)
-        if dlt_specs is not None:
-            for t in dlt_specs:
-                cfg = {str(k): str(v) for k, v in (getattr(t, "config", None) or {}).items()}
-                plans.append(TopicPlan(prefix + t.name, int(t.partitions), str(t.cleanup_policy), cfg))
-        else:
-            dlt = getattr(registry, "dead_letter_topic", lambda n: n + ".dlt")
-            for t in list(plans):
-                plans.append(TopicPlan(dlt(t.name), 1, "delete"))
-    else:
-        for name, parts, policy in _FALLBACK_TOPICS:
-            plans.append(TopicPlan(name, parts, policy))
-        plans += [TopicPlan(n + ".dlt", 1, "delete") for n, _, _ in _FALLBACK_TOPICS]
-    seen: dict[str, TopicPlan] = {}
-    for p in plans:
-        seen.setdefault(p.name, p)
-    return list(seen.values())
+    """Every topic of the registry `contracts.topics.ALL_TOPICS` (each topic and its dead-letter
+    topic), each name prefixed with `prefix` (isolated test namespaces; empty in production)."""
+    return [TopicPlan(prefix + t.name, t.partitions, {"cleanup.policy": t.cleanup_policy, **t.config})
+            for t in ALL_TOPICS]
 
 
 async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "") -> dict[str, str]:
     """Create every registry topic that is missing. Returns {topic: "created"|"exists"|warning}."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     plans = topic_plan(prefix)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
@@ -118,7 +78,7 @@ async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "")
                 )
         if missing:
             resp = await admin.create_topics(
-                [NewTopic(p.name, p.partitions, 1, topic_configs=p.topic_configs()) for p in missing],
+                [NewTopic(p.name, p.partitions, 1, topic_configs=p.config) for p in missing],
                 timeout_ms=int(timeout * 1000),
             )
             for entry in resp.topic_errors:
@@ -137,7 +97,7 @@ async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "")
 
 async def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
     """True when the broker answers a metadata request and reports a controller."""
-    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+    from aiokafka.admin import AIOKafkaAdminClient
 
     # a plain TCP probe first, so aiokafka does not log "Unable connect" on every try
     hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
@@ -184,7 +144,7 @@ def jars_ready(p: Paths) -> bool:
     return stamp.is_file() and stamp.read_text().strip() == _pom_digest(p) and any(p.kafka_libs.glob("kafka_2.13-*.jar"))
 
 
-def ensure_jars(p: Paths, echo=print) -> None:
+def ensure_jars(p: Paths, echo: Echo = print) -> None:
     """Download the broker jars with Maven into .local/kafka/libs (again whenever the pom changes)."""
     if jars_ready(p):
         return
@@ -254,10 +214,6 @@ def broker_pids(p: Paths) -> list[int]:
     return pids
 
 
-def running(p: Paths, state: dict[str, Any]) -> bool:
-    return bool(broker_pids(p))
-
-
 def choose_ports(state: dict[str, Any]) -> tuple[int, int]:
     """The default ports if free, else the ones used last time if free, else the next free pair."""
     k = state.get("kafka") or {}
@@ -320,7 +276,7 @@ async def wait_ready(p: Paths, k: dict[str, Any], timeout: float) -> None:
     )
 
 
-def stop(p: Paths, timeout: float = 30.0, echo=print) -> bool:
+def stop(p: Paths, timeout: float = 30.0, echo: Echo = print) -> bool:
     """SIGTERM this checkout's broker(s), SIGKILL after `timeout`. True if one was running."""
     pids = broker_pids(p)
     for pid in pids:
@@ -345,8 +301,8 @@ async def inspect(bootstrap: str, timeout: float = 10.0, *, everything: bool = F
     Only the registry's topics and the platform's groups (`medsettle.*`) unless `everything`:
     isolated test namespaces (prefixed topics) are left out."""
     registry = {p.name for p in topic_plan()}
-    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
-    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,

@@ -15,21 +15,15 @@ which the broker accepts only while the group is empty.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from contracts.topics import (
-    BASIC_SETTLED,
-    CATASTROPHIC_SETTLED,
-    DISCHARGES,
-    ENROLLMENT_COMMANDS,
-    TOPICS,
-)
-from tools.lag import describe_groups, is_active
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS
+from tools.stack.lag import describe_groups, is_active
 
 SERVICE_INPUTS: dict[str, tuple[str, ...]] = {
     "enrollment": (ENROLLMENT_COMMANDS,),
@@ -184,7 +178,8 @@ async def plan_replay(bootstrap: str, prefix: str, service: str, target: Target,
         await admin.close()
 
 
-async def apply_replay(bootstrap: str, prefix: str, plans: Sequence[GroupPlan], on_group=None) -> None:
+async def apply_replay(bootstrap: str, prefix: str, plans: Sequence[GroupPlan],
+                       on_group: Callable[[GroupPlan], None] | None = None) -> None:
     """Commit the planned offsets, group by group (only the planned partitions: a group's others keep
     their committed offsets); refuses if any group is active (checked again now)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

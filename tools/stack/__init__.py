@@ -1,12 +1,18 @@
 """The local development stack: one Kafka 4.1 broker (KRaft) and one PostgreSQL 15 cluster.
 
-    python -m tools.stack start    # idempotent; first run downloads the Kafka jars with Maven
-    python -m tools.stack status   # broker, topics (partitions, offsets), groups (lag), databases
-    python -m tools.stack stop     # pg_ctl stop -m fast; SIGTERM the broker (SIGKILL after 30 s)
-    python -m tools.stack reset    # stop, then wipe .local/kafka/data and .local/pg (refused while in use)
-    python -m tools.stack reset --stop-services   # stop the services of tools.services first
-    python -m tools.stack env      # `export KAFKA_BOOTSTRAP_SERVERS=...` / `export DATABASE_URL=...`
-    python -m tools.stack topics   # only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS
+    ./medsettle stack start    # idempotent; first run downloads the Kafka jars with Maven
+    ./medsettle stack status   # broker, topics (partitions, offsets), groups (lag), databases
+    ./medsettle stack stop     # pg_ctl stop -m fast; SIGTERM the broker (SIGKILL after 30 s)
+    ./medsettle stack reset    # stop, then wipe .local/kafka/data and .local/pg (refused while in use)
+    ./medsettle stack reset --stop-services   # stop the services of tools.stack.services first
+    ./medsettle stack env      # `export KAFKA_BOOTSTRAP_SERVERS=...` / `export DATABASE_URL=...`
+    ./medsettle stack topics   # only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS
+
+(`python -m tools.stack ...` is the same command group.) This package is the stack and what the
+tools need around it: `common` (paths, state file, ports, processes), `kafka` (the broker, topics),
+`pg` (the cluster, databases), `logpipe` (the rotating writer of their output), `services` (the
+platform's services as processes), `connection` (where clients find the stack), `lag` (consumer
+groups: lag and active members).
 
 Everything lives in the git-ignored `.local/`: `kafka/libs` (jars), `kafka/data`, `kafka/logs`
 (`server.log`: the broker's log), `pg/data`, `pg/log/postgres.log`, and the state file
@@ -16,13 +22,13 @@ move to the next free ones when those are taken. `MEDSETTLE_LOCAL=/some/dir` kee
 stack's files there instead (a throwaway stack; the jars are downloaded again for it).
 
 Logs are bounded: the broker's log4j2 files roll (`infra/kafka/log4j2.properties`), and its stdout
-(`kafka/logs/kafka.out`) and PostgreSQL's log go through the rotating writer `tools.logpipe`
+(`kafka/logs/kafka.out`) and PostgreSQL's log go through the rotating writer `tools.stack.logpipe`
 (`LOG_MAX_BYTES` per file, `LOG_BACKUPS` older files: 3 × 20 MiB by default).
 
 `reset` refuses (exit 3, nothing wiped) while anything still uses the stack: a service started by
-`tools.services` that is running, or a consumer group on the broker with active members whose name
+`tools.stack.services` that is running, or a consumer group on the broker with active members whose name
 is `medsettle.…` or `<prefix>medsettle.…` (a service run some other way, a test, a benchmark).
-It names them; `--stop-services` stops the `tools.services` ones first, then resets.
+It names them; `--stop-services` stops the `tools.stack.services` ones first, then resets.
 
 Connection settings of every service (and of the test fixtures):
 
@@ -39,23 +45,17 @@ Topics come from `contracts.topics.TOPICS` (plus every `<topic>.dlt`); the datab
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import shlex
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools import services
-from tools import stack_kafka as kafka
-from tools import stack_pg as pg
-from tools.lag import active_groups
-from tools.stack_common import (
+from tools.stack import kafka, pg, services
+from tools.stack.common import (
     HOST,
-    SERVICE_DATABASES,
+    Echo,
     Paths,
     StackError,
     paths,
@@ -66,17 +66,21 @@ from tools.stack_common import (
     stack_lock,
     write_state,
 )
-from tools.stack_pg import database_dsn
+from tools.stack.connection import START_HINT, database_url, kafka_bootstrap
+from tools.stack.pg import database_dsn
 
 __all__ = [
-    "SERVICE_DATABASES",
+    "ResetBlockers",
     "ResetRefused",
     "StackError",
     "connection_settings",
+    "create_databases",
     "create_topics",
     "database_dsn",
+    "is_platform_group",
     "is_running",
     "reset",
+    "reset_blockers",
     "start",
     "status",
     "stop",
@@ -119,7 +123,7 @@ def _kafka_state_from_properties(p: Paths) -> dict[str, Any]:
 
 
 def start(
-    *, kafka_enabled: bool = True, postgres_enabled: bool = True, timeout: float = START_TIMEOUT, echo=_echo_stderr
+    *, kafka_enabled: bool = True, postgres_enabled: bool = True, timeout: float = START_TIMEOUT, echo: Echo = _echo_stderr
 ) -> dict[str, str]:
     """Start what is not running (a running stack is left as is), create topics and databases.
 
@@ -138,6 +142,7 @@ def start(
                 echo(f"Kafka broker already running on {k.get('bootstrap_servers')}")
             else:
                 kafka.ensure_jars(p, echo=echo)
+                assert java is not None  # checked by _prerequisites when Kafka is wanted
                 state["kafka"] = kafka.launch(p, state, java)
                 launched = True
                 echo(f"starting Kafka broker on {state['kafka']['bootstrap_servers']} "
@@ -172,7 +177,7 @@ def start(
     return settings
 
 
-def stop(*, kafka_enabled: bool = True, postgres_enabled: bool = True, echo=_echo_stderr) -> dict[str, bool]:
+def stop(*, kafka_enabled: bool = True, postgres_enabled: bool = True, echo: Echo = _echo_stderr) -> dict[str, bool]:
     """Stop this checkout's PostgreSQL (fast) and Kafka broker. Returns what was running.
 
     Only processes started from this checkout are touched (matched by their config/data paths)."""
@@ -209,7 +214,7 @@ class ResetBlockers:
     """What a reset would pull the data from under."""
 
     services: dict[str, int] = field(default_factory=dict)
-    """Services started by tools.services that are running: name -> pid."""
+    """Services started by tools.stack.services that are running: name -> pid."""
     groups: dict[str, int] = field(default_factory=dict)
     """Platform consumer groups with active members on the stack's broker: group -> members."""
 
@@ -232,22 +237,24 @@ class ResetBlockers:
 
 
 def reset_blockers(p: Paths | None = None) -> ResetBlockers:
-    """The running tools.services services and the active platform groups on this stack's broker
+    """The running tools.stack.services services and the active platform groups on this stack's broker
     (none if the broker is not running: then nothing can be consuming from it)."""
     p = p or paths()
     groups: dict[str, int] = {}
     bootstrap = (read_state(p).get("kafka") or {}).get("bootstrap_servers")
     if bootstrap and kafka.broker_pids(p):
         try:
+            from tools.stack.lag import active_groups
+
             groups = run_sync(lambda: asyncio.wait_for(active_groups(bootstrap, is_platform_group), 30.0))
-        except Exception as exc:  # noqa: BLE001 - whatever the cause, the groups are unknown
+        except Exception as exc:
             raise ResetRefused(f"cannot list the consumer groups on {bootstrap} ({exc!r}); stop the stack first "
-                               "(python -m tools.stack stop): a stopped broker has no consumers") from exc
+                               "(./medsettle stack stop): a stopped broker has no consumers") from exc
     return ResetBlockers(services.running(), groups)
 
 
-def _stop_services(running: dict[str, int], echo) -> ResetBlockers:
-    """Stop the tools.services services, then wait (a while) for their consumer groups to empty."""
+def _stop_services(running: dict[str, int], echo: Echo) -> ResetBlockers:
+    """Stop the tools.stack.services services, then wait (a while) for their consumer groups to empty."""
     for name in running:
         services.stop(name)
         echo(f"stopped {name}")
@@ -257,11 +264,11 @@ def _stop_services(running: dict[str, int], echo) -> ResetBlockers:
     return blockers
 
 
-def reset(*, stop_services: bool = False, echo=_echo_stderr) -> None:
+def reset(*, stop_services: bool = False, echo: Echo = _echo_stderr) -> None:
     """Stop, then wipe .local/kafka/data, .local/kafka/logs and the PostgreSQL cluster (jars stay).
 
     Raises ResetRefused, wiping nothing, while a service or a platform consumer group is using the
-    stack (`reset_blockers`); with `stop_services`, the tools.services services are stopped first."""
+    stack (`reset_blockers`); with `stop_services`, the tools.stack.services services are stopped first."""
     p = paths()
     blockers = reset_blockers(p)
     if blockers.services and stop_services:
@@ -303,14 +310,14 @@ def connection_settings() -> dict[str, str]:
     state = read_state()
     k, d = state.get("kafka") or {}, state.get("postgres") or {}
     if not k.get("bootstrap_servers") or not d.get("url"):
-        raise StackError("the local stack has not been started: run `python -m tools.stack start`")
+        raise StackError(f"the local stack has not been started: {START_HINT}")
     return {"KAFKA_BOOTSTRAP_SERVERS": k["bootstrap_servers"], "DATABASE_URL": d["url"]}
 
 
 def create_topics(bootstrap: str | None = None, wait: float = 60.0, prefix: str = "") -> dict[str, str]:
     """Create the registry topics (idempotent) on `bootstrap`, else $KAFKA_BOOTSTRAP_SERVERS,
     else the local stack; waits up to `wait` seconds for the broker to answer."""
-    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or connection_settings()["KAFKA_BOOTSTRAP_SERVERS"]
+    bootstrap = bootstrap or kafka_bootstrap()
 
     async def go() -> dict[str, str]:
         deadline = time.monotonic() + wait
@@ -325,17 +332,17 @@ def create_topics(bootstrap: str | None = None, wait: float = 60.0, prefix: str 
 
 def create_databases(server_url: str | None = None) -> dict[str, str]:
     """Create the five service databases on `server_url` (else $DATABASE_URL, else the local stack)."""
-    server_url = server_url or os.environ.get("DATABASE_URL") or connection_settings()["DATABASE_URL"]
+    server_url = server_url or database_url()
     return run_sync(lambda: pg.ensure_databases(server_url))
 
 
 # --------------------------------------------------------------------------- status
 
 
-def status(*, console=None) -> dict[str, Any]:
+def status(*, console: Any = None) -> dict[str, Any]:
     """Print (rich tables) and return the stack's state."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
     if console is None:
         console = Console()
@@ -405,62 +412,3 @@ def status(*, console=None) -> dict[str, Any]:
                         e.add_row(label, str(info["enrollment"][table]))
                 console.print(e)
     return report
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.stack", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("start", help="start Kafka and PostgreSQL (idempotent), create topics and databases")
-    s.add_argument("--timeout", type=float, default=START_TIMEOUT, help="seconds to wait for the broker")
-    sub.add_parser("stop", help="stop both")
-    st = sub.add_parser("status", help="show broker, topics, consumer groups, databases")
-    st.add_argument("--check", action="store_true", help="print nothing; exit 0 if both are up, 3 otherwise")
-    r = sub.add_parser("reset", help="stop and wipe the Kafka data and the PostgreSQL cluster (refused while in use)")
-    r.add_argument("--stop-services", action="store_true", help="stop the services of tools.services first")
-    sub.add_parser("env", help="print shell `export` lines for KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
-    t = sub.add_parser("topics", help="only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS")
-    t.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the broker to answer")
-    sub.add_parser("databases", help="only create the service databases on $DATABASE_URL")
-    args = parser.parse_args(argv)
-
-    try:
-        if args.command == "start":
-            settings = start(timeout=args.timeout)
-            for key, value in settings.items():
-                _echo_stderr(f"{key}={value}")
-        elif args.command == "stop":
-            was = stop()
-            if not any(was.values()):
-                _echo_stderr("nothing was running")
-        elif args.command == "status":
-            if args.check:
-                return 0 if all(is_running().values()) else 3
-            status()
-        elif args.command == "reset":
-            reset(stop_services=args.stop_services)
-        elif args.command == "env":
-            for key, value in connection_settings().items():
-                print(f"export {key}={shlex.quote(value)}")
-        elif args.command == "topics":
-            result = create_topics(wait=args.wait)
-            for name, s_ in result.items():
-                print(f"{name}: {s_}")
-        elif args.command == "databases":
-            for name, s_ in create_databases().items():
-                print(f"{name}: {s_}")
-    except ResetRefused as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except StackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

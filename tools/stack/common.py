@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from runtime.settings import SERVICES, database_name
+
 T = TypeVar("T")
 
 HOST = "127.0.0.1"
@@ -27,13 +29,11 @@ DEFAULT_CONTROLLER_PORT = 19093
 DEFAULT_PG_PORT = 15432
 PG_SUPERUSER = "postgres"
 
-SERVICE_DATABASES: tuple[str, ...] = (
-    "medsettle_enrollment",
-    "medsettle_settlement",
-    "medsettle_catastrophic",
-    "medsettle_assistance",
-    "medsettle_audit",
-)
+SERVICE_DATABASES: tuple[str, ...] = tuple(database_name(s) for s in SERVICES)
+"""`medsettle_enrollment` … `medsettle_audit` (the naming rule is `runtime.settings.database_name`)."""
+
+Echo = Callable[[str], None]
+"""Where a stack command reports its progress (`print`, or stderr)."""
 
 
 class StackError(RuntimeError):
@@ -45,7 +45,7 @@ def project_root() -> Path:
     env = os.environ.get("MEDSETTLE_ROOT")
     if env:
         return Path(env).resolve()
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     if (here / "pyproject.toml").is_file():
         return here
     return Path.cwd().resolve()
@@ -144,7 +144,8 @@ def paths() -> Paths:
 def read_state(p: Paths | None = None) -> dict[str, Any]:
     p = p or paths()
     try:
-        return json.loads(p.state_file.read_text())
+        state: dict[str, Any] = json.loads(p.state_file.read_text())
+        return state
     except FileNotFoundError:
         return {}
     except json.JSONDecodeError:
@@ -209,14 +210,6 @@ def pick_ports(preferred: list[int], count: int = 1, step: int = 10, attempts: i
         for s in socks:
             s.close()
     return out
-
-
-def port_answers(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- prerequisites

@@ -9,7 +9,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
 
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -22,6 +26,9 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
 
 COORDINATOR_WAIT = 30.0
 """Seconds to wait for the group coordinator of a broker that has just started."""
+COORDINATOR_NOT_READY = (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorForGroupError)
+"""What a group coordinator answers while it is still coming up (a new broker creates its offsets
+topic on first use)."""
 ACTIVE_STATES = frozenset({"Stable", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling"})
 
 
@@ -32,14 +39,14 @@ def is_active(state: str, members: int) -> bool:
 
 async def describe_groups(admin: AIOKafkaAdminClient, groups: Sequence[str]) -> dict[str, tuple[str, int]]:
     """(state, number of members) of each group; ("Dead", 0) for a group the broker does not know."""
-    found = {group: ("Dead", 0) for group in groups}
+    found = dict.fromkeys(groups, ("Dead", 0))
     deadline = time.monotonic() + COORDINATOR_WAIT
     for group in groups:  # one a request: aiokafka 0.14 cannot decode Kafka 4.1's answer about several
         while True:
             try:
                 responses = await admin.describe_consumer_groups([group])
                 break
-            except GroupCoordinatorNotAvailableError:  # a new broker creates its offsets topic on first use
+            except COORDINATOR_NOT_READY:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
@@ -84,7 +91,13 @@ async def wait_drained(bootstrap: str, groups: Iterable[tuple[str, str]], timeou
     """Wait until every (group, topic) has committed everything published so far."""
     deadline = time.monotonic() + timeout
     for group, topic in groups:
-        while (lag := await group_lag(bootstrap, group, topic)) > 0:
+        while True:
+            try:
+                lag: int | str = await group_lag(bootstrap, group, topic)
+            except COORDINATOR_NOT_READY:
+                lag = "an unknown number of"  # the group's coordinator is still coming up
+            if lag == 0:
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{group} still has {lag} messages of {topic} to process")
             await asyncio.sleep(0.5)

@@ -26,7 +26,7 @@ from typing import TypeVar
 from contracts.enrollment import EnrollPerson, RegisterProvider
 from contracts.identity import make_identity_number
 from contracts.types import CareLocation, PersonCategory
-from tools.generate_catalogue import (
+from tools.generate.catalogue import (
     COUNTY_HOSPITALS,
     GIVEN_FEMALE,
     GIVEN_MALE,
@@ -43,7 +43,6 @@ F000_CATEGORY_COUNTS: dict[PersonCategory, int] = {
     "ordinary": 424_886, "dibao": 21_494, "disabled": 7_608, "tekun": 1_231, "youfu": 1_990, "family_planning": 4_634,
 }
 """F000 L7: insured residents by category, an exact partition of 461,843."""
-F000_TOTAL = 461_843
 DISABLED_URBAN_SEVERE, DISABLED_TOTAL = 345, 7_608  # F000 L7: urban grade 1–2 among all disabled
 POVERTY_REGISTERED_SHARE = 0.30  # illustrative: of dibao, tekun and disabled
 ORPHAN_SHARE_OF_TEKUN = 0.10  # illustrative
@@ -155,9 +154,11 @@ def generate_providers(rng: random.Random, count: int, year: int) -> list[Regist
                 levels[level] += 1
                 levels[1] -= 1
     locations = apportion(levels[3], LEVEL3_LOCATION_SHARES)
-    slots: list[tuple[int, CareLocation]] = [(1, "in_pool")] * levels[1] + [(2, "in_pool")] * levels[2]
+    in_pool: CareLocation = "in_pool"
+    slots: list[tuple[int, CareLocation]] = [(1, in_pool)] * levels[1] + [(2, in_pool)] * levels[2]
     slots += [(3, loc) for loc, n in locations.items() for _ in range(n)]
-    providers, per_kind = [], {}
+    providers: list[RegisterProvider] = []
+    per_kind: dict[tuple[int, CareLocation], int] = {}
     for seq, (level, location) in enumerate(slots, start=1):
         index = per_kind.get((level, location), 0)
         per_kind[(level, location)] = index + 1

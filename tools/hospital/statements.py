@@ -1,7 +1,7 @@
 """Follow a hospital's settlement statements (一站式结算单) as they are produced.
 
-    python -m tools.statements --hospital H001            # new statements, as a table, until Ctrl-C
-    python -m tools.statements --hospital H001 --from-beginning --exit-when-idle 5
+    ./medsettle statements --hospital H001            # new statements, as a table, until Ctrl-C
+    ./medsettle statements --hospital H001 --from-beginning --exit-when-idle 5
 
 With a hospital, its consumer group `medsettle.hospital.<id>` remembers what was shown, so a
 restart continues where it stopped; a statement re-sent with the same event id is shown once.
@@ -10,19 +10,16 @@ Patients' identity numbers are masked.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
 import time
 
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from contracts import ContractError, SettlementStatement, decode
 from contracts.topics import STATEMENTS
 from runtime.logging import mask_identity_numbers
-from tools.connection import kafka_bootstrap
 
 console = Console()
 
@@ -59,7 +56,8 @@ async def follow(hospital: str | None, bootstrap: str, *, from_beginning: bool, 
                     try:
                         env = decode(r.value or b"", SettlementStatement)
                     except ContractError as exc:
-                        console.print(f"[red]undecodable statement at {r.partition}:{r.offset}: {exc.reason}[/red]")
+                        console.print(f"[red]undecodable statement at {r.partition}:{r.offset}: "
+                                      f"{escape(exc.reason)}[/red]")
                         continue
                     if str(env.event_id) in seen or (hospital and env.payload.hospital_id != hospital):
                         continue
@@ -74,25 +72,3 @@ async def follow(hospital: str | None, bootstrap: str, *, from_beginning: bool, 
     finally:
         await consumer.stop()
     return shown
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.statements", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hospital", help="show only this hospital's statements")
-    ap.add_argument("--from-beginning", action="store_true")
-    ap.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS")
-    ap.add_argument("--bootstrap", default=None)
-    ap.add_argument("--prefix", default="", help="topic prefix (TOPIC_PREFIX)")
-    args = ap.parse_args(argv)
-    try:
-        n = asyncio.run(follow(args.hospital, args.bootstrap or kafka_bootstrap(), from_beginning=args.from_beginning,
-                               idle_exit=args.exit_when_idle, prefix=args.prefix))
-    except KeyboardInterrupt:
-        return 0
-    console.print(f"{n} statement(s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

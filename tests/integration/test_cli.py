@@ -1,0 +1,293 @@
+"""The command line (`medsettle`, `./medsettle`, `python -m tools`) as real processes against the
+running stack: `--help` on every command changes nothing, unknown names are usage errors, errors are
+one line, `status` says when the stack is down, and a publish with one bad line sends nothing.
+
+The commands run in the test's namespace (TOPIC_PREFIX, AUDIT_DATABASE and the namespace's
+databases) wherever they take one; the stack and services they would start or stop are the
+checkout's (or MEDSETTLE_LOCAL's), compared before and after as well."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts.topics import DISCHARGES, ENROLLMENT_COMMANDS, dead_letter_topic
+from runtime.db import open_pool
+from services.assistance.app import SPEC as ASSISTANCE
+from services.audit.app import SPEC as AUDIT
+from services.catastrophic.app import SPEC as CATASTROPHIC
+from services.enrollment.app import SPEC as ENROLLMENT
+from services.settlement.app import SPEC as SETTLEMENT
+from tests.integration.harness import Namespace
+from tests.unit.test_publish_cli import command_line, discharge_line
+from tools import cli, stack
+from tools.stack import services
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = (ENROLLMENT, SETTLEMENT, CATASTROPHIC, ASSISTANCE, AUDIT)
+
+
+def medsettle(*args: str, env: Mapping[str, str] | None = None, unset: Sequence[str] = ()) -> tuple[int, str, str]:
+    """`medsettle ARGS` as a process (the console script's entry point): (exit code, stdout, stderr)."""
+    import subprocess
+
+    full = {**os.environ, "COLUMNS": "200", **(env or {})}
+    for name in unset:
+        full.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "tools", *args], cwd=ROOT, env=full, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout, done.stderr
+
+
+def in_namespace(ns: Namespace) -> dict[str, str]:
+    return {"KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap, "DATABASE_URL": ns.server_url, "TOPIC_PREFIX": ns.prefix,
+            "AUDIT_DATABASE": ns.settings("audit").database}
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# ------------------------------------------------------------------ what the commands could change
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    """End offsets of every partition of `topics` (waiting for the metadata of topics just created)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            described = await admin.describe_topics(list(topics)) if topics else []
+            parts = [TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"]
+                     for p in t["partitions"]]
+            if {tp.topic for tp in parts} == set(topics):
+                break
+            assert time.monotonic() < deadline, f"no metadata of {set(topics) - {tp.topic for tp in parts}}"
+            await asyncio.sleep(0.3)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(parts)).items()} if parts else {}
+    finally:
+        await consumer.stop()
+
+
+async def broker_state(ns: Namespace) -> dict[str, Any]:
+    """The namespace's topics with their end offsets, its consumer groups with their committed offsets."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    await admin.start()
+    try:
+        topics = sorted(t for t in await admin.list_topics() if t.startswith(ns.prefix))
+        groups = sorted(g[0] for g in await admin.list_consumer_groups() if g[0].startswith(ns.prefix))
+        committed = {}
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            committed[group] = {(tp.topic, tp.partition): (om.offset, om.metadata) for tp, om in offsets.items()}
+    finally:
+        await admin.close()
+    return {"topics": topics, "end offsets": await end_offsets(ns.bootstrap, topics), "groups": committed}
+
+
+async def row_counts(ns: Namespace) -> dict[str, dict[str, int]]:
+    """Rows of every table of every database of the namespace."""
+    counts: dict[str, dict[str, int]] = {}
+    for service in sorted(ns.databases):
+        conn = await ns.connect(service)
+        try:
+            tables = [r["tablename"] for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+            counts[service] = {t: await conn.fetchval(f'SELECT count(*) FROM "{t}"') for t in tables}
+        finally:
+            await conn.close()
+    return counts
+
+
+async def everything(ns: Namespace) -> dict[str, Any]:
+    return {**await broker_state(ns), "rows": await row_counts(ns),
+            "stack": await asyncio.to_thread(stack.is_running), "services": services.running()}
+
+
+async def furnish(ns: Namespace) -> None:
+    """Give the namespace something a command could change: migrated databases of every service,
+    discharges, a dead letter, a consumer group with committed offsets."""
+    for spec in SPECS:
+        pool = await open_pool(ns.server_url, ns.settings(spec.name).database, *spec.migrations, size=1)
+        await pool.close()
+    records = [(d["person_id"], json.dumps(d).encode()) for d in (discharge_line(hospital_claim_id=f"C{i}")
+                                                                  for i in range(3))]
+    await ns.publish(DISCHARGES, records)
+    producer = AIOKafkaProducer(bootstrap_servers=ns.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(ns.topic(dead_letter_topic(DISCHARGES)), b"{oops", key=b"k", headers=[
+            ("dlt.reason", b"not JSON"), ("dlt.original.topic", ns.topic(DISCHARGES).encode()),
+            ("dlt.original.partition", b"0"), ("dlt.original.offset", b"0"), ("dlt.service", b"settlement")])
+    finally:
+        await producer.stop()
+    group = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap, group_id=f"{ns.prefix}medsettle.settlement.{DISCHARGES}",
+                             enable_auto_commit=False)
+    await group.start()
+    try:
+        parts = [TopicPartition(ns.topic(DISCHARGES), p) for p in range(6)]
+        group.assign(parts)
+        await group.commit(dict.fromkeys(parts, 1))
+    finally:
+        await group.stop()
+
+
+# ------------------------------------------------------------------------------------- --help
+
+
+async def test_help_on_every_command_prints_help_and_changes_nothing(ns: Namespace) -> None:
+    tree = cli.commands()
+    assert ("operator", "dlt", "redrive") in tree and ("stack", "reset") in tree and ("stop",) in tree
+    assert len(tree) >= 30  # every command and group of the tree, whatever is added later
+    await furnish(ns)
+    before = await everything(ns)
+    assert before["end offsets"] and before["groups"] and all(before["rows"].values())
+
+    env = in_namespace(ns)
+    for words in tree:
+        code, out, err = await asyncio.to_thread(medsettle, *words, "--help", env=env)
+        assert code == 0 and err == "", (words, code, err)
+        assert out.startswith(" ".join(("Usage: medsettle", *words))) and "-h, --help" in out, (words, out)
+    code, out, _ = await asyncio.to_thread(medsettle, "stack", "reset", "-h", env=env)
+    assert code == 0 and "Refused (exit 3" in out and "Exit codes:" in out
+
+    assert await everything(ns) == before
+
+
+# ------------------------------------------------------------------------------ usage errors
+
+
+@pytest.mark.parametrize("args, says", [
+    (("nosuch",), "No such command 'nosuch'"),
+    (("services", "start", "nosuch"), "'nosuch' is not one of 'enrollment'"),
+    (("services", "stop", "settlement", "nosuch"), "'nosuch' is not one of"),
+    (("services", "status", "nosuch"), "'nosuch' is not one of"),
+    (("operator", "replay", "nosuch", "--to-earliest"), "'nosuch' is not one of"),
+    (("operator", "dlt", "list", "claims.nosuch"), "'claims.nosuch' is not a topic of the registry"),
+    (("stack", "start", "--nosuch"), "--nosuch"),
+    (("operator", "replay", "audit"), "give exactly one of --to-earliest, --to-datetime, --to-offset"),
+])
+def test_an_unknown_name_is_a_usage_error_in_one_line(args: tuple[str, ...], says: str) -> None:
+    running = services.running()
+    code, out, err = medsettle(*args)
+    assert code == 2 and out == "", (code, out, err)
+    line = one_line_error(err)
+    assert says in line and "--help" in line, line
+    assert services.running() == running  # nothing started or stopped
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    for args in (("publish", "discharges", str(tmp_path / "bills.jsonl")),
+                 ("publish", "commands", str(tmp_path / "none.jsonl")),
+                 ("generate", "discharges", "--population", str(tmp_path / "nope"), "--out", str(tmp_path / "d"))):
+        code, _, err = medsettle(*args)
+        assert code == 2 and "does not exist" in one_line_error(err), (args, err)
+    (tmp_path / "empty").mkdir()  # a population directory without its files
+    code, _, err = medsettle("generate", "discharges", "--population", str(tmp_path / "empty"), "--out",
+                             str(tmp_path / "d"))
+    assert code == 1 and "providers.jsonl: No such file or directory" in one_line_error(err)
+
+
+# ------------------------------------------------------------------------ a stack that is down
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def stopped_stack(tmp_path: Path) -> dict[str, str]:
+    """The environment of a throwaway stack directory whose stack is not running (it once ran: its
+    state file names ports nobody listens on)."""
+    local = tmp_path / "stopped"
+    local.mkdir()
+    (local / "stack.json").write_text(json.dumps({
+        "kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}"},
+        "postgres": {"url": f"postgresql://postgres@127.0.0.1:{free_port()}"}}))
+    return {"MEDSETTLE_LOCAL": str(local)}
+
+
+CONNECTION = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX")
+
+
+def test_status_is_not_zero_while_the_stack_is_down(stopped_stack: dict[str, str]) -> None:
+    code, out, err = medsettle("status", env=stopped_stack, unset=CONNECTION)
+    assert code == 1 and "not running" in out and "down" in out, (out, err)
+    assert "./medsettle stack start" in one_line_error(err)
+    assert medsettle("stack", "status", "--check", env=stopped_stack, unset=CONNECTION)[0] == 1
+    code, out, _ = medsettle("services", "status", env=stopped_stack, unset=CONNECTION)
+    assert code == 1 and out.count("not running") == 5
+
+
+def test_a_command_on_a_stopped_stack_says_so_in_one_line(stopped_stack: dict[str, str], tmp_path: Path) -> None:
+    bills = tmp_path / "bills.jsonl"
+    bills.write_text(json.dumps(discharge_line()) + "\n")
+    for args in (("publish", "discharges", str(bills), "--no-progress"), ("services", "start"),
+                 ("statements", "--exit-when-idle", "1"), ("operator", "trace", "H1:C1"),
+                 ("operator", "dlt", "list"), ("operator", "replay", "audit", "--to-earliest", "--dry-run")):
+        code, _, err = medsettle(*args, env=stopped_stack, unset=CONNECTION)
+        line = one_line_error(err)
+        assert code == 1 and "the local stack is not running" in line and "./medsettle stack start" in line, \
+            (args, err)
+    never = {"MEDSETTLE_LOCAL": str(tmp_path / "never")}
+    code, _, err = medsettle("stack", "env", env=never, unset=CONNECTION)
+    assert code == 1 and "has not been started" in one_line_error(err)
+
+
+# -------------------------------------------------------------------- publish: all or nothing
+
+
+def big_discharge() -> dict:
+    """A discharge over the record limit (512 KiB), which every consumer would refuse."""
+    lines = [{"item_code": f"X{i}", "item_name": "一" * 200, "catalogue_class": "A", "quantity": "1", "unit": "day",
+              "unit_price": "1.00", "amount": "1.00", "service_date": "2026-03-02"} for i in range(2000)]
+    return discharge_line(hospital_claim_id="BIG", lines=lines, total_amount="2000.00")
+
+
+@pytest.mark.parametrize("kind, topic, good, bad", [
+    ("discharges", DISCHARGES, lambda i: discharge_line(hospital_claim_id=f"C{i}"), "{oops"),
+    ("discharges", DISCHARGES, lambda i: discharge_line(hospital_claim_id=f"C{i}"), json.dumps(big_discharge())),
+    ("commands", ENROLLMENT_COMMANDS, lambda i: command_line(payload={**command_line()["payload"],
+                                                                      "provider_id": f"H{i}"}),
+     json.dumps(command_line(event_type="DischargeRecorded"))),
+])
+async def test_a_file_with_a_bad_line_in_the_middle_sends_nothing(ns: Namespace, tmp_path: Path, kind: str,
+                                                                  topic: str, good: Any, bad: str) -> None:
+    env = in_namespace(ns)
+    before = await end_offsets(ns.bootstrap, [ns.topic(topic)])
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(json.dumps(good(i)) + "\n" for i in range(5)))
+    second.write_text("".join(json.dumps(good(i)) + "\n" for i in range(5, 10)) + bad + "\n"
+                      + "".join(json.dumps(good(i)) + "\n" for i in range(10, 15)))
+    code, _, err = await asyncio.to_thread(medsettle, "publish", kind, str(first), str(second), "--no-progress",
+                                           env=env)
+    assert code == 1 and f"{second}:6" in err and "nothing published" in err, err
+    assert await end_offsets(ns.bootstrap, [ns.topic(topic)]) == before
+
+    code, _, err = await asyncio.to_thread(medsettle, "publish", kind, str(first), "--no-progress", env=env)
+    assert code == 0 and f"published 5 {kind}" in err, err  # the same command does publish a good file
+    after = await end_offsets(ns.bootstrap, [ns.topic(topic)])
+    assert sum(after.values()) - sum(before.values()) == 5

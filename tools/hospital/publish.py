@@ -1,0 +1,175 @@
+"""Publish events from JSONL files: hospitals' discharges and operators' enrollment commands.
+
+    ./medsettle publish discharges FILE.jsonl ...   # one DischargeRecorded payload a line
+    ./medsettle publish commands FILE.jsonl ...     # {"event_type": ..., "payload": {...}} a line
+
+Every line of every file is validated before anything is sent, exactly as a consumer will decode
+it (the contract, the size of the record, the key); a bad line is reported with its file, line
+number and field, and nothing is published unless `--skip-invalid` is given. Messages are keyed
+as the contracts say (`Contract.message_key()`: the person id for claims and person commands, the
+provider id for provider commands). Event ids are derived from the content, so publishing the same
+file twice is deduplicated by every consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from contracts import (
+    EVENT_TYPES,
+    Contract,
+    DischargeRecorded,
+    Envelope,
+    decode,
+    derived_event_id,
+    encode,
+    make_envelope,
+)
+from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
+from contracts.topics import DISCHARGES
+from contracts.topics import ENROLLMENT_COMMANDS as COMMANDS_TOPIC
+
+Kind = Literal["discharges", "commands"]
+SHOWN_ERRORS = 50
+"""Bad lines reported per file (the count of the rest is given)."""
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    topic: str
+    key: str
+    envelope: Envelope[Any]
+    value: bytes
+    """The encoded envelope, exactly as it is sent."""
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    reason: str
+
+
+def _first_error(exc: ValidationError) -> str:
+    e = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "line"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc}: {e['msg']}{more}"
+
+
+def content_event_id(model: Contract) -> uuid.UUID:
+    """An event id derived from the content, so publishing the same file twice is deduplicated
+    by every consumer (an operator re-running a load never applies a command twice)."""
+    return derived_event_id(type(model).__name__, model.model_dump_json())
+
+
+def _prepared(topic: str, model: Contract, producer: str, correlation_id: str | None = None) -> Prepared:
+    """The message for `model`, checked as its consumer will decode it (size limit included); the
+    correlation id is the key unless given."""
+    key = model.message_key()
+    envelope = make_envelope(model, correlation_id=correlation_id or key, producer=producer,
+                             event_id=content_event_id(model))
+    value = encode(envelope)
+    decode(value, type(model))  # raises ContractError (a ValueError) for what a consumer would refuse
+    return Prepared(topic, key, envelope, value)
+
+
+def prepare_discharge(obj: Any) -> Prepared:
+    d = DischargeRecorded.model_validate(obj)
+    return _prepared(DISCHARGES, d, f"hospital:{d.hospital_id}", correlation_id=d.claim_id)
+
+
+def prepare_command(obj: Any) -> Prepared:
+    if not isinstance(obj, dict) or not isinstance(obj.get("event_type"), str) or "payload" not in obj:
+        raise ValueError('expected {"event_type": "<command>", "payload": {...}}')
+    model = EVENT_TYPES.get(obj["event_type"])
+    if model not in ENROLLMENT_COMMAND_MODELS:
+        raise ValueError(f"event_type {obj['event_type']!r} is not an enrollment command")
+    return _prepared(COMMANDS_TOPIC, model.model_validate(obj["payload"]), "operator")
+
+
+PREPARE = {"discharges": prepare_discharge, "commands": prepare_command}
+
+
+def read_lines(path: Path, kind: Kind) -> tuple[list[Prepared], list[LineError]]:
+    """Every line of `path` prepared, or the reason it cannot be (blank lines are skipped)."""
+    prepare = PREPARE[kind]
+    good: list[Prepared] = []
+    bad: list[LineError] = []
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+                if not text.strip():
+                    continue
+                good.append(prepare(json.loads(text)))
+            except UnicodeDecodeError as exc:
+                bad.append(LineError(n, f"not UTF-8: {exc.reason} at byte {exc.start}"))
+            except json.JSONDecodeError as exc:
+                bad.append(LineError(n, f"not JSON: {exc.msg} at column {exc.colno}"))
+            except ValidationError as exc:
+                bad.append(LineError(n, _first_error(exc)))
+            except (ValueError, TypeError) as exc:
+                bad.append(LineError(n, str(exc)))
+    return good, bad
+
+
+async def publish(messages: Sequence[Prepared], bootstrap: str, progress: bool = True, prefix: str = "") -> int:
+    """Send every message (in order, idempotent producer) and wait for the broker's acknowledgements."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=10,
+                                max_batch_size=1 << 20, client_id="medsettle-publish")
+    await producer.start()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, disable=not progress) as bar:
+            task = bar.add_task("publishing", total=len(messages))
+            for chunk in _chunks(messages, 2000):
+                futures = [await producer.send(prefix + m.topic, m.value, key=m.key.encode(),
+                                               headers=[("event_type", m.envelope.event_type.encode())])
+                           for m in chunk]
+                await asyncio.gather(*futures)
+                bar.advance(task, len(chunk))
+    finally:
+        await producer.stop()
+    return len(messages)
+
+
+def _chunks(items: Sequence[Prepared], size: int) -> Iterator[Sequence[Prepared]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def publish_files(kind: Kind, files: Sequence[Path], bootstrap: Callable[[], str], *, prefix: str = "",
+                  skip_invalid: bool = False, progress: bool = True) -> int:
+    """`./medsettle publish KIND FILE...`: validate every line of every file, then (and only if all
+    are valid, or `skip_invalid`) publish the valid ones to the broker `bootstrap()` names (asked
+    only then). Returns the exit code: 0 published, 1 bad lines and nothing published."""
+    good: list[Prepared] = []
+    bad_total = 0
+    for path in files:
+        g, bad = read_lines(path, kind)
+        good += g
+        for e in bad[:SHOWN_ERRORS]:
+            console.print(f"[red]{escape(str(path))}:{e.line}[/red] {escape(e.reason)}")
+        if len(bad) > SHOWN_ERRORS:
+            console.print(f"... and {len(bad) - SHOWN_ERRORS} more bad lines in {escape(str(path))}")
+        bad_total += len(bad)
+    if bad_total and not skip_invalid:
+        console.print(f"[red]{bad_total} invalid line(s); nothing published[/red] (fix them or use --skip-invalid)")
+        return 1
+    n = asyncio.run(publish(good, bootstrap(), progress=progress, prefix=prefix))
+    console.print(f"published {n} {kind}" + (f", skipped {bad_total} invalid" if bad_total else ""))
+    return 0

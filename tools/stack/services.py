@@ -1,0 +1,92 @@
+"""The platform's services as local processes (for the demo, the README and the tests).
+
+`./medsettle services start|stop|status [NAME ...]` drives these functions. Each service runs as
+`python -m services.<name>` with the local stack's connection settings and its pid in
+`.local/run/<name>.pid`. It writes its own log, JSON with personal data masked, to
+`.local/logs/<name>.log` (`LOG_FILE`), rotated: at most `LOG_BACKUPS` + 1 files of `LOG_MAX_BYTES`
+(3 × 20 MiB by default). Its raw stdout/stderr (FastStream's access log; a failure before logging is
+set up, an interpreter crash) go to `.local/logs/<name>.out`, rotated the same way by
+`tools.stack.logpipe`. With `MEDSETTLE_LOCAL` set, `.local` means that directory
+(see `tools.stack.common.paths`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from runtime.logging import LogSettings
+from tools.stack import logpipe
+from tools.stack.common import paths, process_alive, project_root, reap
+from tools.stack.connection import database_url, kafka_bootstrap
+
+SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
+
+
+def _pid_file(name: str) -> Path:
+    return paths().run / f"{name}.pid"
+
+
+def log_of(name: str) -> Path:
+    """Where the service `name` started by `start` logs."""
+    return paths().logs / f"{name}.log"
+
+
+def pid_of(name: str) -> int | None:
+    """The pid of the service `name` started here, if it is running (a zombie is not)."""
+    try:
+        pid = int(_pid_file(name).read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if process_alive(pid) else None
+
+
+def spawn(name: str, env: dict[str, str], log: Path, detach: bool = True) -> subprocess.Popen[bytes]:
+    """`python -m services.<name>` with `env` added, logging to `log` (rotated, `LOG_FILE`) and its raw
+    stdout/stderr to `log` with the suffix `.out` (rotated by tools.stack.logpipe). `detach`: in its
+    own session, so it outlives the terminal that started it."""
+    full_env = {**os.environ, **env, "LOG_FILE": str(log)}
+    with logpipe.output_to(log.with_suffix(".out"), LogSettings.of(full_env)) as out:
+        return subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=project_root(), env=full_env,
+                                stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=detach)
+
+
+def start(name: str, env: dict[str, str] | None = None) -> int:
+    """Start a service unless it runs; returns its pid."""
+    if (pid := pid_of(name)) is not None:
+        return pid
+    p = paths()
+    p.run.mkdir(parents=True, exist_ok=True)
+    proc = spawn(name, {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(), "DATABASE_URL": database_url(), **(env or {})},
+                 log_of(name))
+    _pid_file(name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def running() -> dict[str, int]:
+    """The services started here that are running, with their pids."""
+    return {name: pid for name in SERVICES if (pid := pid_of(name)) is not None}
+
+
+def stop(name: str, timeout: float = 20.0) -> bool:
+    """Stop a service (SIGTERM, then SIGKILL after `timeout`); returns whether it was running."""
+    pid = pid_of(name)
+    if pid is None:
+        _pid_file(name).unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_of(name) is not None and time.monotonic() < deadline:
+        reap(pid)
+        time.sleep(0.1)
+    if pid_of(name) is not None:
+        os.kill(pid, signal.SIGKILL)
+        while pid_of(name) is not None:
+            reap(pid)
+            time.sleep(0.05)
+    _pid_file(name).unlink(missing_ok=True)
+    return True
