@@ -6,7 +6,7 @@ from these models (`python -m contracts.schema write`).
 """
 
 from contracts.audit import AuditAlert
-from contracts.claims import BillLine, DischargeRecorded, claim_id_of
+from contracts.claims import BillLine, DischargeCorrected, DischargeRecorded, ReversalRequested, claim_id_of
 from contracts.codec import (
     EVENT_TYPES,
     ContractError,
@@ -31,44 +31,22 @@ from contracts.envelope import Contract, Envelope, derived_event_id, make_envelo
 from contracts.settlement import (
     BasicSettled,
     CatastrophicSettled,
+    Cause,
+    ClaimRequestRefused,
     ClaimSummary,
     LayerDetail,
     Rejection,
+    SettlementAdjusted,
+    SettlementReversed,
     SettlementStatement,
 )
 from contracts.topics import TOPICS, dead_letter_topic
 
 __all__ = [
-    "EVENT_TYPES",
-    "TOPICS",
-    "AuditAlert",
-    "BasicSettled",
-    "BillLine",
-    "CatastrophicSettled",
-    "ChangeCategories",
-    "ClaimSummary",
-    "CommandRejected",
-    "Contract",
-    "ContractError",
-    "DischargeRecorded",
-    "EnrollPerson",
-    "Envelope",
-    "LayerDetail",
-    "PersonSnapshot",
-    "ProviderSnapshot",
-    "RecordDeath",
-    "RegisterProvider",
-    "Rejection",
-    "ResumePerson",
-    "SettlementStatement",
-    "SuspendPerson",
-    "check_key",
-    "claim_id_of",
-    "dead_letter_topic",
-    "decode",
-    "decode_envelope",
-    "decode_payload",
-    "derived_event_id",
-    "encode",
-    "make_envelope",
+    "EVENT_TYPES", "TOPICS", "AuditAlert", "BasicSettled", "BillLine", "CatastrophicSettled", "Cause",
+    "ChangeCategories", "ClaimRequestRefused", "ClaimSummary", "CommandRejected", "Contract", "ContractError",
+    "DischargeCorrected", "DischargeRecorded", "EnrollPerson", "Envelope", "LayerDetail", "PersonSnapshot",
+    "ProviderSnapshot", "RecordDeath", "RegisterProvider", "Rejection", "ResumePerson", "ReversalRequested",
+    "SettlementAdjusted", "SettlementReversed", "SettlementStatement", "SuspendPerson", "check_key", "claim_id_of",
+    "dead_letter_topic", "decode", "decode_envelope", "decode_payload", "derived_event_id", "encode", "make_envelope",
 ]

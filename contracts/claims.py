@@ -18,6 +18,7 @@ from contracts.limits import (
     HospitalClaimId,
     PersonReference,
     ProviderId,
+    Reason,
     text,
 )
 from contracts.money import FEN, Money, NonNegativeMoney
@@ -87,4 +88,38 @@ class DischargeRecorded(Contract):
         return self
 
 
-__all__ = ["BillLine", "DischargeRecorded", "Money", "claim_id_of"]
+class DischargeCorrected(DischargeRecorded):
+    """A corrected discharge (重新结算): the claim's whole new content under the same claim id, from
+    the hospital that filed it. It keeps the claim's place in its person-year; the claim and every
+    later claim of that year are priced again. The person and the insurance year cannot change
+    (reverse the claim and send a new discharge instead)."""
+
+    correction_reason: Reason
+
+
+class ReversalRequested(Contract):
+    """A reversal (冲正, the national platform's inpatient reversal 2305) of a settled claim, from the
+    hospital that filed it. The claim nets to zero; every later claim of its person-year is priced
+    again. Sending the same discharge again afterwards settles it again, in its original place."""
+
+    hospital_claim_id: HospitalClaimId
+    hospital_id: ProviderId
+    person_id: PersonReference
+    reason: Reason
+
+    def message_key(self) -> str:
+        return self.person_id
+
+    @property
+    def claim_id(self) -> str:
+        return claim_id_of(self.hospital_id, self.hospital_claim_id)
+
+
+ClaimRequest = DischargeRecorded | DischargeCorrected | ReversalRequested
+"""What a hospital sends about a claim on `claims.discharges`, keyed by person id so that one
+person's discharges, corrections and reversals stay in order."""
+CLAIM_REQUEST_MODELS: tuple[type[Contract], ...] = (DischargeRecorded, DischargeCorrected, ReversalRequested)
+
+
+__all__ = ["CLAIM_REQUEST_MODELS", "BillLine", "ClaimRequest", "DischargeCorrected", "DischargeRecorded", "Money",
+           "ReversalRequested", "claim_id_of"]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
 from contracts.audit import AuditAlert
-from contracts.claims import DischargeRecorded
+from contracts.claims import CLAIM_REQUEST_MODELS
 from contracts.enrollment import (
     ENROLLMENT_COMMAND_MODELS,
     CommandRejected,
@@ -19,11 +19,19 @@ from contracts.enrollment import (
 )
 from contracts.envelope import Contract, Envelope
 from contracts.limits import MAX_RECORD_BYTES, NO_CONTROL_CHARACTERS, printable
-from contracts.settlement import BasicSettled, CatastrophicSettled, SettlementStatement
+from contracts.settlement import (
+    BasicSettled,
+    CatastrophicSettled,
+    ClaimRequestRefused,
+    SettlementAdjusted,
+    SettlementReversed,
+    SettlementStatement,
+)
 
 _MODELS: tuple[type[Contract], ...] = (
-    *ENROLLMENT_COMMAND_MODELS, PersonSnapshot, ProviderSnapshot, CommandRejected, DischargeRecorded,
-    BasicSettled, CatastrophicSettled, SettlementStatement, AuditAlert,
+    *ENROLLMENT_COMMAND_MODELS, PersonSnapshot, ProviderSnapshot, CommandRejected, *CLAIM_REQUEST_MODELS,
+    ClaimRequestRefused, BasicSettled, CatastrophicSettled, SettlementStatement, SettlementAdjusted,
+    SettlementReversed, AuditAlert,
 )
 EVENT_TYPES: dict[str, type[Contract]] = {m.__name__: m for m in _MODELS}
 """Every payload model on the wire, by `event_type`."""

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from contracts.envelope import Contract
 from contracts.limits import (
+    INT32_MAX,
     ClaimId,
     Day,
     HospitalClaimId,
@@ -34,6 +35,7 @@ from contracts.types import (
     PersonCategory,
     ProviderLevel,
     Ratio,
+    RequestRefusalCode,
     Scheme,
 )
 
@@ -44,6 +46,22 @@ Outcome = Literal["settled", "rejected"]
 class Rejection(Contract):
     reason_code: ClaimRejectionCode
     reason: Reason
+    related_claim_id: ClaimId | None = Field(default=None, description="a duplicate bill: the earlier claim of the stay")
+
+
+class Cause(Contract):
+    """Why a claim's settlement was revised: a hospital's correction or reversal of a claim (this one
+    or an earlier one of the same person-year, whose change moved the accumulators), or the
+    claim's reinstatement (sent again after its reversal)."""
+
+    kind: Literal["correction", "reversal", "reinstatement"]
+    claim_id: ClaimId = Field(description="the claim the hospital's request was about")
+    reason: Reason
+    request_event_id: Annotated[str, text(64)] = Field(description="event id of the hospital's request")
+
+
+Revision = Annotated[int, Field(ge=1, le=INT32_MAX, description="1 for the first settlement of a claim, then +1 "
+                                                                  "for every revision")]
 
 
 class ClaimSummary(Contract):
@@ -69,6 +87,9 @@ class ClaimSummary(Contract):
     amounts_by_class: dict[CatalogueClass, NonNegativeMoney]
     profile_id: Annotated[str, text(100)] | None = None
     profile_version: ProfileVersion | None = None
+    position: int | None = Field(default=None, ge=1, le=INT32_MAX, description=(
+        "the claim's place among its person-year's claims, by first arrival (assigned by settlement); "
+        "every layer prices a person-year's claims in this order"))
 
     @model_validator(mode="after")
     def _parts_add_up(self) -> Self:
@@ -82,10 +103,15 @@ class ClaimSummary(Contract):
 
 
 def _check_layers(result: BasicSettled | CatastrophicSettled, *layers: LayerDetail | None) -> None:
-    """What the next layer and the statement rely on: a rejected result carries its rejection and
-    no layer's decision; a settled one the basic layer's decision and the person's scheme; and what
-    the layers paid plus the in-policy residual never exceeds the claim's total cost (so the
-    statement's parts add up and the patient's share is not negative)."""
+    """What the next layer and the statement rely on: a reversed result carries its cause and no
+    layer's decision; a rejected result carries its rejection and no layer's decision; a settled
+    one the basic layer's decision and the person's scheme; and what the layers paid plus the
+    in-policy residual never exceeds the claim's total cost (so the statement's parts add up and
+    the patient's share is not negative)."""
+    if result.reversed:
+        if result.cause is None or any(layer is not None for layer in layers) or result.residual_in_policy != 0:
+            raise ValueError("a reversed result carries its cause, no layer's decision and no residual")
+        return
     if result.outcome == "rejected":
         if result.rejection is None or any(layer is not None for layer in layers):
             raise ValueError("a rejected result carries its rejection and no layer's decision")
@@ -135,6 +161,9 @@ class BasicSettled(Contract):
     basic: LayerDetail | None = None
     residual_in_policy: NonNegativeMoney = Field(description="in-policy cost left after basic: in_policy - basic")
     catastrophic_base: NonNegativeMoney = Field(description="max(in_policy - deductible, 0) - basic: what accumulates for critical illness")
+    revision: Revision = 1
+    reversed: bool = Field(default=False, description="the claim was reversed: it pays nothing and counts for nothing")
+    cause: Cause | None = Field(default=None, description="why this revision (None for a claim's first settlement)")
 
     def message_key(self) -> str:
         return self.claim.person_id
@@ -157,6 +186,9 @@ class CatastrophicSettled(Contract):
     basic: LayerDetail | None = None
     catastrophic: LayerDetail | None = None
     residual_in_policy: NonNegativeMoney = Field(description="in-policy cost left after basic and critical illness")
+    revision: Revision = 1
+    reversed: bool = Field(default=False, description="the claim was reversed: it pays nothing and counts for nothing")
+    cause: Cause | None = Field(default=None, description="why this revision (None for a claim's first settlement)")
 
     def message_key(self) -> str:
         return self.claim.person_id
@@ -192,22 +224,111 @@ class SettlementStatement(Contract):
     profile_id: Annotated[str, text(100)] | None = None
     profile_version: ProfileVersion | None = None
     settled_at: Timestamp
+    revision: Revision = Field(default=1, description="the assistance layer's revision of the claim it states")
 
     def message_key(self) -> str:
         return self.person_id
 
     @model_validator(mode="after")
     def _parts_add_up(self) -> Self:
-        funds = self.hifp_pay + self.hifmi_pay + self.maf_pay
-        if self.fund_pay_sumamt != funds:
-            raise ValueError(f"fund_pay_sumamt {self.fund_pay_sumamt} != hifp+hifmi+maf {funds}")
-        if funds + self.psn_pay != self.total_cost:
-            raise ValueError(f"funds {funds} + psn_pay {self.psn_pay} != total_cost {self.total_cost}")
-        if self.in_policy + self.out_of_policy != self.total_cost:
-            raise ValueError("in_policy + out_of_policy != total_cost")
-        if self.outcome == "rejected" and (self.rejection is None or funds != 0):
+        _amounts_add_up(self)
+        if self.outcome == "rejected" and (self.rejection is None or self.fund_pay_sumamt != 0):
             raise ValueError("a rejected statement carries its rejection and no fund payment")
         return self
+
+
+def _amounts_add_up(s: SettlementStatement | SettlementAdjusted | SettlementReversed) -> None:
+    funds = s.hifp_pay + s.hifmi_pay + s.maf_pay
+    if s.fund_pay_sumamt != funds:
+        raise ValueError(f"fund_pay_sumamt {s.fund_pay_sumamt} != hifp+hifmi+maf {funds}")
+    if funds + s.psn_pay != s.total_cost:
+        raise ValueError(f"funds {funds} + psn_pay {s.psn_pay} != total_cost {s.total_cost}")
+    if s.in_policy + s.out_of_policy != s.total_cost:
+        raise ValueError("in_policy + out_of_policy != total_cost")
+
+
+class _ClaimStatement(Contract):
+    """The claim a statement after the first one is about."""
+
+    claim_id: ClaimId
+    hospital_claim_id: HospitalClaimId
+    hospital_id: ProviderId
+    person_id: PersonReference
+    admission_date: Day
+    discharge_date: Day
+    insurance_year: Year
+    revision: Revision = Field(description="the assistance layer's revision of the claim this statement follows")
+    cause: Cause
+    settled_at: Timestamp
+
+    def message_key(self) -> str:
+        return self.person_id
+
+
+class SettlementAdjusted(_ClaimStatement):
+    """An adjustment statement (补退): what a revision of the claim's settlement changes, per fund and
+    for the patient (amounts are differences: negative where the fund or the patient pays less).
+    The claim's net amounts are the sum of all its statements. `cause` names the claim whose
+    correction or reversal moved this one and why."""
+
+    outcome: Outcome = Field(description="the claim's outcome after the revision")
+    rejection: Rejection | None = None
+    total_cost: Money = Field(description="change of medfee_sumamt (a correction may change the bill)")
+    in_policy: Money
+    out_of_policy: Money
+    hifp_pay: Money
+    hifmi_pay: Money
+    maf_pay: Money
+    fund_pay_sumamt: Money
+    psn_pay: Money
+    details: tuple[LayerDetail, ...] = Field(default=(), max_length=3, description="the layers' decisions now")
+    profile_id: Annotated[str, text(100)] | None = None
+    profile_version: ProfileVersion | None = None
+
+    @model_validator(mode="after")
+    def _parts_add_up(self) -> Self:
+        _amounts_add_up(self)
+        return self
+
+
+class SettlementReversed(_ClaimStatement):
+    """A reversal statement (冲正): the claim's net amounts so far, negated, so that it nets to zero
+    (for a claim never adjusted: the original statement's amounts negated)."""
+
+    total_cost: Money
+    in_policy: Money
+    out_of_policy: Money
+    hifp_pay: Money
+    hifmi_pay: Money
+    maf_pay: Money
+    fund_pay_sumamt: Money
+    psn_pay: Money
+
+    @model_validator(mode="after")
+    def _parts_add_up(self) -> Self:
+        _amounts_add_up(self)
+        return self
+
+
+ClaimStatement = SettlementStatement | SettlementAdjusted | SettlementReversed
+"""Every statement a hospital receives on `claims.statements`; a claim's net amounts are the sum
+of its statements."""
+
+
+class ClaimRequestRefused(Contract):
+    """Settlement refused a hospital's request about a claim, with the reason (on `claims.refusals`)."""
+
+    request_event_id: Annotated[str, text(64)]
+    request_type: Annotated[str, text(64)]
+    claim_id: ClaimId
+    hospital_claim_id: HospitalClaimId
+    hospital_id: ProviderId
+    person_id: PersonReference
+    reason_code: RequestRefusalCode
+    reason: Reason
+
+    def message_key(self) -> str:
+        return self.person_id
 
 
 LayerResult = BasicSettled | CatastrophicSettled | SettlementStatement
@@ -215,6 +336,7 @@ LayerResult = BasicSettled | CatastrophicSettled | SettlementStatement
 
 
 __all__ = [
-    "BandPayment", "BasicSettled", "CatastrophicSettled", "ClaimSummary", "LayerDetail", "LayerResult", "Money",
-    "Rejection", "SettlementStatement",
+    "BandPayment", "BasicSettled", "CatastrophicSettled", "Cause", "ClaimRequestRefused", "ClaimStatement",
+    "ClaimSummary", "LayerDetail", "LayerResult", "Money", "Rejection", "SettlementAdjusted", "SettlementReversed",
+    "SettlementStatement",
 ]

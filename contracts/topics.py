@@ -35,6 +35,7 @@ DISCHARGES = "claims.discharges"
 BASIC_SETTLED = "claims.basic-settled"
 CATASTROPHIC_SETTLED = "claims.catastrophic-settled"
 STATEMENTS = "claims.statements"
+REFUSALS = "claims.refusals"
 ALERTS = "audit.alerts"
 
 _RETAINED = {"retention.ms": "-1"}  # the claim log is the audit trail: keep it
@@ -48,10 +49,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement"),
     TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id (as sent), else the command's event id", 3, "delete",
               ("CommandRejected",), _RETAINED, "audit"),
-    TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded",), _RETAINED, "settlement"),
+    TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"),
+              _RETAINED, "settlement"),
+    TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit"),
     TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic"),
     TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED, "assistance"),
-    TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement",), _RETAINED, "audit"),
+    TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement", "SettlementAdjusted", "SettlementReversed"),
+              _RETAINED, "audit"),
     TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit"),
 )
 

@@ -37,7 +37,20 @@ PersonStatus = Literal["active", "suspended", "deceased"]
 ClaimRejectionCode = Literal[
     "NOT_ENROLLED", "WAITING_PERIOD", "SUSPENDED", "DECEASED", "NO_POLICY", "UNKNOWN_PROVIDER", "INVALID_CLAIM",
 ]
-"""Why settlement refused a discharge (it ends as a rejected statement)."""
+"""Why settlement refused a discharge (it ends as a rejected statement). A duplicate bill (a stay
+overlapping a settled, unreversed stay of the same person at the same hospital) is `INVALID_CLAIM`
+with `Rejection.related_claim_id` naming the earlier claim (a new code would break consumers of
+the published versions)."""
+
+RequestRefusalCode = Literal[
+    "UNKNOWN_CLAIM", "ALREADY_REVERSED", "WRONG_HOSPITAL", "CONTENT_MISMATCH", "PERSON_CHANGED", "YEAR_CHANGED",
+]
+"""Why settlement refused a hospital's request about a claim (`ClaimRequestRefused`):
+`UNKNOWN_CLAIM` a reversal or correction of a claim never settled; `ALREADY_REVERSED` a reversal or
+correction of a reversed claim; `WRONG_HOSPITAL` a request from a hospital that did not file the
+claim; `CONTENT_MISMATCH` a claim id sent again with other content without being a correction;
+`PERSON_CHANGED` / `YEAR_CHANGED` a correction that moves the claim to another person or
+insurance year (reverse it and send a new discharge instead)."""
 
 CommandRejectionCode = Literal[
     "INVALID_ID_NUMBER", "INVALID_FIELD", "DATES_OUT_OF_ORDER", "UNKNOWN_PERSON", "UNKNOWN_COMMAND",

@@ -72,9 +72,12 @@ from contracts import (
     CatastrophicSettled,
     ClaimSummary,
     Contract,
+    DischargeCorrected,
     DischargeRecorded,
     Envelope,
     LayerDetail,
+    SettlementAdjusted,
+    SettlementReversed,
     SettlementStatement,
     encode,
     make_envelope,
@@ -458,9 +461,12 @@ def shares(total: Decimal, wanted: list[Decimal]) -> list[Decimal]:
 
 
 def _settled(values: dict[str, Any]) -> dict[str, Any]:
-    """A rejected result may carry no layer decision and no fund payment, which the extreme fills
-    in: the outcome moves to `settled` (one field, instead of emptying several)."""
-    return {**values, "outcome": "settled"} if values["outcome"] == "rejected" else values
+    """A rejected or reversed result may carry no layer decision and no fund payment, which the
+    extreme fills in: the outcome moves to `settled` and `reversed` to False (instead of emptying
+    several fields)."""
+    if "outcome" in values and values["outcome"] == "rejected":
+        values = {**values, "outcome": "settled"}
+    return {**values, "reversed": False} if values.get("reversed") else values
 
 
 def _claim_summary(values: dict[str, Any], _: Builder) -> dict[str, Any]:
@@ -498,7 +504,8 @@ def _catastrophic_settled(values: dict[str, Any], _: Builder) -> dict[str, Any]:
 def _statement(values: dict[str, Any], _: Builder) -> dict[str, Any]:
     """Moves `outcome` (see `_settled`) and the parts of `total_cost` so that they add up:
     `in_policy` and `hifp_pay` keep the total, `out_of_policy`, `hifmi_pay`, `maf_pay` and
-    `psn_pay` get what is left; and the stay's dates in order."""
+    `psn_pay` get what is left; and the stay's dates in order. (The same for the adjustment and
+    reversal statements, whose amounts are differences.)"""
     values = _settled(values)
     total = values["total_cost"]
     in_policy = min(values["in_policy"], total)
@@ -516,6 +523,9 @@ FIXUPS: dict[type[BaseModel], Callable[[dict[str, Any], Builder], dict[str, Any]
     BasicSettled: _basic_settled,
     CatastrophicSettled: _catastrophic_settled,
     SettlementStatement: _statement,
+    SettlementAdjusted: _statement,
+    SettlementReversed: _statement,
+    DischargeCorrected: _discharge,
 }
 """The cross-field validators' fix-ups, per model (each moves only the fields its docstring names)."""
 
