@@ -1,69 +1,107 @@
 """The batch handler every settlement layer shares (basic, critical illness, assistance).
 
-For a batch of claim events it: keeps the claims never processed (natural key: claim id), loads
-the (person, insurance year) accumulators they touch in one query, folds the layer's pure
-decision over the claims in arrival order (one person's claims are in one partition, in order),
-writes accumulators and ledger rows back, and emits each claim's result with a deterministic id
-(`derived_event_id(<type>, claim id)`) keyed by person id — all in the batch's unit of work.
+For a batch of inputs it: keeps the inputs never processed (by event id, so a replay or a
+redelivery changes nothing), loads the claims of the persons they concern, lets the layer say
+what each input does to its claim (`ClaimLayer.change`: a new claim, a new input, a reversal,
+nothing, or a refusal), and re-prices every person-year that changed from its earliest changed
+position (`policy.repricing.refold`) with the layer's pure decision. Every claim whose result
+changes gets a new revision: a ledger row (built here, and only here), its stored state, and the
+layer's output (`ClaimLayer.outputs`) with a deterministic id. The accumulators are the fold of
+each year's current claims. All in the batch's unit of work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-from contracts import derived_event_id, make_envelope
+from contracts import Contract, derived_event_id, make_envelope
 from contracts.envelope import now
-from contracts.settlement import LayerResult
+from contracts.settlement import Cause, LayerResult
+from contracts.topics import REFUSALS
+from policy.repricing import Entry, Revision, next_position, refold
 from runtime.db import Connection
 from runtime.ledger import (
+    ClaimRow,
     InMemoryLedger,
     LedgerRow,
     LedgerStore,
     PostgresLedger,
+    Result,
     YearKey,
     YearRow,
     state_values,
 )
-from runtime.unit_of_work import (
-    Inbound,
-    InMemoryUnitOfWork,
-    PostgresUnitOfWork,
-    UnitOfWork,
-)
+from runtime.unit_of_work import Inbound, InMemoryUnitOfWork, PostgresUnitOfWork, UnitOfWork
 
 S = TypeVar("S")
+
+VOLATILE = frozenset({"revision", "cause", "reversed", "settled_at"})
+"""Result fields that do not make a different settlement (compared without them)."""
 
 
 @dataclass(frozen=True)
 class ClaimRef:
+    """What identifies a claim and its stay."""
+
     claim_id: str
     person_id: str
     hospital_id: str
     insurance_year: int
+    admission_date: date
+    discharge_date: date
+    position: int | None = None
+    """its place in its person-year when an upstream layer assigned it"""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one input does to one claim: a new claim or new input (`input_json`), a reversal, or a
+    reinstatement; `cause` is why (None for a claim's first arrival)."""
+
+    ref: ClaimRef
+    event_id: str
+    input: Contract | None = None
+    """the claim's new input (None: keep the current one)"""
+    input_json: str | None = None
+    reverse: bool = False
+    cause: Cause | None = None
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
 class LayerOutcome(Generic[S]):
-    """A layer's decision on one claim, as the shared handler stores and publishes it."""
+    """A layer's pricing of one claim, as the shared handler stores and publishes it."""
 
     event: LayerResult
-    """the layer's result, published on the layer's output topic"""
+    """the layer's result for the claim"""
     base: Decimal
     """what the layer priced"""
     paid: Decimal
     """what the layer's fund paid"""
     year_after: S | None
-    """None: the claim did not change the accumulator (e.g. a rejected claim)"""
+    """None: the claim did not change the year state (e.g. a rejected claim)"""
     detail: dict[str, Any] = field(default_factory=dict)
     """the ledger row's detail"""
 
 
+@dataclass(frozen=True)
+class Priced(Generic[S]):
+    """A claim's revision as the layer publishes it: the revision, the claim as stored after it, and
+    the pricing (None for a reversal)."""
+
+    revision: Revision[Result, S, Cause]
+    row: ClaimRow[S]
+    outcome: LayerOutcome[S] | None
+
+
 class ClaimLayer(Protocol[S]):
-    """What a layer service supplies: how to read its input and its pure decision."""
+    """What a layer service supplies: how to read its inputs, its pure decision, and its outputs."""
 
     producer: str
     output_topic: str
@@ -71,11 +109,26 @@ class ClaimLayer(Protocol[S]):
     """the calculator's year state: the accumulator's columns"""
     profile: Any
 
-    def ref(self, msg: Inbound) -> ClaimRef: ...
+    def person_of(self, msg: Inbound) -> str: ...
 
-    def decide(self, msg: Inbound, year: S, at: datetime) -> LayerOutcome[S]:
-        """The pure decision on one claim, given the person-year's state before it and the time the
-        batch is handled (the handler reads the clock once, so the decision itself stays pure)."""
+    def change(self, msg: Inbound, claims: Mapping[str, ClaimRow[S]]) -> Change | Contract | None:
+        """What the input does to its claim, given the claims of its person (a contract: a refusal to
+        publish instead; None: nothing, e.g. a duplicate)."""
+        ...
+
+    def price(self, row: ClaimRow[S], claim_input: Any, year: S, earlier: Sequence[ClaimRow[S]],
+              others: Sequence[ClaimRow[S]], at: datetime) -> LayerOutcome[S]:
+        """The pure decision on one claim, given its input, the year state before it, the current
+        claims before it in its person-year and the person's current claims of other years, and the
+        time the batch is handled (read once by the handler, so the decision itself stays pure)."""
+        ...
+
+    def parse(self, input_json: str) -> Any:
+        """The claim's stored input as its contract."""
+        ...
+
+    async def outputs(self, uow: Any, priced: Sequence[Priced[S]], at: datetime) -> list[Contract]:
+        """What to publish for the batch's revisions (in order)."""
         ...
 
 
@@ -103,72 +156,196 @@ def postgres_unit_of_work(layer: ClaimLayer[Any]) -> Callable[[Connection, str],
     return lambda conn, prefix: PostgresLayerUnitOfWork(conn, prefix, layer.year_state)
 
 
-Hook = Callable[[Any, list[Inbound]], Awaitable[None]]
-AfterHook = Callable[[Any, list[tuple[Inbound, LayerOutcome[Any]]]], Awaitable[None]]
+def comparable(result: Result) -> Result:
+    return {k: v for k, v in result.items() if k not in VOLATILE}
+
+
+def same_result(a: Result, b: Result) -> bool:
+    """Whether two results are the same settlement (revision, cause and time aside)."""
+    return comparable(a) == comparable(b)
+
+
+def digest_of(payload: Contract, *, exclude: set[str] | None = None) -> str:
+    """A digest of a contract's content (what a duplicate and a correction are told apart by)."""
+    text = json.dumps(payload.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def revision_event_id(event_type: str, claim_id: str, revision: int) -> Any:
+    """Revision 1 keeps the id a claim's first result always had; later ones add the revision."""
+    return derived_event_id(event_type, claim_id if revision == 1 else f"{claim_id}:{revision}")
+
+
+Hook = Callable[[Any, list[Inbound], list[ClaimRow[Any]]], Awaitable[None]]
+"""Awaited with the batch's new inputs and the claims of their persons, before anything is priced."""
 
 
 class ClaimLayerHandler(Generic[S]):
-    def __init__(self, layer: ClaimLayer[S], *, prepare: Hook | None = None, after: AfterHook | None = None,
+    def __init__(self, layer: ClaimLayer[S], *, prepare: Hook | None = None,
                  clock: Callable[[], datetime] = now) -> None:
         self.layer = layer
         self.prepare = prepare
-        self.after = after
         self.clock = clock
 
     async def __call__(self, uow: LayerUnitOfWork, batch: list[Inbound]) -> None:
-        refs = {id(m): self.layer.ref(m) for m in batch}
-        todo = await uow.new_only(batch, lambda m: refs[id(m)].claim_id)
-        if not todo:
+        fresh = await uow.new_only(batch, lambda m: f"event:{m.envelope.event_id}")
+        if not fresh:
             return
+        rows = await uow.ledger.load_claims(self.layer.person_of(m) for m in fresh)
         if self.prepare is not None:
-            await self.prepare(uow, todo)
-        years = await uow.ledger.load_years((refs[id(m)].person_id, refs[id(m)].insurance_year) for m in todo)
-        changed: dict[YearKey, YearRow[S]] = {}
-        ledger: list[LedgerRow] = []
-        done: list[tuple[Inbound, LayerOutcome[S]]] = []
+            await self.prepare(uow, fresh, rows)
+        claims: dict[str, ClaimRow[S]] = {r.claim_id: r for r in rows}
+        inputs: dict[str, Any] = {}
+        touched: dict[YearKey, dict[str, Cause | None]] = {}
+        start: dict[YearKey, int] = {}
+        for msg in fresh:
+            change = self.layer.change(msg, claims)
+            if change is None:
+                continue
+            if not isinstance(change, Change):  # a refusal
+                uow.emit(REFUSALS, make_envelope(
+                    change, correlation_id=getattr(change, "claim_id", ""), producer=self.layer.producer,
+                    causation_id=msg.envelope.event_id,
+                    event_id=derived_event_id(type(change).__name__, str(msg.envelope.event_id))))
+                continue
+            row = self._apply(change, claims)
+            if change.input is not None:
+                inputs[row.claim_id] = change.input
+            touched.setdefault(row.key, {})[row.claim_id] = change.cause
+            start[row.key] = min(start.get(row.key, row.entry.position), row.entry.position)
+        if not touched:
+            return
         at = self.clock()
-        for msg in todo:
-            ref = refs[id(msg)]
-            key = (ref.person_id, ref.insurance_year)
-            before = years[key]
-            outcome = self.layer.decide(msg, before.state, at)
-            after = before.state
-            if outcome.year_after is not None:
-                after = outcome.year_after
-                years[key] = changed[key] = YearRow(after, before.claims + 1)
-            ledger.append(self._ledger_row(ref, outcome, before.state, after))
-            done.append((msg, outcome))
-            uow.emit(self.layer.output_topic, make_envelope(
-                outcome.event, correlation_id=ref.claim_id, producer=self.layer.producer,
-                causation_id=msg.envelope.event_id,
-                event_id=derived_event_id(type(outcome.event).__name__, ref.claim_id)))
-        await uow.ledger.save_years(changed)
-        await uow.ledger.add_ledger(ledger)
-        if self.after is not None:
-            await self.after(uow, done)
+        priced: list[Priced[S]] = []
+        years: dict[YearKey, YearRow[S]] = {}
+        changed: list[ClaimRow[S]] = []
+        for key, causes in touched.items():
+            year_rows = sorted((r for r in claims.values() if r.key == key), key=lambda r: r.entry.position)
+            by_id = {r.claim_id: r for r in year_rows}
+            others = [r for r in claims.values() if r.person_id == key[0] and r.key != key and r.entry.current]
+            outcomes: dict[str, LayerOutcome[S]] = {}
 
-    def _ledger_row(self, ref: ClaimRef, outcome: LayerOutcome[S], before: S, after: S) -> LedgerRow:
+            def price(entry: Entry[Result, S], state: S, earlier: Sequence[Entry[Result, S]],
+                      by_id: dict[str, ClaimRow[S]] = by_id, outcomes: dict[str, LayerOutcome[S]] = outcomes,
+                      others: list[ClaimRow[S]] = others) -> tuple[Result, S]:
+                row = by_id[entry.claim_id]
+                claim_input = inputs.get(entry.claim_id) or self.layer.parse(entry.input_json)
+                outcome = self.layer.price(row, claim_input, state, [by_id[e.claim_id] for e in earlier], others, at)
+                outcomes[entry.claim_id] = outcome
+                return outcome.event.model_dump(mode="json"), outcome.year_after or state
+
+            revisions, final = refold([r.entry for r in year_rows], start[key], self.layer.year_state(), price,
+                                      same_result, causes)
+            years[key] = YearRow(final, sum(1 for r in year_rows if r.entry.current))
+            changed += [r for r in year_rows if r.entry.position >= start[key]]
+            priced += [Priced(rev, by_id[rev.entry.claim_id], outcomes.get(rev.entry.claim_id) if rev.entry.current
+                              else None) for rev in revisions]
+        await uow.ledger.save_claims(changed)
+        await uow.ledger.save_years(years)
+        await uow.ledger.add_ledger(self._ledger_row(p) for p in priced)
+        for event in await self.layer.outputs(uow, priced, at):
+            uow.emit(self.layer.output_topic, make_envelope(
+                event, correlation_id=str(getattr(event, "claim_id", None) or event.message_key()),
+                producer=self.layer.producer, event_id=self._event_id(event)))
+
+
+    @staticmethod
+    def _event_id(event: Contract) -> Any:
+        claim = getattr(event, "claim", None)
+        claim_id = claim.claim_id if claim is not None else getattr(event, "claim_id")  # noqa: B009
+        return revision_event_id(type(event).__name__, claim_id, getattr(event, "revision", 1))
+
+    def _apply(self, change: Change, claims: dict[str, ClaimRow[S]]) -> ClaimRow[S]:
+        """Apply a change to the claims (in place); returns the claim's row."""
+        ref = change.ref
+        row = claims.get(ref.claim_id)
+        if row is None:
+            siblings = [r.entry for r in claims.values() if r.key == (ref.person_id, ref.insurance_year)]
+            zero = self.layer.year_state()
+            entry: Entry[Result, S] = Entry(ref.claim_id, ref.position or next_position(siblings), "current", 0,
+                                            change.input_json or "{}", None, zero, zero)
+            row = ClaimRow(entry, ref.person_id, ref.insurance_year, ref.hospital_id, ref.admission_date,
+                           ref.discharge_date, change.event_id, change.digest)
+            claims[ref.claim_id] = row
+            return row
+        if change.input_json is not None:
+            row.entry.input_json = change.input_json
+            row.hospital_id, row.admission_date, row.discharge_date = ref.hospital_id, ref.admission_date, \
+                ref.discharge_date
+            row.digest = change.digest or row.digest
+        row.entry.status = "reversed" if change.reverse else "current"
+        row.input_event_id = change.event_id
+        return row
+
+    def _ledger_row(self, p: Priced[S]) -> LedgerRow:
         """The one place a ledger row is built from a layer's decision."""
-        profile = self.layer.profile
-        return LedgerRow(claim_id=ref.claim_id, person_id=ref.person_id, hospital_id=ref.hospital_id,
-                         insurance_year=ref.insurance_year, outcome=outcome.event.outcome,
-                         base=outcome.base, paid=outcome.paid, year_before=state_values(before),
-                         year_after=state_values(after), profile_id=profile.id, profile_version=profile.version,
-                         detail=outcome.detail)
+        profile, entry, row, outcome = self.layer.profile, p.revision.entry, p.row, p.outcome
+        cause = p.revision.cause
+        result = outcome.event.model_dump(mode="json") if outcome else (p.revision.previous or {})
+        return LedgerRow(
+            claim_id=entry.claim_id, revision=entry.revision, person_id=row.person_id, hospital_id=row.hospital_id,
+            insurance_year=row.insurance_year, outcome=str(result.get("outcome", "settled")),
+            reversed=p.revision.reversed, base=outcome.base if outcome else Decimal("0.00"),
+            paid=outcome.paid if outcome else Decimal("0.00"), year_before=state_values(entry.year_before),
+            year_after=state_values(entry.year_after), profile_id=profile.id, profile_version=profile.version,
+            cause=cause.model_dump(mode="json") if cause is not None else None,
+            detail=outcome.detail if outcome else {"reversed": True})
+
+
+def revised_results(priced: Sequence[Priced[Any]], reversed_result: Callable[[Result, int, Cause | None], Contract]
+                    ) -> list[Contract]:
+    """The outputs of a layer whose results are its events (basic, critical illness): each revision
+    as priced, with its revision and cause; a reversal as the layer's reversed result."""
+    out: list[Contract] = []
+    for p in priced:
+        rev = p.revision
+        if p.outcome is None:
+            out.append(reversed_result(rev.previous or {}, rev.entry.revision, rev.cause))
+        else:
+            out.append(p.outcome.event.model_copy(update={"revision": rev.entry.revision, "cause": rev.cause}))
+    return out
 
 
 def claim_ref_of_summary(payload: Any) -> ClaimRef:
     """The ref of a layer event that carries a `ClaimSummary` as `claim`."""
     c = payload.claim
-    return ClaimRef(c.claim_id, c.person_id, c.hospital_id, c.insurance_year)
+    return ClaimRef(c.claim_id, c.person_id, c.hospital_id, c.insurance_year, c.admission_date, c.discharge_date,
+                    c.position)
 
 
 class SummaryLayer:
-    """Base of the layers after basic insurance: their input carries the `ClaimSummary` as `claim`,
-    and they price it under one policy profile."""
+    """Base of the layers after basic insurance: their input is the previous layer's result (it
+    carries the `ClaimSummary` as `claim`, with its position, and every revision of it)."""
+
+    input_type: type[Contract]
 
     def __init__(self, profile: Any) -> None:
         self.profile = profile
 
-    def ref(self, msg: Inbound) -> ClaimRef:
-        return claim_ref_of_summary(msg.payload)
+    def person_of(self, msg: Inbound) -> str:
+        return str(msg.payload.claim.person_id)
+
+    def parse(self, input_json: str) -> Any:
+        return self.input_type.model_validate_json(input_json)
+
+    def change(self, msg: Inbound, claims: Mapping[str, ClaimRow[Any]]) -> Change | None:
+        """A result of the previous layer: a claim's first result makes a new claim; a later
+        revision replaces the input (or reverses the claim) unless it is older than the one held
+        or changes nothing."""
+        upstream = msg.payload
+        ref = claim_ref_of_summary(upstream)
+        row = claims.get(ref.claim_id)
+        if row is None:
+            if upstream.reversed:
+                return None
+            return Change(ref, str(msg.envelope.event_id), upstream, upstream.model_dump_json(), cause=upstream.cause)
+        held = json.loads(row.entry.input_json)
+        if upstream.revision <= held.get("revision", 1):
+            return None  # an older or the same revision: already applied
+        if upstream.reversed:
+            return Change(ref, str(msg.envelope.event_id), reverse=True, cause=upstream.cause,
+                          input_json=upstream.model_dump_json())
+        new_json = upstream.model_dump_json()
+        if row.entry.current and comparable(json.loads(new_json)) == comparable(held):
+            return None  # the same input again (a revision that changed nothing here)
+        return Change(ref, str(msg.envelope.event_id), upstream, new_json, cause=upstream.cause)

@@ -10,6 +10,7 @@ travels down the layers and ends as a rejected statement.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -65,11 +66,37 @@ def _summary(d: DischargeRecorded, event_id: str, profile: PolicyProfile, *, pro
 
 
 def _rejected(d: DischargeRecorded, event_id: str, profile: PolicyProfile, code: str, reason: str, *,
-              provider: ProviderSnapshot | None = None, person: PersonSnapshot | None = None) -> BasicDecision:
+              provider: ProviderSnapshot | None = None, person: PersonSnapshot | None = None,
+              related_claim_id: str | None = None) -> BasicDecision:
     summary = _summary(d, event_id, profile, provider=provider, person=person)
-    event = BasicSettled(claim=summary, outcome="rejected", rejection=Rejection(reason_code=code, reason=reason),
-                         residual_in_policy=ZERO, catastrophic_base=ZERO)
+    rejection = Rejection(reason_code=code, reason=reason, related_claim_id=related_claim_id)
+    event = BasicSettled(claim=summary, outcome="rejected", rejection=rejection, residual_in_policy=ZERO,
+                         catastrophic_base=ZERO)
     return BasicDecision(event, None, None)
+
+
+@dataclass(frozen=True)
+class Stay:
+    """An inpatient stay (住院) as the duplicate-bill check sees it."""
+
+    claim_id: str
+    hospital_id: str
+    admission_date: date
+    discharge_date: date
+
+    def overlaps(self, other: Stay) -> bool:
+        """Overlapping days at the same hospital; a transfer on the day of discharge does not count,
+        but the identical stay does (also a same-day one)."""
+        if self.hospital_id != other.hospital_id:
+            return False
+        same = (self.admission_date, self.discharge_date) == (other.admission_date, other.discharge_date)
+        return same or (self.admission_date < other.discharge_date and other.admission_date < self.discharge_date)
+
+
+def duplicate_of(stay: Stay, settled: Iterable[Stay]) -> str | None:
+    """The claim of the first settled, unreversed stay that `stay` overlaps at the same hospital:
+    the same stay billed again (重复收费), which is paid once."""
+    return next((s.claim_id for s in settled if s.claim_id != stay.claim_id and stay.overlaps(s)), None)
 
 
 def consecutive_contribution_years(person: PersonSnapshot, year: int) -> int:
@@ -92,8 +119,25 @@ def _provider_problem(provider: ProviderSnapshot | None, admission: date) -> str
 
 
 def decide(d: DischargeRecorded, event_id: str, person: PersonSnapshot | None, provider: ProviderSnapshot | None,
-           profile: PolicyProfile, year: BasicYearState) -> BasicDecision:
-    """Settle the basic layer of one discharge (eligibility judged as of the admission date)."""
+           profile: PolicyProfile, year: BasicYearState, *, position: int | None = None,
+           duplicate: str | None = None) -> BasicDecision:
+    """Settle the basic layer of one discharge (eligibility judged as of the admission date).
+    `position`: the claim's place in its person-year (carried on to the next layers); `duplicate`:
+    the earlier claim whose stay this one bills again (it is rejected, naming that claim)."""
+    decision = _decide(d, event_id, person, provider, profile, year, duplicate)
+    if position is None:
+        return decision
+    event = decision.event
+    return BasicDecision(event.model_copy(update={"claim": event.claim.model_copy(update={"position": position})}),
+                         decision.result, decision.year_after)
+
+
+def _decide(d: DischargeRecorded, event_id: str, person: PersonSnapshot | None, provider: ProviderSnapshot | None,
+            profile: PolicyProfile, year: BasicYearState, duplicate: str | None) -> BasicDecision:
+    if duplicate is not None:
+        return _rejected(d, event_id, profile, "INVALID_CLAIM",
+                         f"a duplicate bill: the stay overlaps the settled stay of claim {duplicate} at the same "
+                         "hospital", provider=provider, person=person, related_claim_id=duplicate)
     status = eligibility(person, d.admission_date)
     if isinstance(status, Ineligible):
         return _rejected(d, event_id, profile, status.reason_code, status.reason, provider=provider, person=person)

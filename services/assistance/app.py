@@ -15,17 +15,13 @@ from runtime.app import ServiceContext, ServiceSpec
 from runtime.claim_layer import ClaimLayerHandler
 from runtime.consumer import Subscription
 from runtime.db import LEDGER_MIGRATIONS
-from services.assistance.handlers import (
-    AssistanceLayer,
-    PostgresAssistanceUnitOfWork,
-    record_statements,
-)
+from services.assistance.handlers import AssistanceLayer, PostgresAssistanceUnitOfWork
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     layer = AssistanceLayer(load_profile(ctx.settings.policy_profile))
-    return [Subscription(CATASTROPHIC_SETTLED, ClaimLayerHandler(layer, after=record_statements),
-                         (CatastrophicSettled,), unit_of_work=PostgresAssistanceUnitOfWork)]
+    return [Subscription(CATASTROPHIC_SETTLED, ClaimLayerHandler(layer), (CatastrophicSettled,),
+                         unit_of_work=PostgresAssistanceUnitOfWork)]
 
 
 SPEC = ServiceSpec(name="assistance", migrations=(LEDGER_MIGRATIONS, Path(__file__).parent / "migrations"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts import DischargeRecorded, PersonSnapshot, ProviderSnapshot
+from contracts import PersonSnapshot, ProviderSnapshot
+from contracts.claims import CLAIM_REQUEST_MODELS
 from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
 from policy import load_profile
 from runtime.app import ProjectionSpec, ServiceContext, ServiceSpec
@@ -22,7 +23,7 @@ from services.settlement.handlers import BasicLayer, PostgresSettlementUnitOfWor
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     layer = BasicLayer(load_profile(ctx.settings.policy_profile))
-    return [Subscription(DISCHARGES, ClaimLayerHandler(layer, prepare=layer.prepare), (DischargeRecorded,),
+    return [Subscription(DISCHARGES, ClaimLayerHandler(layer, prepare=layer.prepare), CLAIM_REQUEST_MODELS,
                          before_batch=ctx.catch_up_projections, unit_of_work=PostgresSettlementUnitOfWork)]
 
 

@@ -28,7 +28,6 @@ from runtime.unit_of_work import Inbound
 from services.assistance.handlers import (
     AssistanceLayer,
     InMemoryAssistanceUnitOfWork,
-    record_statements,
 )
 from services.catastrophic.handlers import CatastrophicLayer
 from services.enrollment.domain import EnrollmentRules, apply, apply_provider
@@ -88,7 +87,7 @@ async def run_chain(batch: list[DischargeRecorded]) -> tuple[Any, Any, Any]:
         cat_uow, [inbound(BASIC_SETTLED, e, i) for i, e in enumerate(basic_uow.events(BASIC_SETTLED))])
     await cat_uow.flush()
     assist_uow = InMemoryAssistanceUnitOfWork()
-    await ClaimLayerHandler(AssistanceLayer(PROFILE), after=record_statements, clock=lambda: AT)(
+    await ClaimLayerHandler(AssistanceLayer(PROFILE), clock=lambda: AT)(
         assist_uow, [inbound(CATASTROPHIC_SETTLED, e, i) for i, e in enumerate(cat_uow.events(CATASTROPHIC_SETTLED))])
     await assist_uow.flush()
     return basic_uow, cat_uow, assist_uow
@@ -149,5 +148,6 @@ async def test_a_rejected_claim_passes_every_layer_and_changes_no_accumulator() 
     assert isinstance(cat_uow.events(CATASTROPHIC_SETTLED)[0], CatastrophicSettled)
     assert isinstance(statement, SettlementStatement) and statement.rejection is not None
     assert (statement.rejection.reason_code, statement.psn_pay) == ("NOT_ENROLLED", D("100.00"))
-    assert basic_uow.ledger.years == {} and cat_uow.ledger.years == {} and assist_uow.ledger.years == {}
+    for uow in (basic_uow, cat_uow, assist_uow):  # the claim counts in its year, but moves no amount
+        assert [row.state for row in uow.ledger.years.values()] == [uow.ledger.state_type()]
     assert [r.outcome for r in assist_uow.ledger.rows] == ["rejected"]
