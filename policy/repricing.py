@@ -16,7 +16,7 @@ property tests against a clean run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, Literal, TypeVar
 
 S = TypeVar("S")
@@ -53,7 +53,8 @@ class Entry(Generic[R, S]):
 
 @dataclass(frozen=True)
 class Revision(Generic[R, S, C]):
-    """A claim whose settlement changed: its entry after the change, the result it replaces, and why."""
+    """A claim whose settlement changed: its entry after the change (a copy), the result it replaces,
+    and why."""
 
     entry: Entry[R, S]
     previous: R | None
@@ -97,7 +98,7 @@ def refold(entries: Sequence[Entry[R, S]], start: int, zero: S, price: Price[R, 
             if is_touched:
                 entry.result = None
                 entry.revision += 1
-                revisions.append(Revision(entry, previous, touched[entry.claim_id]))
+                revisions.append(Revision(replace(entry), previous, touched[entry.claim_id]))
             continue
         result, after = price(entry, state, earlier)
         entry.year_after = after
@@ -105,7 +106,7 @@ def refold(entries: Sequence[Entry[R, S]], start: int, zero: S, price: Price[R, 
             entry.result = result
             entry.revision += 1
             why = touched[entry.claim_id] if is_touched else cause
-            revisions.append(Revision(entry, previous, why))
+            revisions.append(Revision(replace(entry), previous, why))
         state = after
         earlier.append(entry)
     return revisions, state

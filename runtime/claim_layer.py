@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
@@ -194,12 +194,9 @@ class ClaimLayerHandler(Generic[S]):
         rows = await uow.ledger.load_claims(self.layer.person_of(m) for m in fresh)
         if self.prepare is not None:
             await self.prepare(uow, fresh, rows)
-        claims: dict[str, ClaimRow[S]] = {r.claim_id: r for r in rows}
-        inputs: dict[str, Any] = {}
-        touched: dict[YearKey, dict[str, Cause | None]] = {}
-        start: dict[YearKey, int] = {}
+        run = _Run(self.layer, {r.claim_id: r for r in rows}, self.clock())
         for msg in fresh:
-            change = self.layer.change(msg, claims)
+            change = self.layer.change(msg, run.claims)
             if change is None:
                 continue
             if not isinstance(change, Change):  # a refusal
@@ -208,74 +205,23 @@ class ClaimLayerHandler(Generic[S]):
                     causation_id=msg.envelope.event_id,
                     event_id=derived_event_id(type(change).__name__, str(msg.envelope.event_id))))
                 continue
-            row = self._apply(change, claims)
-            if change.input is not None:
-                inputs[row.claim_id] = change.input
-            touched.setdefault(row.key, {})[row.claim_id] = change.cause
-            start[row.key] = min(start.get(row.key, row.entry.position), row.entry.position)
-        if not touched:
+            run.apply(change)
+        run.reprice_all()
+        if not run.priced:
             return
-        at = self.clock()
-        priced: list[Priced[S]] = []
-        years: dict[YearKey, YearRow[S]] = {}
-        changed: list[ClaimRow[S]] = []
-        for key, causes in touched.items():
-            year_rows = sorted((r for r in claims.values() if r.key == key), key=lambda r: r.entry.position)
-            by_id = {r.claim_id: r for r in year_rows}
-            others = [r for r in claims.values() if r.person_id == key[0] and r.key != key and r.entry.current]
-            outcomes: dict[str, LayerOutcome[S]] = {}
-
-            def price(entry: Entry[Result, S], state: S, earlier: Sequence[Entry[Result, S]],
-                      by_id: dict[str, ClaimRow[S]] = by_id, outcomes: dict[str, LayerOutcome[S]] = outcomes,
-                      others: list[ClaimRow[S]] = others) -> tuple[Result, S]:
-                row = by_id[entry.claim_id]
-                claim_input = inputs.get(entry.claim_id) or self.layer.parse(entry.input_json)
-                outcome = self.layer.price(row, claim_input, state, [by_id[e.claim_id] for e in earlier], others, at)
-                outcomes[entry.claim_id] = outcome
-                return outcome.event.model_dump(mode="json"), outcome.year_after or state
-
-            revisions, final = refold([r.entry for r in year_rows], start[key], self.layer.year_state(), price,
-                                      same_result, causes)
-            years[key] = YearRow(final, sum(1 for r in year_rows if r.entry.current))
-            changed += [r for r in year_rows if r.entry.position >= start[key]]
-            priced += [Priced(rev, by_id[rev.entry.claim_id], outcomes.get(rev.entry.claim_id) if rev.entry.current
-                              else None) for rev in revisions]
-        await uow.ledger.save_claims(changed)
-        await uow.ledger.save_years(years)
-        await uow.ledger.add_ledger(self._ledger_row(p) for p in priced)
-        for event in await self.layer.outputs(uow, priced, at):
+        await uow.ledger.save_claims(run.changed.values())
+        await uow.ledger.save_years(run.years)
+        await uow.ledger.add_ledger(self._ledger_row(p) for p in run.priced)
+        for event in await self.layer.outputs(uow, run.priced, run.at):
             uow.emit(self.layer.output_topic, make_envelope(
                 event, correlation_id=str(getattr(event, "claim_id", None) or event.message_key()),
                 producer=self.layer.producer, event_id=self._event_id(event)))
-
 
     @staticmethod
     def _event_id(event: Contract) -> Any:
         claim = getattr(event, "claim", None)
         claim_id = claim.claim_id if claim is not None else getattr(event, "claim_id")  # noqa: B009
         return revision_event_id(type(event).__name__, claim_id, getattr(event, "revision", 1))
-
-    def _apply(self, change: Change, claims: dict[str, ClaimRow[S]]) -> ClaimRow[S]:
-        """Apply a change to the claims (in place); returns the claim's row."""
-        ref = change.ref
-        row = claims.get(ref.claim_id)
-        if row is None:
-            siblings = [r.entry for r in claims.values() if r.key == (ref.person_id, ref.insurance_year)]
-            zero = self.layer.year_state()
-            entry: Entry[Result, S] = Entry(ref.claim_id, ref.position or next_position(siblings), "current", 0,
-                                            change.input_json or "{}", None, zero, zero)
-            row = ClaimRow(entry, ref.person_id, ref.insurance_year, ref.hospital_id, ref.admission_date,
-                           ref.discharge_date, change.event_id, change.digest)
-            claims[ref.claim_id] = row
-            return row
-        if change.input_json is not None:
-            row.entry.input_json = change.input_json
-            row.hospital_id, row.admission_date, row.discharge_date = ref.hospital_id, ref.admission_date, \
-                ref.discharge_date
-            row.digest = change.digest or row.digest
-        row.entry.status = "reversed" if change.reverse else "current"
-        row.input_event_id = change.event_id
-        return row
 
     def _ledger_row(self, p: Priced[S]) -> LedgerRow:
         """The one place a ledger row is built from a layer's decision."""
@@ -290,6 +236,83 @@ class ClaimLayerHandler(Generic[S]):
             year_after=state_values(entry.year_after), profile_id=profile.id, profile_version=profile.version,
             cause=cause.model_dump(mode="json") if cause is not None else None,
             detail=outcome.detail if outcome else {"reversed": True})
+
+
+class _Run(Generic[S]):
+    """One batch's changes and their re-pricing. Changes are applied in order; a change to a claim
+    that an earlier change of the same batch already touched first re-prices what is pending (so a
+    claim settled and reversed in one batch gets both revisions)."""
+
+    def __init__(self, layer: ClaimLayer[S], claims: dict[str, ClaimRow[S]], at: datetime) -> None:
+        self.layer = layer
+        self.claims = claims
+        self.at = at
+        self.inputs: dict[str, Any] = {}
+        self.touched: dict[YearKey, dict[str, Cause | None]] = {}
+        self.start: dict[YearKey, int] = {}
+        self.priced: list[Priced[S]] = []
+        self.years: dict[YearKey, YearRow[S]] = {}
+        self.changed: dict[str, ClaimRow[S]] = {}
+
+    def apply(self, change: Change) -> None:
+        existing = self.claims.get(change.ref.claim_id)
+        if existing is not None and existing.claim_id in self.touched.get(existing.key, {}):
+            self.reprice(existing.key)
+        row = self._apply(change)
+        if change.input is not None:
+            self.inputs[row.claim_id] = change.input
+        self.touched.setdefault(row.key, {})[row.claim_id] = change.cause
+        self.start[row.key] = min(self.start.get(row.key, row.entry.position), row.entry.position)
+
+    def reprice_all(self) -> None:
+        for key in list(self.touched):
+            self.reprice(key)
+
+    def reprice(self, key: YearKey) -> None:
+        """Fold the person-year again from its earliest pending change."""
+        causes, start = self.touched.pop(key), self.start.pop(key)
+        year_rows = sorted((r for r in self.claims.values() if r.key == key), key=lambda r: r.entry.position)
+        by_id = {r.claim_id: r for r in year_rows}
+        others = [r for r in self.claims.values() if r.person_id == key[0] and r.key != key and r.entry.current]
+        outcomes: dict[str, LayerOutcome[S]] = {}
+
+        def price(entry: Entry[Result, S], state: S, earlier: Sequence[Entry[Result, S]]) -> tuple[Result, S]:
+            row = by_id[entry.claim_id]
+            claim_input = self.inputs.get(entry.claim_id) or self.layer.parse(entry.input_json)
+            outcome = self.layer.price(row, claim_input, state, [by_id[e.claim_id] for e in earlier], others, self.at)
+            outcomes[entry.claim_id] = outcome
+            return outcome.event.model_dump(mode="json"), outcome.year_after or state
+
+        revisions, final = refold([r.entry for r in year_rows], start, self.layer.year_state(), price, same_result,
+                                  causes)
+        self.years[key] = YearRow(final, sum(1 for r in year_rows if r.entry.current))
+        self.changed.update((r.claim_id, r) for r in year_rows if r.entry.position >= start)
+        for rev in revisions:
+            row = by_id[rev.entry.claim_id]
+            self.priced.append(Priced(rev, replace(row, entry=rev.entry),
+                                      outcomes.get(rev.entry.claim_id) if rev.entry.current else None))
+
+    def _apply(self, change: Change) -> ClaimRow[S]:
+        """Apply a change to the claims (in place); returns the claim's row."""
+        ref = change.ref
+        row = self.claims.get(ref.claim_id)
+        if row is None:
+            siblings = [r.entry for r in self.claims.values() if r.key == (ref.person_id, ref.insurance_year)]
+            zero = self.layer.year_state()
+            entry: Entry[Result, S] = Entry(ref.claim_id, ref.position or next_position(siblings), "current", 0,
+                                            change.input_json or "{}", None, zero, zero)
+            row = ClaimRow(entry, ref.person_id, ref.insurance_year, ref.hospital_id, ref.admission_date,
+                           ref.discharge_date, change.event_id, change.digest)
+            self.claims[ref.claim_id] = row
+            return row
+        if change.input_json is not None:
+            row.entry.input_json = change.input_json
+            row.hospital_id, row.admission_date, row.discharge_date = ref.hospital_id, ref.admission_date, \
+                ref.discharge_date
+            row.digest = change.digest or row.digest
+        row.entry.status = "reversed" if change.reverse else "current"
+        row.input_event_id = change.event_id
+        return row
 
 
 def revised_results(priced: Sequence[Priced[Any]], reversed_result: Callable[[Result, int, Cause | None], Contract]

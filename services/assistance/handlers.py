@@ -87,6 +87,14 @@ def _reason_code(s: ClaimStatement) -> str | None:
     return rejection.reason_code if rejection is not None else None
 
 
+def add(net: Net | None, statement: ClaimStatement) -> Net:
+    """A claim's net after one more statement."""
+    amounts = dict(net.amounts) if net is not None else Net().amounts
+    for a in AMOUNTS:
+        amounts[a] += getattr(statement, a)
+    return Net(amounts, isinstance(statement, SettlementReversed))
+
+
 class InMemoryStatements:
     def __init__(self) -> None:
         self.rows: list[ClaimStatement] = []
@@ -95,10 +103,7 @@ class InMemoryStatements:
         wanted, out = set(claim_ids), dict[str, Net]()
         for s in self.rows:
             if s.claim_id in wanted:
-                net = out.setdefault(s.claim_id, Net())
-                for a in AMOUNTS:
-                    net.amounts[a] += getattr(s, a)
-                net.reversed = isinstance(s, SettlementReversed)
+                out[s.claim_id] = add(out.get(s.claim_id), s)
         return out
 
     async def add(self, statements: Sequence[ClaimStatement]) -> None:
@@ -138,10 +143,11 @@ class AssistanceLayer(SummaryLayer):
                       ) -> list[Contract]:
         nets = await uow.statements.nets(p.row.claim_id for p in priced)
         out: list[ClaimStatement] = []
-        for p in priced:
+        for p in priced:  # in order: one claim may have two revisions in a batch
             statement = statement_for(p, nets.get(p.row.claim_id), at)
             if statement is not None:
                 out.append(statement)
+                nets[statement.claim_id] = add(nets.get(statement.claim_id), statement)
         await uow.statements.add(out)
         return list(out)
 

@@ -96,15 +96,15 @@ async def snapshot(ns: Namespace) -> dict[str, Any]:
     for service in ("settlement", "catastrophic", "assistance"):
         conn = await ns.connect(service)
         try:
-            out[f"{service}.ledger"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
-                "SELECT claim_id, outcome, base, paid, year_before, year_after FROM ledger")}
+            out[f"{service}.ledger"] = {(r["claim_id"], r["revision"]): tuple(r.values())[2:] for r in await conn.fetch(
+                "SELECT claim_id, revision, outcome, reversed, base, paid, year_before, year_after FROM ledger")}
             out[f"{service}.accumulators"] = {
                 (r["person_id"], r["insurance_year"]): {k: v for k, v in r.items() if k != "updated_at"}
                 for r in await conn.fetch("SELECT * FROM accumulator")}
             if service == "assistance":
-                out["statements"] = {r["claim_id"]: tuple(r.values())[1:] for r in await conn.fetch(
-                    """SELECT claim_id, outcome, reason_code, total_cost, in_policy, hifp_pay, hifmi_pay, maf_pay, psn_pay
-                       FROM statement""")}
+                out["statements"] = {(r["claim_id"], r["revision"]): tuple(r.values())[2:] for r in await conn.fetch(
+                    """SELECT claim_id, revision, kind, outcome, reason_code, total_cost, in_policy, hifp_pay, hifmi_pay,
+                              maf_pay, psn_pay FROM statement""")}
         finally:
             await conn.close()
     return out

@@ -39,8 +39,8 @@ STREAM = generate_discharges(N, seed=11, year=2026, providers=PROVIDERS, persons
 INPUTS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
 
 
-def layer_totals(statements: dict[str, tuple]) -> tuple[Decimal, ...]:
-    return tuple(sum((s[i] for s in statements.values()), Decimal(0)) for i in range(2, 8))
+def layer_totals(statements: dict[tuple[str, int], tuple]) -> tuple[Decimal, ...]:
+    return tuple(sum((s[i] for s in statements.values()), Decimal(0)) for i in range(3, 9))  # the amounts
 
 
 async def statement_messages(ns: Namespace) -> list:
