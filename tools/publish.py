@@ -3,6 +3,8 @@
     python -m tools.publish discharges FILE.jsonl --hospital-producer   # one DischargeRecorded payload a line
     python -m tools.publish commands FILE.jsonl                         # {"event_type": ..., "payload": {...}} a line
 
+With `TOPIC_PREFIX` set (or `--prefix`), every topic carries the prefix, as for the services.
+
 Every line is validated against the contracts before anything is sent; a bad line is reported
 with its line number and the field, and nothing is published unless `--skip-invalid` is given.
 Messages are keyed as the topic registry says (person id for claims and person commands,
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("kind", choices=["discharges", "commands"])
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default: env or the local stack)")
+    ap.add_argument("--prefix", default=os.environ.get("TOPIC_PREFIX", ""),
+                    help="topic prefix (default: env TOPIC_PREFIX), as the services are run with")
     ap.add_argument("--skip-invalid", action="store_true", help="publish the valid lines even if some are bad")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -154,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad_total and not args.skip_invalid:
         console.print(f"[red]{bad_total} invalid line(s); nothing published[/red] (fix them or use --skip-invalid)")
         return 1
-    n = asyncio.run(publish(good, args.bootstrap or kafka_bootstrap(), progress=not args.no_progress))
+    n = asyncio.run(publish(good, args.bootstrap or kafka_bootstrap(), progress=not args.no_progress,
+                            prefix=args.prefix))
     console.print(f"published {n} {args.kind}" + (f", skipped {bad_total} invalid" if bad_total else ""))
     return 0
 
