@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from contracts import Contract, Envelope, decode, encode, make_envelope
 from runtime.app import ServiceSpec, create_app
 from runtime.settings import Settings, load_settings
+from tools.lag import lags
 from tools.lag import wait_drained as drained
 from tools.stack import create_topics
 
@@ -130,22 +131,32 @@ class ServiceProcess:
     """A service as a real OS process in a namespace (for crash tests: SIGKILL, restart)."""
 
     def __init__(self, ns: Namespace, name: str) -> None:
+        from pathlib import Path
+
         self.ns, self.name = ns, name
         self.proc: Any = None
+        self.root = Path(__file__).resolve().parents[2]
+        self.log = self.root / ".local" / "logs" / f"test-{self.ns.prefix}{self.name}.log"
+        """where the process writes stdout and stderr (appended on every start)"""
 
     def start(self) -> None:
         import os
         import subprocess
         import sys
-        from pathlib import Path
 
-        root = Path(__file__).resolve().parents[2]
-        log = root / ".local" / "logs" / f"test-{self.ns.prefix}{self.name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=root,
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=self.root,
                                          env={**os.environ, **self.ns.env(self.name)}, stdout=fh, stderr=fh,
                                          stdin=subprocess.DEVNULL)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_bytes(self) -> int:
+        """Bytes in the service's log files (the file above and any rotated `<file>.N` beside it)."""
+        return sum(p.stat().st_size for p in self.log.parent.glob(self.log.name + "*") if p.is_file())
 
     def kill(self) -> None:
         import signal
@@ -164,10 +175,21 @@ class ServiceProcess:
 
 
 
+def _groups(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(f"{ns.settings(service).consumer_group}.{topic}", ns.topic(topic)) for service, topic in pairs]
+
+
 async def wait_drained(ns: Namespace, pairs: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:
     """Wait until every (service, input topic) consumer group has committed everything published."""
-    await drained(ns.bootstrap, [(f"{ns.settings(service).consumer_group}.{topic}", ns.topic(topic))
-                                 for service, topic in pairs], timeout)
+    await drained(ns.bootstrap, _groups(ns, pairs), timeout)
+
+
+async def group_lags(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """What each (service, input topic) consumer group has not committed yet."""
+    pairs = list(pairs)
+    lag = await lags(ns.bootstrap, _groups(ns, pairs))
+    return {pair: lag[group] for pair, group in zip(pairs, _groups(ns, pairs), strict=True)}
+
 
 async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> None:
     """Rewind a (stopped) service's consumer group to the beginning of its input topic."""
