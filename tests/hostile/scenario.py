@@ -53,10 +53,13 @@ INPUTS: tuple[tuple[str, str], ...] = (
     ("assistance", CATASTROPHIC_SETTLED), *(("audit", t.name) for t in TOPICS))
 """Every (service, input topic) consumer group of the platform."""
 
-LOG_BYTES_PER_RECORD = 4096
-"""Log growth bound while input arrives: on average per record published (a few lines each)."""
+LOG_BYTES_PER_RECORD = 2048
+"""Log growth bound while input arrives, on average per record published: a line or two per bad record.
+Measured on this code: about 80 B per valid discharge when nothing is wrong; 3,700-44,000 B with
+consumers stuck redelivering a record they cannot decode."""
 LOG_BYTES_PER_S_IDLE = 2048
-"""Log growth bound once input stopped and the consumers are drained (or stuck)."""
+"""Log growth bound once input stopped and the consumers are drained (or stuck). Measured on this
+code: 0 B/s when drained; 186,000-720,000 B/s with consumers stuck redelivering."""
 
 Say = Callable[[str], None]
 
