@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -56,17 +57,26 @@ class ContractError(ValueError):
 
 
 _FRIENDLY = {NO_CONTROL_CHARACTERS: "must not contain control characters"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RANGE_ERRORS = frozenset({"less_than", "less_than_equal", "greater_than", "greater_than_equal", "too_long",
+                           "too_short", "string_too_long", "decimal_max_digits"})
 
 
 def _describe(error: ValidationError, prefix: str = "") -> tuple[str, str | None]:
-    first = error.errors(include_url=False, include_input=False)[0]
+    first = error.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in first["loc"]) if first["loc"] else None
     field = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or None)
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     msg = first["msg"]
+    value = first.get("input")
     if first["type"] == "string_pattern_mismatch":
         pattern = (first.get("ctx") or {}).get("pattern", "")
-        msg = _FRIENDLY.get(pattern, f"does not match the pattern {pattern}")
+        if isinstance(value, str) and _CONTROL.search(value):
+            msg = _FRIENDLY[NO_CONTROL_CHARACTERS]
+        else:
+            msg = _FRIENDLY.get(pattern, f"does not match the pattern {pattern}")
+    elif first["type"] in _RANGE_ERRORS:
+        msg = f"{msg}: out of the accepted range (see contracts.limits)"
     return f"{field or 'message'}: {msg}{more}", field
 
 

@@ -82,7 +82,7 @@ def refold(entries: Sequence[Entry[R, S]], start: int, zero: S, price: Price[R, 
     earlier: list[Entry[R, S]] = []
     revisions: list[Revision[R, S, C]] = []
     cause: C | None = None
-    for entry in sorted(entries, key=lambda e: e.position):
+    for entry in sorted(entries, key=lambda e: (e.position, e.claim_id)):
         if entry.position < start:
             if entry.current:
                 state = entry.year_after

@@ -271,7 +271,8 @@ class _Run(Generic[S]):
     def reprice(self, key: YearKey) -> None:
         """Fold the person-year again from its earliest pending change."""
         causes, start = self.touched.pop(key), self.start.pop(key)
-        year_rows = sorted((r for r in self.claims.values() if r.key == key), key=lambda r: r.entry.position)
+        year_rows = sorted((r for r in self.claims.values() if r.key == key),
+                           key=lambda r: (r.entry.position, r.claim_id))
         by_id = {r.claim_id: r for r in year_rows}
         others = [r for r in self.claims.values() if r.person_id == key[0] and r.key != key and r.entry.current]
         outcomes: dict[str, LayerOutcome[S]] = {}

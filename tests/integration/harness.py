@@ -21,6 +21,7 @@ from runtime.app import ServiceSpec, create_app
 from runtime.settings import Settings, database_name, load_settings
 from tools.stack import create_topics
 from tools.stack.common import paths
+from tools.stack.lag import lags
 from tools.stack.lag import wait_drained as drained
 from tools.stack.services import spawn
 
@@ -161,6 +162,14 @@ class ServiceProcess:
     def start(self) -> None:
         self.proc = spawn(self.name, self.ns.env(self.name), self.log, detach=False)
 
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_bytes(self) -> int:
+        """Bytes in the service's log files: its rotated log, the rotated copies and its raw output."""
+        return sum(p.stat().st_size for p in self.log.parent.glob(self.log.stem + "*") if p.is_file())
+
     def kill(self) -> None:
         import signal
 
@@ -178,10 +187,21 @@ class ServiceProcess:
 
 
 
+def _groups(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(f"{ns.settings(service).consumer_group}.{topic}", ns.topic(topic)) for service, topic in pairs]
+
+
 async def wait_drained(ns: Namespace, pairs: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:
     """Wait until every (service, input topic) consumer group has committed everything published."""
-    await drained(ns.bootstrap, [(f"{ns.settings(service).consumer_group}.{topic}", ns.topic(topic))
-                                 for service, topic in pairs], timeout)
+    await drained(ns.bootstrap, _groups(ns, pairs), timeout)
+
+
+async def group_lags(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """What each (service, input topic) consumer group has not committed yet."""
+    pairs = list(pairs)
+    lag = await lags(ns.bootstrap, _groups(ns, pairs))
+    return {pair: lag[group] for pair, group in zip(pairs, _groups(ns, pairs), strict=True)}
+
 
 async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> None:
     """Rewind a (stopped) service's consumer group to the beginning of its input topic."""

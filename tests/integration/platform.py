@@ -27,6 +27,7 @@ from contracts.topics import (
     PROVIDERS,
     STATEMENTS,
 )
+from runtime.app import ServiceSpec
 from services.assistance.app import SPEC as ASSISTANCE
 from services.catastrophic.app import SPEC as CATASTROPHIC
 from services.enrollment.app import SPEC as ENROLLMENT
@@ -38,7 +39,7 @@ LAYERS = (SETTLEMENT, CATASTROPHIC, ASSISTANCE)
 
 
 @asynccontextmanager
-async def platform(ns: Namespace, specs=CHAIN) -> AsyncIterator[None]:
+async def platform(ns: Namespace, specs: Iterable[ServiceSpec] = CHAIN) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         for spec in specs:
             await stack.enter_async_context(running(spec, ns.settings(spec.name)))

@@ -79,3 +79,20 @@ def test_the_same_file_gives_the_same_event_ids(tmp_path: Path) -> None:
     f = tmp_path / "bills.jsonl"
     f.write_text(json.dumps(discharge_line()) + "\n")
     assert read_lines(f, "discharges")[0][0].envelope.event_id == read_lines(f, "discharges")[0][0].envelope.event_id
+
+
+def test_topic_prefix_comes_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    f = tmp_path / "bills.jsonl"
+    f.write_text(json.dumps(discharge_line()) + "\n")
+    sent: dict = {}
+
+    async def fake_publish(messages, bootstrap, progress=True, prefix=""):
+        sent.update(prefix=prefix, topics={m.topic for m in messages})
+        return len(messages)
+
+    monkeypatch.setattr("tools.hospital.publish.publish", fake_publish)
+    monkeypatch.setenv("TOPIC_PREFIX", "t1234.")
+    assert main(["publish", "discharges", str(f), "--bootstrap", "127.0.0.1:1", "--no-progress"]) == 0
+    assert sent == {"prefix": "t1234.", "topics": {"claims.discharges"}}
+    assert main(["publish", "discharges", str(f), "--bootstrap", "127.0.0.1:1", "--no-progress", "--prefix", "x."]) == 0
+    assert sent["prefix"] == "x."

@@ -130,7 +130,7 @@ def all_dlt_names(prefix: str) -> list[str]:
     return [prefix + t.name for t in DEAD_LETTER_TOPICS]
 
 
-async def _read_all(bootstrap: str, topic: str, on_record: Callable[[int, int], None] | None = None
+async def read_all(bootstrap: str, topic: str, on_record: Callable[[int, int], None] | None = None
                     ) -> list[Letter]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
@@ -199,7 +199,7 @@ async def list_letters(bootstrap: str, prefix: str, topic: str, on_record: Calla
                        ) -> list[Letter]:
     """Every letter on one dead-letter topic, with its redrive status."""
     name = dlt_name(prefix, topic)
-    letters = await _read_all(bootstrap, name, on_record)
+    letters = await read_all(bootstrap, name, on_record)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -221,7 +221,7 @@ async def redrive(bootstrap: str, prefix: str, topic: str, *, offset: int | None
     """Republish one letter (`offset`) or every pending one (`offset=None`), each original once."""
     name = dlt_name(prefix, topic)
     group = prefix + REDRIVE_GROUP
-    letters = await _read_all(bootstrap, name)
+    letters = await read_all(bootstrap, name)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

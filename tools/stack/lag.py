@@ -72,16 +72,25 @@ async def active_groups(bootstrap: str, match: Callable[[str], bool]) -> dict[st
 
 async def group_lag(bootstrap: str, group: str, topic: str) -> int:
     """Messages of `topic` the group has not committed (all of them if it never committed)."""
+    return (await lags(bootstrap, [(group, topic)]))[(group, topic)]
+
+
+async def lags(bootstrap: str, groups: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """`group_lag` of several (group, topic) pairs through one pair of clients."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await consumer.start()
     await admin.start()
+    out: dict[tuple[str, str], int] = {}
     try:
-        parts = await partitions(consumer, topic)
-        ends = await consumer.end_offsets(parts)
-        committed = await admin.list_consumer_group_offsets(group, partitions=parts)
-        return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                   for tp in parts)
+        for group, topic in groups:
+            parts = await partitions(consumer, topic)
+            ends = await consumer.end_offsets(parts)
+            committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+            out[(group, topic)] = sum(
+                ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+                for tp in parts)
+        return out
     finally:
         await admin.close()
         await consumer.stop()
