@@ -379,15 +379,24 @@ def _publish_command(kind: str, summary: str, line: str) -> click.Command:
 
 @cli.group(context_settings=CONTEXT, epilog=EXIT_CODES)
 def publish() -> None:
-    """Publish discharges or enrollment commands from JSONL files.
+    """Publish discharges, corrections, reversals or enrollment commands from JSONL files.
 
-    Hospitals publish discharges; operators publish enrollment commands.
+    Hospitals publish discharges, corrections and reversals; operators publish enrollment commands.
     """
 
 
 publish.add_command(_publish_command(
     "discharges", "Publish discharges, one DischargeRecorded payload a line.",
     "Keyed by person id, on claims.discharges."))
+publish.add_command(_publish_command(
+    "corrections", "Publish corrected discharges (重新结算), one DischargeCorrected payload a line.",
+    "A correction is the claim's whole new bill under the same hospital_claim_id, with a correction_reason; "
+    "the person and the insurance year cannot change. Keyed by person id, on claims.discharges, from "
+    "hospital:HOSPITAL_ID."))
+publish.add_command(_publish_command(
+    "reversals", "Publish reversals (冲正), one ReversalRequested payload a line.",
+    "A reversal names the claim (hospital_id, hospital_claim_id), the person_id and a reason; the claim nets "
+    "to zero. Keyed by person id, on claims.discharges, from hospital:HOSPITAL_ID."))
 publish.add_command(_publish_command(
     "commands", "Publish enrollment commands, one a line.",
     "Each line is {\"event_type\": ..., \"payload\": {...}}, the command one of EnrollPerson, "
@@ -407,19 +416,21 @@ def statements(hospital: str | None, from_beginning: bool, exit_when_idle: float
                prefix: str) -> int:
     """Follow settlement statements (一站式结算单) as a table.
 
-    With --hospital, its consumer group medsettle.hospital.ID remembers what was shown, so a restart
-    continues where it stopped; a statement re-sent with the same event id is shown once. Patients'
-    identity numbers are masked.
+    Statements, adjustments (补退: signed differences, with their cause) and reversals (冲正) from
+    claims.statements, and the refusals of corrections and reversals from claims.refusals. With
+    --hospital, only that hospital's, and its consumer group medsettle.hospital.ID remembers what was
+    shown, so a restart continues where it stopped; a statement re-sent with the same event id is
+    shown once. Patients' identity numbers are masked.
     """
     from tools.hospital.statements import follow
     from tools.stack.connection import require_kafka
 
     try:
-        shown = _run_async(follow(hospital, bootstrap or require_kafka(), from_beginning=from_beginning,
-                                  idle_exit=exit_when_idle, prefix=prefix))
+        shown, refused = asyncio.run(follow(hospital, bootstrap or require_kafka(), from_beginning=from_beginning,
+                                            idle_exit=exit_when_idle, prefix=prefix))
     except KeyboardInterrupt:
         return 0
-    click.echo(f"{shown} statement(s)")
+    click.echo(f"{shown} statement(s), {refused} refusal(s)")
     return 0
 
 
