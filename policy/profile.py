@@ -303,6 +303,10 @@ class AuditPolicy(_Model):
     flag_claims_after_death_or_suspension: bool
     flag_concurrent_inpatients_over_beds: bool
     manual_review_sample_rate: Fraction
+    reversals_per_hospital_day: Annotated[int, Field(ge=2, description=(
+        "so many reversals (冲正) by one hospital in one day (Beijing time) raise an alert"))]
+    late_reversal_days: Annotated[int, Field(ge=1, description=(
+        "a reversal requested more than so many days after the claim's discharge date raises an alert"))]
 
 
 # ----------------------------------------------------------------------------- profile

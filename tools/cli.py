@@ -358,7 +358,7 @@ def _publish_command(kind: str, summary: str, line: str) -> click.Command:
     {line} Every line of every FILE is validated before anything is sent, as a consumer will
     decode it; a bad line is reported with its file, line number and field, and then nothing is
     published (exit 1) unless --skip-invalid. Event ids derive from the content: publishing a file
-    again changes nothing.""")
+    again changes nothing (use --resend to send the same requests as new events).""")
     @click.argument("files", nargs=-1, required=True, metavar="FILE...",
                     type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--bootstrap", metavar="SERVERS", help="Kafka bootstrap servers (default: the environment or "
@@ -366,28 +366,39 @@ def _publish_command(kind: str, summary: str, line: str) -> click.Command:
     @prefix_option
     @click.option("--skip-invalid", is_flag=True, help="Publish the valid lines even if some are bad.")
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
+    @click.option("--resend", is_flag=True, help="Send as new events (fresh event ids): to settle a reversed claim "
+                                                "again, or to reverse a claim again after that.")
     def command(files: tuple[Path, ...], bootstrap: str | None, prefix: str, skip_invalid: bool,
-                no_progress: bool) -> int:
+                no_progress: bool, resend: bool) -> int:
         from tools.hospital.publish import publish_files
         from tools.stack.connection import require_kafka
 
         return publish_files(kind, files, lambda: bootstrap or require_kafka(), prefix=prefix,  # type: ignore[arg-type]
-                             skip_invalid=skip_invalid, progress=not no_progress)
+                             skip_invalid=skip_invalid, progress=not no_progress, resend=resend)
 
     return command
 
 
 @cli.group(context_settings=CONTEXT, epilog=EXIT_CODES)
 def publish() -> None:
-    """Publish discharges or enrollment commands from JSONL files.
+    """Publish discharges, corrections, reversals or enrollment commands from JSONL files.
 
-    Hospitals publish discharges; operators publish enrollment commands.
+    Hospitals publish discharges, corrections and reversals; operators publish enrollment commands.
     """
 
 
 publish.add_command(_publish_command(
     "discharges", "Publish discharges, one DischargeRecorded payload a line.",
     "Keyed by person id, on claims.discharges."))
+publish.add_command(_publish_command(
+    "corrections", "Publish corrected discharges (重新结算), one DischargeCorrected payload a line.",
+    "A correction is the claim's whole new bill under the same hospital_claim_id, with a correction_reason; "
+    "the person and the insurance year cannot change. Keyed by person id, on claims.discharges, from "
+    "hospital:HOSPITAL_ID."))
+publish.add_command(_publish_command(
+    "reversals", "Publish reversals (冲正), one ReversalRequested payload a line.",
+    "A reversal names the claim (hospital_id, hospital_claim_id), the person_id and a reason; the claim nets "
+    "to zero. Keyed by person id, on claims.discharges, from hospital:HOSPITAL_ID."))
 publish.add_command(_publish_command(
     "commands", "Publish enrollment commands, one a line.",
     "Each line is {\"event_type\": ..., \"payload\": {...}}, the command one of EnrollPerson, "
@@ -407,19 +418,21 @@ def statements(hospital: str | None, from_beginning: bool, exit_when_idle: float
                prefix: str) -> int:
     """Follow settlement statements (一站式结算单) as a table.
 
-    With --hospital, its consumer group medsettle.hospital.ID remembers what was shown, so a restart
-    continues where it stopped; a statement re-sent with the same event id is shown once. Patients'
-    identity numbers are masked.
+    Statements, adjustments (补退: signed differences, with their cause) and reversals (冲正) from
+    claims.statements, and the refusals of corrections and reversals from claims.refusals. With
+    --hospital, only that hospital's, and its consumer group medsettle.hospital.ID remembers what was
+    shown, so a restart continues where it stopped; a statement re-sent with the same event id is
+    shown once. Patients' identity numbers are masked.
     """
     from tools.hospital.statements import follow
     from tools.stack.connection import require_kafka
 
     try:
-        shown = _run_async(follow(hospital, bootstrap or require_kafka(), from_beginning=from_beginning,
-                                  idle_exit=exit_when_idle, prefix=prefix))
+        shown, refused = asyncio.run(follow(hospital, bootstrap or require_kafka(), from_beginning=from_beginning,
+                                            idle_exit=exit_when_idle, prefix=prefix))
     except KeyboardInterrupt:
         return 0
-    click.echo(f"{shown} statement(s)")
+    click.echo(f"{shown} statement(s), {refused} refusal(s)")
     return 0
 
 

@@ -62,7 +62,8 @@ class Reconciler:
             await publish_pending(pool, self.ctx.broker)
         self.last_report = report
         if report.raised:
-            log.info("reconciliation raised alerts", count=len(report.raised), claims_checked=report.claims_checked)
+            log.info("reconciliation raised alerts", count=len(report.raised), claims_checked=report.claims_checked,
+                     claims_in_flight=report.claims_in_flight)
         return report
 
     def _stopped(self) -> bool:

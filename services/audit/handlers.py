@@ -1,6 +1,7 @@
 """The audit's batch handler: every consumed record goes to the append-only event store (事件存档);
-registry snapshots and discharges also update the rules' state, and the fund-supervision rules
-(稽核规则) run on what is new, raising alerts in the same transaction.
+registry snapshots and the hospitals' requests (discharges, corrections, reversals) also update the
+rules' state, and the fund-supervision rules (稽核规则) run on what is new, raising alerts in the
+same transaction.
 
 A record whose payload broke its contract is stored with the error (the audit keeps everything it
 saw) but no rule runs on it. Rules run once per event id and topic (`processed_event`), so a
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from contracts import DischargeRecorded, PersonSnapshot
+from contracts import DischargeRecorded, PersonSnapshot, ReversalRequested
 from contracts.envelope import Contract, now
 from contracts.limits import printable
 from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
@@ -49,15 +50,22 @@ def claim_id_in(event_type: str, payload: dict[str, Any]) -> str | None:
     def text(value: Any) -> str | None:  # the payload may have broken its contract: bound what is kept
         return printable(value, 120) if isinstance(value, str) and value else None
 
-    if event_type == "DischargeRecorded":
+    if event_type in CLAIM_REQUESTS:
         hospital, number = text(payload.get("hospital_id")), text(payload.get("hospital_claim_id"))
         return f"{hospital}:{number}" if hospital and number else None
     if event_type in ("BasicSettled", "CatastrophicSettled"):
         claim = payload.get("claim")
         return text(claim.get("claim_id")) if isinstance(claim, dict) else None
-    if event_type in ("SettlementStatement", "AuditAlert"):
+    if event_type in CLAIM_ID_FIELD:
         return text(payload.get("claim_id"))
     return None
+
+
+CLAIM_REQUESTS = frozenset({"DischargeRecorded", "DischargeCorrected", "ReversalRequested"})
+"""A hospital's requests about a claim: the claim id is `<hospital_id>:<hospital_claim_id>`."""
+CLAIM_ID_FIELD = frozenset({"SettlementStatement", "SettlementAdjusted", "SettlementReversed", "ClaimRequestRefused",
+                            "AuditAlert"})
+"""Events that name their claim in `claim_id`."""
 
 
 def event_row(msg: Inbound, topic: str) -> store.EventRow:
@@ -107,27 +115,72 @@ class AuditHandler:
             log.info("alerts raised on a registry change", count=len(raised))
 
     async def _discharges(self, messages: list[Inbound], uow: PostgresUnitOfWork) -> None:
-        by_claim: dict[str, tuple[DischargeRecorded, uuid.UUID]] = {}
+        """Discharges, corrections and reversals, in order: the stays change as settlement accepts the
+        requests (`rules.apply_request`), then the rules judge what changed."""
+        stays = await store.load_stays(uow.conn, (m.payload.claim_id for m in messages))
+        first_event: dict[str, uuid.UUID] = {}
+        changed_by: dict[str, uuid.UUID] = {}
+        bills: list[DischargeRecorded] = []  # every accepted content, in order
+        reversals: list[rules.Reversal] = []
+        causation: dict[str, uuid.UUID] = {}
         for m in messages:
-            by_claim.setdefault(m.payload.claim_id, (m.payload, m.envelope.event_id))
-        new = await store.insert_stays(uow.conn, [(rules.Stay.of(d), e) for d, e in by_claim.values()])
-        todo = [d for claim, (d, _) in by_claim.items() if claim in new]
-        if not todo:
+            request, claim = m.payload, m.payload.claim_id
+            applied = rules.apply_request(stays.get(claim), request, m.envelope.producer)
+            if applied is None:
+                continue
+            stay, change = applied
+            stays[claim] = stay
+            causation[claim] = m.envelope.event_id
+            if change == "new":
+                first_event[claim] = m.envelope.event_id
+            else:
+                changed_by[claim] = m.envelope.event_id
+            if isinstance(request, ReversalRequested):
+                reversals.append(rules.Reversal(claim, stay.hospital_id, stay.person_id, m.envelope.occurred_at,
+                                                stay.discharge, m.envelope.event_id))
+            else:
+                bills.append(request)
+        touched = [*first_event, *(c for c in changed_by if c not in first_event)]
+        if not touched:
             return
-        person_stays = await store.stays_of_persons(uow.conn, (d.person_id for d in todo))
-        persons = await store.load_persons(uow.conn, (d.person_id for d in todo))
-        beds = await store.licensed_beds(uow.conn, (d.hospital_id for d in todo))
-        nightly = await store.inpatients_per_night(uow.conn, [rules.Stay.of(d) for d in todo if d.hospital_id in beds])
-        over = {d.claim_id: [n for n, count in nightly.get(d.claim_id, {}).items() if count > beds[d.hospital_id]]
-                for d in todo if d.hospital_id in beds}
-        crowded = await store.occupants(uow.conn, ((d.hospital_id, n) for d in todo for n in over.get(d.claim_id, ())))
-        findings = []
-        for d in todo:
-            context = rules.DischargeContext(
-                person_stays=person_stays.get(d.person_id, ()), person=persons.get(d.person_id),
-                licensed_beds=beds.get(d.hospital_id),
-                occupants_per_night={n: crowded[(d.hospital_id, n)] for n in over.get(d.claim_id, ())})
-            findings += rules.discharge_findings(d, context, self.policy)
-        causation = {claim: event_id for claim, (_, event_id) in by_claim.items()}
+        await store.save_stays(uow.conn, [store.StayWrite(stays[c], first_event.get(c) or changed_by[c],
+                                                          changed_by.get(c)) for c in touched])
+        judged = {d.claim_id for d in bills}
+        findings = [f for d in bills for f in rules.bill_findings(d, self.policy)]
+        findings += await self._stay_findings([stays[c] for c in touched if c in judged and not stays[c].reversed],
+                                              uow)
+        findings += await self._reversal_findings(reversals, uow)
         raised = await raise_alerts(uow, findings, self.clock(), causation)
-        log.info("discharges audited", claims=len(todo), alerts=len(raised))
+        log.info("claim requests audited", claims=len(touched), reversals=len(reversals), alerts=len(raised))
+
+    async def _stay_findings(self, todo: list[rules.Stay], uow: PostgresUnitOfWork) -> list[rules.Finding]:
+        """The stay rules on new, corrected and reinstated stays, against the stays as they are now."""
+        if not todo:
+            return []
+        person_stays = await store.stays_of_persons(uow.conn, (s.person_id for s in todo))
+        persons = await store.load_persons(uow.conn, (s.person_id for s in todo))
+        beds = await store.licensed_beds(uow.conn, (s.hospital_id for s in todo))
+        nightly = await store.inpatients_per_night(uow.conn, [s for s in todo if s.hospital_id in beds])
+        over = {s.claim_id: [n for n, count in nightly.get(s.claim_id, {}).items() if count > beds[s.hospital_id]]
+                for s in todo if s.hospital_id in beds}
+        crowded = await store.occupants(uow.conn, ((s.hospital_id, n) for s in todo for n in over.get(s.claim_id, ())))
+        findings = []
+        for s in todo:
+            context = rules.DischargeContext(
+                person_stays=person_stays.get(s.person_id, ()), person=persons.get(s.person_id),
+                licensed_beds=beds.get(s.hospital_id),
+                occupants_per_night={n: crowded[(s.hospital_id, n)] for n in over.get(s.claim_id, ())})
+            findings += rules.stay_findings(s, context, self.policy)
+        return findings
+
+    async def _reversal_findings(self, reversals: list[rules.Reversal], uow: PostgresUnitOfWork
+                                 ) -> list[rules.Finding]:
+        """The reversal-pattern rules: each reversal's delay, each hospital-day's count."""
+        if not reversals:
+            return []
+        await store.insert_reversals(uow.conn, reversals)
+        days = sorted({(r.hospital_id, r.day) for r in reversals})
+        known = await store.reversals_on(uow.conn, days)
+        findings = [f for r in reversals if (f := rules.late_reversal(r, self.policy))]
+        findings += [f for hospital, day in days if (f := rules.reversal_burst(hospital, day, known, self.policy))]
+        return findings

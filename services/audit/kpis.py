@@ -7,8 +7,15 @@ provider registry snapshots). Definitions follow seed-rules.md §4.2:
 * insured persons by category (参保人数): latest person snapshot with a coverage year in the
   period paid by its end (a waiting period does not make a paid enrollment less insured), not
   deceased before its start; categories as of the period's end;
-* settlements (结算人次): statements, first one per claim; settled and rejected;
-* fund spending per layer (基金支出): hifp (basic), hifmi (critical illness), maf (assistance);
+* a claim's **net** amounts are the sum of its statements (`SettlementStatement`, then
+  `SettlementAdjusted` and `SettlementReversed`, one per revision: a re-sent or duplicate statement
+  counts once); its **current state** is its latest statement's: settled, rejected, or reversed
+  (the latest is a `SettlementReversed`); its discharge date, hospital and profile are the latest
+  statement's (a reversal names no profile: the one before it);
+* settlements (结算人次): claims by their current state, settled and rejected; reversed claims are
+  counted apart;
+* fund spending per layer (基金支出): net hifp (basic), hifmi (critical illness), maf (assistance)
+  of the claims not rejected now (a reversed claim nets to zero);
 * actual inpatient compensation ratio (住院实际补偿比, F000 L13): funds / total cost;
 * in-policy reimbursement ratio (政策范围内住院费用报销比例, F000 L13): funds / in-policy cost,
   by hospital level and for level 2 and below;
@@ -16,11 +23,17 @@ provider registry snapshots). Definitions follow seed-rules.md §4.2:
 * compensation per inpatient (人均住院补偿, F000 L13): funds / distinct persons with settled stays;
 * catastrophic actual payment ratio (大病保险平均实际支付比例, F001 L159, L365, L727; target ≥ 50%):
   hifmi / the compliant self-pay above the threshold, i.e. per claim the part of its critical-illness
-  accumulation above the threshold, `max(after - threshold, 0) - max(before - threshold, 0)`;
+  accumulation above the threshold, `max(after - threshold, 0) - max(before - threshold, 0)`,
+  from the claim's current catastrophic row (the latest statement's details);
+* corrections and reversals (重新结算 / 冲正) of the period's claims: reversal statements and
+  adjustment statements (by the kind of request that caused them, a claim's own or an earlier
+  claim's of the same person-year) with their net money for the funds and the patients, and the
+  corrections settlement accepted (`DischargeCorrected` not refused);
 * alerts by rule: alerts about claims discharged in the period (other alerts by detection date).
 
-Only settled statements count in costs and ratios; rejected ones count as settlements only.
-Money is `Decimal`; ratios are fractions rounded half-up to 4 places, averages to the fen.
+Only claims settled now count in stays, persons and the critical-illness base; rejected ones count
+as settlements only. Money is `Decimal`; ratios are fractions rounded half-up to 4 places,
+averages to the fen.
 """
 
 from __future__ import annotations
@@ -59,6 +72,18 @@ class LevelRatio:
 
 
 @dataclass(frozen=True)
+class Movement:
+    """Statements of one kind after the first (reversals, adjustments by cause) and their net money."""
+
+    kind: str
+    """`reversal`, or `adjustment:<cause kind>` (correction, reversal, reinstatement)"""
+    statements: int
+    claims: int
+    funds: Decimal
+    patients: Decimal
+
+
+@dataclass(frozen=True)
 class Kpis:
     query: KpiQuery
     insured_total: int
@@ -82,7 +107,19 @@ class Kpis:
     catastrophic_beneficiaries: int
     catastrophic_above_threshold: Decimal
     catastrophic_payment_ratio: Decimal | None
+    reversed: int = 0
+    """claims whose current state is reversed"""
+    corrections: int = 0
+    """corrections (DischargeCorrected) of the period's claims that settlement did not refuse"""
+    movements: tuple[Movement, ...] = ()
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
+
+    def movement(self, kind: str) -> Movement:
+        """The reversals (`reversal`) or the adjustments (`adjustment`: all causes, their claims summed
+        over the causes; `adjustment:<cause>`)."""
+        chosen = [m for m in self.movements if m.kind == kind or m.kind.startswith(kind + ":")]
+        return Movement(kind, sum(m.statements for m in chosen), sum(m.claims for m in chosen),
+                        sum((m.funds for m in chosen), ZERO), sum((m.patients for m in chosen), ZERO))
 
 
 # -------------------------------------------------------------- pure helpers
@@ -130,71 +167,107 @@ def insured_by_category(persons: Iterable[PersonSnapshot], start: date, end: dat
 
 # ----------------------------------------------------------------------- SQL
 
-_SELECTED = """
-WITH st AS (
-    SELECT DISTINCT ON (claim_id) claim_id, payload AS p
-    FROM event_store WHERE topic = 'claims.statements' AND error IS NULL AND claim_id IS NOT NULL
-    ORDER BY claim_id, id
+_STATEMENTS = """
+WITH st AS (  -- one statement per claim and revision, the first stored
+    SELECT DISTINCT ON (claim_id, rev) claim_id, rev, id, event_type, payload AS p
+    FROM (SELECT claim_id, id, event_type, payload, COALESCE((payload->>'revision')::bigint, 1) AS rev
+          FROM event_store WHERE topic = 'claims.statements' AND error IS NULL AND claim_id IS NOT NULL) s
+    ORDER BY claim_id, rev, id
+), latest AS (  -- the claim now
+    SELECT DISTINCT ON (claim_id) claim_id, event_type, p FROM st ORDER BY claim_id, rev DESC, id DESC
+), priced AS (  -- the profile that priced it last
+    SELECT DISTINCT ON (claim_id) claim_id, p->>'profile_id' AS profile_id
+    FROM st WHERE p->>'profile_id' IS NOT NULL ORDER BY claim_id, rev DESC, id DESC
 ), prov AS (
     SELECT DISTINCT ON (payload->>'provider_id') payload->>'provider_id' AS provider_id,
            (payload->>'level')::int AS level, payload->>'pool_code' AS pool_code
     FROM event_store WHERE topic = 'enrollment.providers' AND error IS NULL
-    ORDER BY payload->>'provider_id', (payload->>'version')::int DESC, id DESC
-), sel AS (
-    SELECT st.claim_id, st.p->>'person_id' AS person_id, st.p->>'outcome' AS outcome, prov.level,
+    ORDER BY payload->>'provider_id', (payload->>'version')::bigint DESC, id DESC
+), chosen AS (  -- the period's claims
+    SELECT latest.claim_id, latest.p->>'person_id' AS person_id, prov.level,
+           CASE WHEN latest.event_type = 'SettlementReversed' THEN 'reversed' ELSE latest.p->>'outcome' END AS state,
+           CASE WHEN latest.event_type = 'SettlementReversed' THEN NULL
+                ELSE jsonb_path_query_first(latest.p, '$.details[*] ? (@.layer == "catastrophic")') END AS cat
+    FROM latest LEFT JOIN priced USING (claim_id) LEFT JOIN prov ON prov.provider_id = latest.p->>'hospital_id'
+    WHERE (latest.p->>'discharge_date')::date BETWEEN $1 AND $2
+      AND ($3::text IS NULL OR priced.profile_id = $3)
+      AND ($4::text IS NULL OR prov.pool_code = $4)
+), moves AS (  -- every statement of the period's claims
+    SELECT st.claim_id, st.event_type, st.p->'cause'->>'kind' AS cause,
            (st.p->>'total_cost')::numeric AS total_cost, (st.p->>'in_policy')::numeric AS in_policy,
            (st.p->>'hifp_pay')::numeric AS hifp, (st.p->>'hifmi_pay')::numeric AS hifmi,
            (st.p->>'maf_pay')::numeric AS maf, (st.p->>'fund_pay_sumamt')::numeric AS funds,
-           (st.p->>'psn_pay')::numeric AS psn,
-           jsonb_path_query_first(st.p, '$.details[*] ? (@.layer == "catastrophic")') AS cat
-    FROM st LEFT JOIN prov ON prov.provider_id = st.p->>'hospital_id'
-    WHERE (st.p->>'discharge_date')::date BETWEEN $1 AND $2
-      AND ($3::text IS NULL OR st.p->>'profile_id' = $3)
-      AND ($4::text IS NULL OR prov.pool_code = $4)
-), priced AS (
-    SELECT sel.*, CASE WHEN cat IS NULL THEN 0 ELSE
-             GREATEST((cat->>'accumulator_after')::numeric - (cat->>'deductible')::numeric, 0)
-           - GREATEST((cat->>'accumulator_before')::numeric - (cat->>'deductible')::numeric, 0) END AS cat_base
-    FROM sel
+           (st.p->>'psn_pay')::numeric AS psn
+    FROM st JOIN chosen USING (claim_id)
+), sel AS (  -- each claim: its state and net amounts
+    SELECT chosen.claim_id, chosen.person_id, chosen.state, chosen.level,
+           sum(total_cost) AS total_cost, sum(in_policy) AS in_policy, sum(hifp) AS hifp, sum(hifmi) AS hifmi,
+           sum(maf) AS maf, sum(funds) AS funds, sum(psn) AS psn,
+           CASE WHEN chosen.state <> 'settled' OR chosen.cat IS NULL THEN 0 ELSE
+                GREATEST((chosen.cat->>'accumulator_after')::numeric - (chosen.cat->>'deductible')::numeric, 0)
+              - GREATEST((chosen.cat->>'accumulator_before')::numeric - (chosen.cat->>'deductible')::numeric, 0)
+           END AS cat_base
+    FROM chosen JOIN moves USING (claim_id)
+    GROUP BY chosen.claim_id, chosen.person_id, chosen.state, chosen.level, chosen.cat
 )
 """
 
-_TOTALS = _SELECTED + """
-SELECT count(*) AS settlements,
-       count(*) FILTER (WHERE outcome = 'settled') AS settled,
-       count(*) FILTER (WHERE outcome = 'rejected') AS rejected,
-       count(DISTINCT person_id) FILTER (WHERE outcome = 'settled') AS inpatients,
-       COALESCE(sum(total_cost) FILTER (WHERE outcome = 'settled'), 0) AS total_cost,
-       COALESCE(sum(in_policy) FILTER (WHERE outcome = 'settled'), 0) AS in_policy,
-       COALESCE(sum(hifp) FILTER (WHERE outcome = 'settled'), 0) AS hifp,
-       COALESCE(sum(hifmi) FILTER (WHERE outcome = 'settled'), 0) AS hifmi,
-       COALESCE(sum(maf) FILTER (WHERE outcome = 'settled'), 0) AS maf,
-       COALESCE(sum(funds) FILTER (WHERE outcome = 'settled'), 0) AS funds,
-       COALESCE(sum(psn) FILTER (WHERE outcome = 'settled'), 0) AS psn,
-       COALESCE(sum(cat_base) FILTER (WHERE outcome = 'settled'), 0) AS cat_base,
-       count(DISTINCT person_id) FILTER (WHERE outcome = 'settled' AND hifmi > 0) AS cat_beneficiaries
-FROM priced
+_TOTALS = _STATEMENTS + """
+SELECT count(*) FILTER (WHERE state IN ('settled', 'rejected')) AS settlements,
+       count(*) FILTER (WHERE state = 'settled') AS settled,
+       count(*) FILTER (WHERE state = 'rejected') AS rejected,
+       count(*) FILTER (WHERE state = 'reversed') AS reversed,
+       count(DISTINCT person_id) FILTER (WHERE state = 'settled') AS inpatients,
+       COALESCE(sum(total_cost) FILTER (WHERE state <> 'rejected'), 0) AS total_cost,
+       COALESCE(sum(in_policy) FILTER (WHERE state <> 'rejected'), 0) AS in_policy,
+       COALESCE(sum(hifp) FILTER (WHERE state <> 'rejected'), 0) AS hifp,
+       COALESCE(sum(hifmi) FILTER (WHERE state <> 'rejected'), 0) AS hifmi,
+       COALESCE(sum(maf) FILTER (WHERE state <> 'rejected'), 0) AS maf,
+       COALESCE(sum(funds) FILTER (WHERE state <> 'rejected'), 0) AS funds,
+       COALESCE(sum(psn) FILTER (WHERE state <> 'rejected'), 0) AS psn,
+       COALESCE(sum(cat_base), 0) AS cat_base,
+       count(DISTINCT person_id) FILTER (WHERE state = 'settled' AND hifmi > 0) AS cat_beneficiaries
+FROM sel
 """
 
-_BY_LEVEL = _SELECTED + """
+_BY_LEVEL = _STATEMENTS + """
 SELECT level, count(*) AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
-FROM priced WHERE outcome = 'settled' GROUP BY level ORDER BY level NULLS LAST
+FROM sel WHERE state = 'settled' GROUP BY level ORDER BY level NULLS LAST
+"""
+
+_MOVEMENTS = _STATEMENTS + """
+SELECT CASE WHEN event_type = 'SettlementReversed' THEN 'reversal'
+            ELSE 'adjustment:' || COALESCE(cause, 'unknown') END AS kind,
+       count(*) AS statements, count(DISTINCT claim_id) AS claims, sum(funds) AS funds, sum(psn) AS patients
+FROM moves WHERE event_type IN ('SettlementAdjusted', 'SettlementReversed')
+GROUP BY 1 ORDER BY 1
+"""
+
+_CORRECTIONS = _STATEMENTS + """
+SELECT count(DISTINCT d.event_id) AS corrections
+FROM event_store d JOIN chosen ON chosen.claim_id = d.claim_id
+WHERE d.topic = 'claims.discharges' AND d.event_type = 'DischargeCorrected' AND d.error IS NULL
+  AND NOT EXISTS (SELECT 1 FROM event_store r WHERE r.topic = 'claims.refusals' AND r.claim_id = d.claim_id
+                                                AND r.payload->>'request_event_id' = d.event_id::text)
 """
 
 _ALERTS = """
-WITH st AS (
-    SELECT DISTINCT ON (claim_id) claim_id, payload->>'profile_id' AS profile_id
+WITH st AS (  -- the profile that priced the claim last, and the discharge date it priced
+    SELECT DISTINCT ON (claim_id) claim_id, payload->>'profile_id' AS profile_id,
+           (payload->>'discharge_date')::date AS discharge_date
     FROM event_store WHERE topic = 'claims.statements' AND error IS NULL AND claim_id IS NOT NULL
-    ORDER BY claim_id, id
+      AND payload->>'profile_id' IS NOT NULL
+    ORDER BY claim_id, COALESCE((payload->>'revision')::bigint, 1) DESC, id DESC
 ), prov AS (
     SELECT DISTINCT ON (payload->>'provider_id') payload->>'provider_id' AS provider_id,
            payload->>'pool_code' AS pool_code
     FROM event_store WHERE topic = 'enrollment.providers' AND error IS NULL
-    ORDER BY payload->>'provider_id', (payload->>'version')::int DESC, id DESC
-), dis AS (
+    ORDER BY payload->>'provider_id', (payload->>'version')::bigint DESC, id DESC
+), dis AS (  -- a claim not settled yet: its discharge
     SELECT DISTINCT ON (claim_id) claim_id, (payload->>'discharge_date')::date AS discharge_date,
            payload->>'hospital_id' AS hospital_id
     FROM event_store WHERE topic = 'claims.discharges' AND error IS NULL AND claim_id IS NOT NULL
+      AND event_type = 'DischargeRecorded'
     ORDER BY claim_id, id
 ), al AS (
     SELECT DISTINCT ON (payload->>'alert_id') payload->>'rule' AS rule, claim_id,
@@ -207,7 +280,7 @@ SELECT al.rule, count(*) AS alerts
 FROM al LEFT JOIN dis ON dis.claim_id = al.claim_id
         LEFT JOIN st ON st.claim_id = al.claim_id
         LEFT JOIN prov ON prov.provider_id = COALESCE(al.hospital_id, dis.hospital_id)
-WHERE COALESCE(dis.discharge_date, al.detected_on) BETWEEN $1 AND $2
+WHERE COALESCE(st.discharge_date, dis.discharge_date, al.detected_on) BETWEEN $1 AND $2
   AND ($3::text IS NULL OR st.profile_id = $3)
   AND ($4::text IS NULL OR prov.pool_code = $4)
 GROUP BY al.rule ORDER BY al.rule
@@ -216,7 +289,7 @@ GROUP BY al.rule ORDER BY al.rule
 _PERSONS = """
 SELECT DISTINCT ON (payload->>'person_id') payload
 FROM event_store WHERE topic = 'enrollment.persons' AND error IS NULL
-ORDER BY payload->>'person_id', (payload->>'version')::int DESC, id DESC
+ORDER BY payload->>'person_id', (payload->>'version')::bigint DESC, id DESC
 """
 
 
@@ -232,6 +305,9 @@ async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
                    for r in await conn.fetch(_BY_LEVEL, *args))
     low = [lv for lv in levels if lv.level is not None and lv.level <= 2]
     alerts = {r["rule"]: r["alerts"] for r in await conn.fetch(_ALERTS, *args)}
+    movements = tuple(Movement(r["kind"], r["statements"], r["claims"], r["funds"], r["patients"])
+                      for r in await conn.fetch(_MOVEMENTS, *args))
+    corrections = await conn.fetchval(_CORRECTIONS, *args)
     insured, by_category = insured_by_category(await latest_persons(conn), query.start, query.end)
     return Kpis(
         query=query, insured_total=insured, insured_by_category=by_category,
@@ -245,4 +321,5 @@ async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
         cost_per_stay=per_unit(t["total_cost"], t["settled"]),
         compensation_per_inpatient=per_unit(t["funds"], t["inpatients"]),
         catastrophic_beneficiaries=t["cat_beneficiaries"], catastrophic_above_threshold=t["cat_base"],
-        catastrophic_payment_ratio=ratio(t["hifmi"], t["cat_base"]), alerts_by_rule=alerts)
+        catastrophic_payment_ratio=ratio(t["hifmi"], t["cat_base"]), reversed=t["reversed"],
+        corrections=corrections or 0, movements=movements, alerts_by_rule=alerts)

@@ -22,18 +22,32 @@ Decisions:
   over the beds, the stays admitted last (beyond the bed count) are flagged.
 * **The 5% sample** is a hash of the claim id (SHA-256, first 8 bytes as a fraction of 2^64),
   so the same claim is always in or out of the sample.
+* **Corrections and reversals** (重新结算 / 冲正) change the stay the way settlement accepts them
+  (`apply_request`, the same conditions as its refusals): a correction replaces the stay's dates
+  (never its person, hospital or insurance year), a reversal marks it reversed, the discharge
+  sent again after a reversal reinstates it. Every stay rule ignores reversed stays. A corrected
+  bill is judged again by the bill rules; alert ids stay `rule:claim id`, so what was raised on the
+  original is not raised twice.
+* **Overlapping stays** include two stays at the same hospital (a bill sent twice under two
+  claim ids, or a readmission before the discharge).
+* **Reversal patterns**: many reversals by one hospital in one day (the day in Beijing time, the
+  one time of every Chinese region, of the request's `occurred_at`; one alert per hospital and day,
+  id `reversal_burst:<hospital>:<day>`), and a reversal requested long after the claim's discharge
+  (id `late_reversal:<claim id>`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Literal
 
-from contracts import AuditAlert, DischargeRecorded, PersonSnapshot
+from contracts import AuditAlert, DischargeCorrected, DischargeRecorded, PersonSnapshot, ReversalRequested
 from contracts.audit import Severity
 from policy.profile import AuditPolicy
 
@@ -45,6 +59,8 @@ LARGE_OUT_OF_AREA_INVOICE = "large_out_of_area_invoice"
 DECEASED_OR_SUSPENDED = "deceased_or_suspended_person"
 STACKED_BEDS = "stacked_beds"
 MANUAL_REVIEW_SAMPLE = "manual_review_sample"
+REVERSAL_BURST = "reversal_burst"
+LATE_REVERSAL = "late_reversal"
 
 SOURCES: dict[str, str] = {
     SPLIT_ADMISSION: "F003 L161, F004 L33",
@@ -55,8 +71,16 @@ SOURCES: dict[str, str] = {
     DECEASED_OR_SUSPENDED: "F003 L95, F003 L121",
     STACKED_BEDS: "F003 L161",
     MANUAL_REVIEW_SAMPLE: "F003 L147",
+    REVERSAL_BURST: "F004 L279, F003 L143",
+    LATE_REVERSAL: "F003 L143, F004 L41",
 }
-"""The seed citation of every rule (demo-county.md, "Audit parameters")."""
+"""The seed citation of every rule (demo-county.md, "Audit parameters"; the reversal rules: settlement
+data analysed to find the institutions to watch, F004 L279; every fund payment under review after
+the fact, F003 L143; every change of a settlement recorded, F004 L41 — their thresholds are not in
+the seeds and are illustrative in the profile)."""
+
+BEIJING = timezone(timedelta(hours=8), "CST")
+"""China Standard Time: the day a reversal counts in."""
 
 TIME_UNITS = frozenset({"h", "hr", "hrs", "hour", "hours", "小时", "时"})
 """Units of time-billed bill lines (compared case-insensitively, blanks stripped)."""
@@ -71,6 +95,8 @@ class Stay:
     hospital_id: str
     admission: date
     discharge: date
+    reversed: bool = False
+    """the claim was reversed (冲正): no stay rule counts it"""
 
     @classmethod
     def of(cls, discharge: DischargeRecorded) -> Stay:
@@ -115,6 +141,11 @@ def _finding(rule: str, severity: Severity, stay: Stay, evidence: Mapping[str, o
 # ------------------------------------------------------------- stays of one person
 
 
+def _active(stays: Iterable[Stay]) -> list[Stay]:
+    """The stays that count for the rules: not reversed."""
+    return [s for s in stays if not s.reversed]
+
+
 def _readmission(stay: Stay, stays: Iterable[Stay], window_days: int) -> Finding | None:
     """`stay` as a readmission to the same hospital within the window of the last discharge there."""
     earlier = [s for s in stays if s.claim_id != stay.claim_id and s.person_id == stay.person_id
@@ -132,17 +163,18 @@ def _readmission(stay: Stay, stays: Iterable[Stay], window_days: int) -> Finding
 
 def split_admission(stay: Stay, others: Iterable[Stay], policy: AuditPolicy) -> list[Finding]:
     """分解住院: `stay` is a readmission, or a later known stay is a readmission after `stay`."""
-    everyone = [stay, *(s for s in others if s.claim_id != stay.claim_id)]
+    everyone = [stay, *(s for s in _active(others) if s.claim_id != stay.claim_id)]
     candidates = [stay] + [s for s in everyone[1:] if s.person_id == stay.person_id
                            and s.hospital_id == stay.hospital_id and s.admission >= stay.discharge]
     return [f for s in candidates if (f := _readmission(s, everyone, policy.split_admission_window_days))]
 
 
 def overlapping_stays(stay: Stay, others: Iterable[Stay], policy: AuditPolicy) -> list[Finding]:
-    """冒名住院 signal: the person lay at two hospitals on the same night(s)."""
+    """冒名住院 signal: the person lay in two stays on the same night(s) — at two hospitals, or twice
+    at the same one (the same stay billed again under another claim id)."""
     found = []
-    for other in others:
-        if other.claim_id == stay.claim_id or other.person_id != stay.person_id or other.hospital_id == stay.hospital_id:
+    for other in _active(others):
+        if other.claim_id == stay.claim_id or other.person_id != stay.person_id:
             continue
         start, end = max(stay.admission, other.admission), min(stay.discharge, other.discharge)
         nights = (end - start).days
@@ -151,6 +183,7 @@ def overlapping_stays(stay: Stay, others: Iterable[Stay], policy: AuditPolicy) -
         subject, peer = sorted((stay, other), key=lambda s: (s.admission, s.claim_id))[::-1]
         found.append(_finding(OVERLAPPING_STAYS, "high", subject, {
             "other_claim_id": peer.claim_id, "other_hospital_id": peer.hospital_id,
+            "same_hospital": str(peer.hospital_id == subject.hospital_id).lower(),
             "overlap_from": start.isoformat(), "overlap_to": end.isoformat(), "overlap_nights": nights}))
     return found
 
@@ -242,7 +275,7 @@ def stacked_beds(stay: Stay, occupants_per_night: Mapping[date, Sequence[Stay]],
         return []
     found: dict[str, Finding] = {}
     for night in sorted(occupants_per_night):
-        ranked = sorted({s.claim_id: s for s in occupants_per_night[night]}.values(),
+        ranked = sorted({s.claim_id: s for s in _active(occupants_per_night[night])}.values(),
                         key=lambda s: (s.admission, s.claim_id))
         for extra in ranked[licensed_beds:]:
             found.setdefault(extra.claim_id, _finding(STACKED_BEDS, "high", extra, {
@@ -271,6 +304,93 @@ def manual_review_sample(stay: Stay, policy: AuditPolicy) -> Finding | None:
     return _finding(MANUAL_REVIEW_SAMPLE, "info", stay, {"sample_rate": policy.manual_review_sample_rate})
 
 
+# ------------------------------------------------------- corrections and reversals
+
+
+Change = Literal["new", "correction", "reversal", "reinstatement"]
+
+
+def hospital_producer(hospital_id: str) -> str:
+    """The envelope `producer` of a hospital's requests (`hospital:<hospital id>`)."""
+    return f"hospital:{hospital_id}"
+
+
+def apply_request(current: Stay | None, request: DischargeRecorded | ReversalRequested,
+                  producer: str) -> tuple[Stay, Change] | None:
+    """The claim's stay after a hospital's request (冲正 / 重新结算) as settlement accepts it, and what
+    changed; None where settlement refuses or ignores the request (`ClaimRequestRefused`): a
+    correction or reversal of a claim the audit does not know (UNKNOWN_CLAIM) or of a reversed one
+    (ALREADY_REVERSED), a request about a claim sent by another producer than the hospital that filed
+    it (WRONG_HOSPITAL), for another person (PERSON_CHANGED) or another insurance year — the calendar
+    year of the discharge date (YEAR_CHANGED), and a discharge already known and not reversed (a
+    duplicate, or CONTENT_MISMATCH). The discharge sent again after its reversal reinstates the stay."""
+    if current is None:
+        if isinstance(request, DischargeRecorded) and not isinstance(request, DischargeCorrected):
+            return Stay.of(request), "new"
+        return None
+    if producer != hospital_producer(current.hospital_id) or request.person_id != current.person_id:
+        return None
+    if isinstance(request, ReversalRequested):
+        return None if current.reversed else (replace(current, reversed=True), "reversal")
+    if request.discharge_date.year != current.discharge.year:
+        return None
+    if isinstance(request, DischargeCorrected):
+        return None if current.reversed else (Stay.of(request), "correction")
+    return (Stay.of(request), "reinstatement") if current.reversed else None
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """A reversal the audit accepted (as settlement does)."""
+
+    claim_id: str
+    hospital_id: str
+    person_id: str
+    requested_at: datetime
+    """the request's `occurred_at`"""
+    discharge: date
+    """the stay's discharge date when it was reversed"""
+    event_id: uuid.UUID | None = None
+
+    @property
+    def day(self) -> date:
+        """The day of the request in Beijing time."""
+        return self.requested_at.astimezone(BEIJING).date()
+
+
+def late_reversal(reversal: Reversal, policy: AuditPolicy) -> Finding | None:
+    """A claim reversed long after its discharge: the money was paid and stood for a long time."""
+    days = (reversal.day - reversal.discharge).days
+    if days <= policy.late_reversal_days:
+        return None
+    return Finding(LATE_REVERSAL, "medium", {
+        "reversed_on": reversal.day.isoformat(), "discharge_date": reversal.discharge.isoformat(),
+        "days_after_discharge": str(days), "late_after_days": str(policy.late_reversal_days)},
+        SOURCES[LATE_REVERSAL], claim_id=reversal.claim_id, person_id=reversal.person_id,
+        hospital_id=reversal.hospital_id)
+
+
+SHOWN_CLAIMS = 10
+"""Claim ids an alert about many claims names in its evidence (the count of the rest is given)."""
+
+
+def reversal_burst(hospital_id: str, day: date, reversals: Iterable[Reversal], policy: AuditPolicy) -> Finding | None:
+    """Many reversals (冲正) by one hospital in one day. `reversals`: every reversal the hospital
+    sent (others and other days are left out); one alert per hospital and day, whichever reversal
+    reached the threshold."""
+    that_day = sorted((r for r in reversals if r.hospital_id == hospital_id and r.day == day),
+                      key=lambda r: (r.requested_at, r.claim_id))
+    if len(that_day) < policy.reversals_per_hospital_day:
+        return None
+    claims = sorted({r.claim_id for r in that_day})
+    shown = ",".join(claims[:SHOWN_CLAIMS]) + (f" (+{len(claims) - SHOWN_CLAIMS} more)" if len(claims) > SHOWN_CLAIMS
+                                               else "")
+    return Finding(REVERSAL_BURST, "medium", {
+        "day": day.isoformat(), "reversals": str(len(that_day)), "claims": shown,
+        "threshold": str(policy.reversals_per_hospital_day)}, SOURCES[REVERSAL_BURST], hospital_id=hospital_id,
+        subject=f"{hospital_id}:{day.isoformat()}")
+
+
 # ------------------------------------------------------------------ together
 
 
@@ -286,25 +406,35 @@ class DischargeContext:
     """the known inpatients of the hospital on the nights of this stay (at least those over the beds)"""
 
 
-def discharge_findings(discharge: DischargeRecorded, context: DischargeContext, policy: AuditPolicy) -> list[Finding]:
-    """Every rule on one discharge; findings may concern other claims of the person (pairs)."""
-    stay = Stay.of(discharge)
+def bill_findings(discharge: DischargeRecorded, policy: AuditPolicy) -> list[Finding]:
+    """The rules on the bill itself (a corrected bill is judged again)."""
+    found = [time_billed_over_24h(discharge, policy), duplicate_lines(discharge, policy),
+             large_out_of_area_invoice(discharge, policy), manual_review_sample(Stay.of(discharge), policy)]
+    return unique(f for f in found if f is not None)
+
+
+def stay_findings(stay: Stay, context: DischargeContext, policy: AuditPolicy) -> list[Finding]:
+    """The rules on the stay as it is now (none on a reversed stay); findings may concern other
+    claims of the person (pairs) or of the hospital (stacked beds)."""
+    if stay.reversed:
+        return []
     found: list[Finding | None] = [
         *split_admission(stay, context.person_stays, policy),
         *overlapping_stays(stay, context.person_stays, policy),
-        time_billed_over_24h(discharge, policy),
-        duplicate_lines(discharge, policy),
-        large_out_of_area_invoice(discharge, policy),
         deceased_or_suspended(stay, context.person, policy),
         *stacked_beds(stay, context.occupants_per_night, context.licensed_beds, policy),
-        manual_review_sample(stay, policy),
     ]
     return unique(f for f in found if f is not None)
 
 
+def discharge_findings(discharge: DischargeRecorded, context: DischargeContext, policy: AuditPolicy) -> list[Finding]:
+    """Every rule on one discharge; findings may concern other claims of the person (pairs)."""
+    return unique([*stay_findings(Stay.of(discharge), context, policy), *bill_findings(discharge, policy)])
+
+
 def person_findings(person: PersonSnapshot, stays: Iterable[Stay], policy: AuditPolicy) -> list[Finding]:
     """A new snapshot of a person (e.g. a death recorded late) judged against their known stays."""
-    return unique(f for s in stays if (f := deceased_or_suspended(s, person, policy)))
+    return unique(f for s in _active(stays) if (f := deceased_or_suspended(s, person, policy)))
 
 
 def unique(findings: Iterable[Finding]) -> list[Finding]:

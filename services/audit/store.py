@@ -12,8 +12,12 @@ from datetime import date, datetime
 from typing import Any
 
 from contracts import AuditAlert, PersonSnapshot, ProviderSnapshot
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, REFUSALS, STATEMENTS
 from runtime.db import Connection
-from services.audit.rules import Stay
+from services.audit.rules import Reversal, Stay
+
+CLAIM_TOPICS: tuple[str, ...] = (DISCHARGES, REFUSALS, BASIC_SETTLED, CATASTROPHIC_SETTLED, STATEMENTS)
+"""The topics whose events reconciliation reads for a claim (`claim_activity` counts them)."""
 
 
 @dataclass(frozen=True)
@@ -37,53 +41,93 @@ class EventRow:
 
 
 async def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
-    """Append records; one already stored at the same topic, partition and offset is skipped."""
+    """Append records; one already stored at the same topic, partition and offset is skipped.
+
+    In the same statement, each claim's count of stored events on the claim topics goes up
+    (`claim_activity`, claims in order so that concurrent batches lock them in the same order), so
+    reconciliation checks the claim again."""
     if not rows:
         return 0
-    inserted = await conn.fetch(
-        """INSERT INTO event_store (topic, partition, "offset", key, event_type, event_id, schema_version,
-                                    correlation_id, causation_id, producer, claim_id, occurred_at, payload, error)
-           SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::uuid[], $7::int[],
-                                $8::text[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[], $13::jsonb[],
-                                $14::text[])
-           ON CONFLICT (topic, partition, "offset") DO NOTHING RETURNING id""",
+    inserted = await conn.fetchval(
+        """WITH ins AS (
+               INSERT INTO event_store (topic, partition, "offset", key, event_type, event_id, schema_version,
+                                        correlation_id, causation_id, producer, claim_id, occurred_at, payload, error)
+               SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::uuid[],
+                                    $7::int[], $8::text[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[],
+                                    $13::jsonb[], $14::text[])
+               ON CONFLICT (topic, partition, "offset") DO NOTHING RETURNING claim_id, topic, recorded_at
+           ), activity AS (
+               INSERT INTO claim_activity AS a (claim_id, events, last_recorded_at)
+               SELECT claim_id, count(*), max(recorded_at) FROM ins
+               WHERE claim_id IS NOT NULL AND topic = ANY($15::text[]) GROUP BY claim_id ORDER BY claim_id
+               ON CONFLICT (claim_id) DO UPDATE SET events = a.events + EXCLUDED.events,
+                   last_recorded_at = greatest(a.last_recorded_at, EXCLUDED.last_recorded_at), checked = false
+           )
+           SELECT count(*) FROM ins""",
         [r.topic for r in rows], [r.partition for r in rows], [r.offset for r in rows], [r.key for r in rows],
         [r.event_type for r in rows], [r.event_id for r in rows], [r.schema_version for r in rows],
         [r.correlation_id for r in rows], [r.causation_id for r in rows], [r.producer for r in rows],
         [r.claim_id for r in rows], [r.occurred_at for r in rows], [r.payload_json for r in rows],
-        [r.error for r in rows])
-    return len(inserted)
+        [r.error for r in rows], list(CLAIM_TOPICS))
+    return int(inserted or 0)
 
 
 # ------------------------------------------------------------------------ stays
 
 
-async def insert_stays(conn: Connection, stays: Sequence[tuple[Stay, uuid.UUID]]) -> set[str]:
-    """Record stays; returns the claim ids not known before (a resubmitted claim is judged once)."""
-    if not stays:
-        return set()
+def _stay(r: Any) -> Stay:
+    return Stay(r["claim_id"], r["person_id"], r["hospital_id"], r["admission_date"], r["discharge_date"],
+                r["reversed"])
+
+
+async def load_stays(conn: Connection, claim_ids: Iterable[str]) -> dict[str, Stay]:
+    """The stays of these claims as the audit knows them (reversed ones included)."""
     rows = await conn.fetch(
-        """INSERT INTO stay (claim_id, person_id, hospital_id, admission_date, discharge_date, event_id)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::date[], $6::uuid[])
-           ON CONFLICT (claim_id) DO NOTHING RETURNING claim_id""",
-        [s.claim_id for s, _ in stays], [s.person_id for s, _ in stays], [s.hospital_id for s, _ in stays],
-        [s.admission for s, _ in stays], [s.discharge for s, _ in stays], [e for _, e in stays])
-    return {r["claim_id"] for r in rows}
+        """SELECT claim_id, person_id, hospital_id, admission_date, discharge_date, reversed FROM stay
+           WHERE claim_id = ANY($1::text[])""", list(set(claim_ids)))
+    return {r["claim_id"]: _stay(r) for r in rows}
+
+
+@dataclass(frozen=True)
+class StayWrite:
+    stay: Stay
+    event_id: uuid.UUID
+    """the discharge that made the stay known (kept from the first write)"""
+    changed_by: uuid.UUID | None = None
+    """the last request that changed it since (correction, reversal, reinstatement)"""
+
+
+async def save_stays(conn: Connection, writes: Sequence[StayWrite]) -> None:
+    """Record new stays and the changes of known ones (their dates, reversed or not; a stay keeps
+    its person, hospital and first event)."""
+    if not writes:
+        return
+    await conn.execute(
+        """INSERT INTO stay (claim_id, person_id, hospital_id, admission_date, discharge_date, event_id, reversed,
+                             changed_by)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::date[], $6::uuid[], $7::bool[],
+                                $8::uuid[])
+           ON CONFLICT (claim_id) DO UPDATE SET admission_date = EXCLUDED.admission_date,
+               discharge_date = EXCLUDED.discharge_date, reversed = EXCLUDED.reversed, changed_by = EXCLUDED.changed_by""",
+        [w.stay.claim_id for w in writes], [w.stay.person_id for w in writes], [w.stay.hospital_id for w in writes],
+        [w.stay.admission for w in writes], [w.stay.discharge for w in writes], [w.event_id for w in writes],
+        [w.stay.reversed for w in writes], [w.changed_by for w in writes])
 
 
 async def stays_of_persons(conn: Connection, person_ids: Iterable[str]) -> dict[str, list[Stay]]:
+    """The persons' stays that count for the rules (reversed ones left out)."""
     rows = await conn.fetch(
-        """SELECT claim_id, person_id, hospital_id, admission_date, discharge_date FROM stay
-           WHERE person_id = ANY($1::text[]) ORDER BY admission_date, claim_id""", list(set(person_ids)))
+        """SELECT claim_id, person_id, hospital_id, admission_date, discharge_date, reversed FROM stay
+           WHERE person_id = ANY($1::text[]) AND NOT reversed ORDER BY admission_date, claim_id""",
+        list(set(person_ids)))
     out: dict[str, list[Stay]] = defaultdict(list)
     for r in rows:
-        out[r["person_id"]].append(Stay(r["claim_id"], r["person_id"], r["hospital_id"], r["admission_date"],
-                                        r["discharge_date"]))
+        out[r["person_id"]].append(_stay(r))
     return out
 
 
 async def inpatients_per_night(conn: Connection, stays: Sequence[Stay]) -> dict[str, dict[date, int]]:
-    """For each stay, the number of known stays at its hospital covering each of its nights."""
+    """For each stay, the number of known stays (not reversed) at its hospital covering each of its nights."""
     with_nights = [s for s in stays if s.nights > 0]
     if not with_nights:
         return {}
@@ -92,7 +136,7 @@ async def inpatients_per_night(conn: Connection, stays: Sequence[Stay]) -> dict[
            FROM unnest($1::text[], $2::text[], $3::date[], $4::date[]) AS n(claim_id, hospital_id, a, d)
            CROSS JOIN LATERAL generate_series(n.a, n.d - 1, interval '1 day') AS g(night)
            JOIN stay s ON s.hospital_id = n.hospital_id AND s.admission_date <= g.night::date
-                      AND s.discharge_date > g.night::date
+                      AND s.discharge_date > g.night::date AND NOT s.reversed
            GROUP BY n.claim_id, g.night""",
         [s.claim_id for s in with_nights], [s.hospital_id for s in with_nights],
         [s.admission for s in with_nights], [s.discharge for s in with_nights])
@@ -110,15 +154,45 @@ async def occupants(conn: Connection, hospital_nights: Iterable[tuple[str, date]
         return {}
     rows = await conn.fetch(
         """SELECT n.hospital_id AS at_hospital, n.night, s.claim_id, s.person_id, s.hospital_id, s.admission_date,
-                  s.discharge_date
+                  s.discharge_date, s.reversed
            FROM unnest($1::text[], $2::date[]) AS n(hospital_id, night)
-           JOIN stay s ON s.hospital_id = n.hospital_id AND s.admission_date <= n.night AND s.discharge_date > n.night""",
+           JOIN stay s ON s.hospital_id = n.hospital_id AND s.admission_date <= n.night AND s.discharge_date > n.night
+                      AND NOT s.reversed""",
         [h for h, _ in pairs], [d for _, d in pairs])
     out: dict[tuple[str, date], list[Stay]] = defaultdict(list)
     for r in rows:
-        out[(r["at_hospital"], r["night"])].append(Stay(r["claim_id"], r["person_id"], r["hospital_id"],
-                                                        r["admission_date"], r["discharge_date"]))
+        out[(r["at_hospital"], r["night"])].append(_stay(r))
     return out
+
+
+# ------------------------------------------------------------------- reversals
+
+
+async def insert_reversals(conn: Connection, reversals: Sequence[Reversal]) -> None:
+    if not reversals:
+        return
+    await conn.execute(
+        """INSERT INTO reversal (event_id, claim_id, hospital_id, person_id, requested_at, requested_on, discharge_date)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::date[],
+                                $7::date[])
+           ON CONFLICT (event_id) DO NOTHING""",
+        [r.event_id for r in reversals], [r.claim_id for r in reversals], [r.hospital_id for r in reversals],
+        [r.person_id for r in reversals], [r.requested_at for r in reversals], [r.day for r in reversals],
+        [r.discharge for r in reversals])
+
+
+async def reversals_on(conn: Connection, hospital_days: Iterable[tuple[str, date]]) -> list[Reversal]:
+    """Every accepted reversal of these hospitals on these days (Beijing time)."""
+    pairs = sorted(set(hospital_days))
+    if not pairs:
+        return []
+    rows = await conn.fetch(
+        """SELECT r.event_id, r.claim_id, r.hospital_id, r.person_id, r.requested_at, r.discharge_date
+           FROM unnest($1::text[], $2::date[]) AS n(hospital_id, day)
+           JOIN reversal r ON r.hospital_id = n.hospital_id AND r.requested_on = n.day""",
+        [h for h, _ in pairs], [d for _, d in pairs])
+    return [Reversal(r["claim_id"], r["hospital_id"], r["person_id"], r["requested_at"], r["discharge_date"],
+                     r["event_id"]) for r in rows]
 
 
 # ---------------------------------------------------------------- registry
@@ -205,10 +279,22 @@ async def list_alerts(conn: Connection, *, rule: str | None = None, claim_id: st
     return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
 
 
+_HISTORY_COLUMNS = """id, topic, partition, "offset", key, event_type, event_id, correlation_id, causation_id,
+                      producer, claim_id, occurred_at, payload, error, recorded_at"""
+
+
 async def claim_history(conn: Connection, claim_id: str) -> list[dict[str, Any]]:
     """Every stored event about a claim, in the order it happened (then as consumed)."""
     rows = await conn.fetch(
-        """SELECT id, topic, partition, "offset", key, event_type, event_id, correlation_id, causation_id, producer,
-                  occurred_at, payload, error, recorded_at
-           FROM event_store WHERE claim_id = $1 ORDER BY occurred_at, id""", claim_id)
+        f"SELECT {_HISTORY_COLUMNS} FROM event_store WHERE claim_id = $1 ORDER BY occurred_at, id", claim_id)
+    return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+
+async def caused_by_claim(conn: Connection, claim_id: str) -> list[dict[str, Any]]:
+    """The revisions of other claims (layer results and statements) that a hospital's correction or
+    reversal of this claim caused (their `cause.claim_id`), in order."""
+    rows = await conn.fetch(
+        f"""SELECT {_HISTORY_COLUMNS} FROM event_store
+            WHERE payload->'cause'->>'claim_id' = $1 AND claim_id IS DISTINCT FROM $1
+            ORDER BY occurred_at, id""", claim_id)
     return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]

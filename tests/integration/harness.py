@@ -224,13 +224,13 @@ async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> No
         await consumer.stop()
 
 
-async def run_operator(ns: Namespace, *args: str) -> tuple[int, str]:
-    """Run the operator CLI as a process in the namespace; (exit code, stdout + stderr)."""
+async def run_operator(ns: Namespace, *args: str, columns: int = 250) -> tuple[int, str]:
+    """Run the operator CLI as a process in the namespace (tables `columns` wide); (exit code, stdout + stderr)."""
     import os
     import sys
     from pathlib import Path
 
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap, "DATABASE_URL": ns.server_url, "COLUMNS": "250",
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap, "DATABASE_URL": ns.server_url, "COLUMNS": str(columns),
            "TOPIC_PREFIX": ns.prefix, "AUDIT_DATABASE": ns.settings("audit").database}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tools", "operator", *args,
                                                 cwd=Path(__file__).resolve().parents[2], env=env,

@@ -30,7 +30,7 @@ from services.catastrophic.app import SPEC as CATASTROPHIC
 from services.enrollment.app import SPEC as ENROLLMENT
 from services.settlement.app import SPEC as SETTLEMENT
 from tests.integration.harness import Namespace
-from tests.unit.test_publish_cli import command_line, discharge_line
+from tests.unit.test_publish_cli import command_line, correction_line, discharge_line, reversal_line
 from tools import cli, stack
 from tools.stack import services
 
@@ -273,6 +273,9 @@ def big_discharge() -> dict:
     ("commands", ENROLLMENT_COMMANDS, lambda i: command_line(payload={**command_line()["payload"],
                                                                       "provider_id": f"H{i}"}),
      json.dumps(command_line(event_type="DischargeRecorded"))),
+    ("corrections", DISCHARGES, lambda i: correction_line(hospital_claim_id=f"C{i}"), json.dumps(discharge_line())),
+    ("reversals", DISCHARGES, lambda i: reversal_line(hospital_claim_id=f"C{i}"),
+     json.dumps(reversal_line(reason=""))),
 ])
 async def test_a_file_with_a_bad_line_in_the_middle_sends_nothing(ns: Namespace, tmp_path: Path, kind: str,
                                                                   topic: str, good: Any, bad: str) -> None:
@@ -291,3 +294,70 @@ async def test_a_file_with_a_bad_line_in_the_middle_sends_nothing(ns: Namespace,
     assert code == 0 and f"published 5 {kind}" in err, err  # the same command does publish a good file
     after = await end_offsets(ns.bootstrap, [ns.topic(topic)])
     assert sum(after.values()) - sum(before.values()) == 5
+
+
+async def test_corrections_and_reversals_go_out_as_the_hospital_sends_them(ns: Namespace, tmp_path: Path) -> None:
+    from contracts import decode
+
+    corrections, reversals = tmp_path / "corrections.jsonl", tmp_path / "reversals.jsonl"
+    corrections.write_text(json.dumps(correction_line()) + "\n")
+    reversals.write_text(json.dumps(reversal_line(hospital_claim_id="C7")) + "\n")
+    env = in_namespace(ns)
+    for kind, path in (("corrections", corrections), ("reversals", reversals)):
+        code, _, err = await asyncio.to_thread(medsettle, "publish", kind, str(path), "--no-progress", env=env)
+        assert code == 0 and f"published 1 {kind}" in err, err
+    records = await ns.read(DISCHARGES, until=lambda rs: len(rs) >= 2)
+    sent = {decode(r.value).event_type: (r.key.decode(), decode(r.value)) for r in records}
+    assert set(sent) == {"DischargeCorrected", "ReversalRequested"}
+    for key, envelope in sent.values():
+        assert key == "11010519491231002X" and envelope.producer == "hospital:H1"
+    assert sent["ReversalRequested"][1].correlation_id == "H1:C7"
+    assert sent["DischargeCorrected"][1].payload.correction_reason == "discharged a day earlier"
+
+
+async def test_a_hospital_sees_its_statements_adjustments_reversals_and_refusals(ns: Namespace) -> None:
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from contracts.topics import REFUSALS, STATEMENTS
+    from tests.integration.test_audit_service import (
+        corrected_then_reversed,
+        discharge,
+        pid,
+        refusal,
+        request_envelope,
+        reversal_of,
+        settle,
+    )
+
+    day = date(2026, 3, 1)
+    mine, kept, theirs = (discharge(h, n, pid(400 + i), day, day + timedelta(days=3)) for i, (h, n) in enumerate(
+        (("H001", "ZY-ADJ"), ("H001", "ZY-KEPT"), ("H002", "ZY-OTHER"))))
+    events = [*corrected_then_reversed(mine)[0], *settle(kept, Decimal("310.00"), Decimal("0.00"), Decimal("0.00")),
+              *settle(theirs, Decimal("320.00"), Decimal("0.00"), Decimal("0.00")),
+              refusal(request_envelope(reversal_of(kept)), "ALREADY_REVERSED"),
+              refusal(request_envelope(reversal_of(theirs)), "UNKNOWN_CLAIM")]
+    for topic in (STATEMENTS, REFUSALS):
+        await ns.publish(topic, [(key, env) for t, key, env in events if t == topic])
+
+    code, out, err = await asyncio.to_thread(
+        medsettle, "statements", "--hospital", "H001", "--from-beginning", "--exit-when-idle", "3", "--prefix",
+        ns.prefix, "--bootstrap", ns.bootstrap, env={"COLUMNS": "250"})
+    assert code == 0, err
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "ZY-" in line and "│" in line}
+    assert "ZY-OTHER" not in out, out
+    assert "4 statement(s), 1 refusal(s)" in out, out
+    adjustment = next(line for line in out.splitlines() if "ADJUSTMENT" in line)
+    cells = [c.strip() for c in adjustment.split("│")[1:-1]]
+    assert cells[:5] == ["ZY-ADJ", mine.person_id[:6] + "********" + mine.person_id[-4:], "2026-03-04",
+                         "ADJUSTMENT 补退", "2"]
+    assert cells[5:10] == ["-35.00", "-20.00", "-5.00", "0.00", "-10.00"]  # signed differences
+    assert cells[10] == "settled; correction: bed days billed twice"
+    reversal = [c.strip() for c in next(line for line in out.splitlines() if "REVERSAL" in line).split("│")[1:-1]]
+    assert reversal[3:11] == ["REVERSAL 冲正", "3", "-945.00", "-280.00", "-95.00", "-50.00", "-520.00",
+                              "reversed; reversal: patient was not admitted"]
+    first_row = [c.strip() for c in next(line for line in out.splitlines() if "│ statement" in line
+                                         and "ZY-ADJ" in line).split("│")[1:-1]]
+    assert first_row[5:11] == ["980.00", "300.00", "100.00", "50.00", "530.00", "settled"]
+    assert "ZY-KEPT" in rows and "ALREADY_REVERSED" in rows["ZY-KEPT"] and "ReversalRequested" in out
+    assert mine.person_id not in out  # masked

@@ -425,6 +425,8 @@ async def check_reconciliation(ns: Namespace, chained: list[DischargeRecorded], 
     alerts = await rows(ns, "audit", "SELECT * FROM alert WHERE rule = ANY($1::text[])", list(rules))
     assert [a["alert_id"] for a in alerts if a["claim_id"] in {d.claim_id for d in chained}] == []
     flagged = {a["alert_id"]: json.loads(a["evidence"]) for a in alerts}
-    evidence = flagged[f"{reconciliation.LAYER_RESULT_MISMATCH}:basic:{statement.claim_id}"]
+    suffix = reconciliation.revision_suffix(statement.revision)  # the extreme revision: `:r<revision>`
+    assert suffix == f":r{statement.revision}" and statement.revision > 1
+    evidence = flagged[f"{reconciliation.LAYER_RESULT_MISMATCH}:basic:{statement.claim_id}{suffix}"]
     assert (evidence["statement"], evidence["layer_result"]) == (str(statement.hifp_pay), "missing")
     assert statement.hifp_pay == MONEY_MAX

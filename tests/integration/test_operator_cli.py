@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import DischargeRecorded
-from contracts.topics import ALERTS, DISCHARGES, STATEMENTS, TOPICS, dead_letter_topic
+from contracts.topics import ALERTS, DISCHARGES, REFUSALS, STATEMENTS, TOPICS, dead_letter_topic
 from runtime.app import ServiceSpec
 from runtime.consumer import Subscription
 from runtime.unit_of_work import Inbound, UnitOfWork
@@ -25,13 +25,20 @@ from tests.integration.harness import Namespace, run_operator, running
 from tests.integration.test_audit_service import (
     QUIET,
     bill_line,
+    cause_of,
     claim_number,
+    correct,
+    corrected_then_reversed,
     discharge,
     discharge_envelope,
     fetch,
+    net_of,
     pid,
     publish_events,
+    refusal,
+    request_envelope,
     settle,
+    statement_in,
     wait_stored,
 )
 
@@ -67,6 +74,55 @@ async def test_trace_shows_the_discharge_each_layer_the_statement_and_the_alerts
     code, out = await operator(ns, "kpis", "--from", "2026-03-01", "--to", "2026-03-31")
     assert code == 0 and "住院实际补偿比" in out and "50.00%" in out  # 280 of 560
     assert (await operator(ns, "trace", "H001:NOPE"))[0] == 1
+
+
+async def test_trace_shows_the_whole_chain_of_a_corrected_then_reversed_claim(ns: Namespace) -> None:
+    day = date(2026, 3, 1)
+    d = discharge("H001", claim_number("TC", "H001"), pid(6), day, day + timedelta(days=3))
+    later = discharge("H001", claim_number("TD", "H001"), pid(6), day + timedelta(days=20), day + timedelta(days=22))
+    events, fix = corrected_then_reversed(d)
+    events += [(DISCHARGES, later.person_id, request_envelope(later)),
+               *(other := settle(later, Decimal("400.00"), Decimal("0.00"), Decimal("0.00")))]
+    events += settle(later, Decimal("410.00"), Decimal("0.00"), Decimal("0.00"), event=fix, revision=2,
+                     net=net_of([statement_in(other)]),
+                     cause=cause_of("correction", fix, "bed days billed twice"))  # the later claim, re-priced
+    refused = request_envelope(correct(d, lines=[bill_line("DRG-001", "1.00", day)]), producer="hospital:H009")
+    events += [(DISCHARGES, d.person_id, refused), refusal(refused, "WRONG_HOSPITAL")]  # not the filing hospital
+
+    async with running(make_spec(QUIET), ns.settings("audit")):
+        await publish_events(ns, events)
+        await wait_stored(ns, STATEMENTS, 5)
+        await wait_stored(ns, REFUSALS, 1)
+        await wait_stored(ns, DISCHARGES, 5)
+        await wait_stored(ns, ALERTS, 1)  # the reversal came long after the discharge
+        code, out = await operator(ns, "trace", d.claim_id, columns=400)  # wide enough for a row a line
+        looked, report = await operator(ns, "reconcile")
+    # both claims net to the layers' current revisions: the reversed one to zero, the other to 410.00
+    assert looked == 0 and "2 claim(s) checked, 0 in flight" in report, report
+    basic = next(line for line in report.splitlines() if "basic" in line and "2026" in line)
+    assert [c.strip() for c in basic.split("│")[3:6]] == ["410.00", "410.00", "0.00"], basic
+    assert code == 0, out
+    lines = out.splitlines()
+
+    def row(*words: str) -> int:
+        """The first line of the table with every word (its number, to compare the order)."""
+        return next(i for i, line in enumerate(lines) if all(w in line for w in words))
+
+    chain_rows = [row("DischargeRecorded"), row("BasicSettled", "│ 1 "), row("SettlementStatement"),
+                  row("DischargeCorrected", "CORRECTION (bed days billed twice)"),
+                  row("BasicSettled", "│ 2 ", "correction: bed days billed twice"),
+                  row("SettlementAdjusted", "│ 2 ", "ADJUSTMENT total -35.00: basic -20.00, critical illness -5.00"),
+                  row("ReversalRequested", "REVERSAL REQUESTED: patient was not admitted"),
+                  row("BasicSettled", "│ 3 ", "REVERSED"),
+                  row("SettlementReversed", "│ 3 ", "reversal: patient was not admitted",
+                      "REVERSAL total -945.00: basic -280.00, critical illness -95.00, assistance -50.00"),
+                  row("DischargeCorrected", "hospital:H009"), row("REFUSED DischargeCorrected", "WRONG_HOSPITAL")]
+    assert chain_rows == sorted(chain_rows), out
+    # the other claim the correction re-priced, in a table of its own
+    knock_on = row("other claims re-priced by the requests about", d.claim_id)
+    assert knock_on > chain_rows[-1] and row(later.claim_id, "SettlementAdjusted", "basic +10.00") > knock_on, out
+    assert row("AuditAlert", "late_reversal") > chain_rows[-3]
+    assert d.person_id not in out  # identity numbers are masked
 
 
 # ----------------------------------------------------------------- replay

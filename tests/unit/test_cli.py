@@ -63,6 +63,14 @@ def test_the_readme_names_every_top_level_command() -> None:
         assert f"./medsettle {name}" in text, name
 
 
+def test_the_readme_shows_every_kind_a_hospital_or_operator_publishes() -> None:
+    shown = {tuple(words[:2]) for words in readme_commands()}
+    kinds = set(cli.publish.commands)  # type: ignore[attr-defined]
+    assert {"discharges", "corrections", "reversals", "commands"} <= kinds
+    for kind in kinds:
+        assert ("publish", kind) in shown, kind
+
+
 def test_help_is_printed_in_process_and_nothing_runs(capsys: pytest.CaptureFixture[str]) -> None:
     for words in cli.commands():
         assert cli.main([*words, "--help"]) == 0, words

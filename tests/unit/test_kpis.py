@@ -45,3 +45,25 @@ def test_insured_persons_by_category_as_of_the_period_end() -> None:
     assert kpis.insured_by_category(persons, date(2026, 1, 1), date(2026, 3, 31)) == (2, {"ordinary": 2})
     total, by_category = kpis.insured_by_category(persons, date(2026, 1, 1), date(2026, 12, 31))
     assert total == 3 and by_category == {"dibao": 1, "disabled": 1, "ordinary": 2}
+
+
+def test_reversals_and_adjustments_are_reported_by_kind_with_their_net_money() -> None:
+    from datetime import date as day
+
+    moves = (kpis.Movement("adjustment:correction", 3, 2, Decimal("-120.50"), Decimal("20.00")),
+             kpis.Movement("adjustment:reversal", 2, 2, Decimal("15.00"), Decimal("-15.00")),
+             kpis.Movement("reversal", 4, 4, Decimal("-900.00"), Decimal("-300.00")))
+    k = kpis.Kpis(query=kpis.KpiQuery(day(2026, 1, 1), day(2026, 12, 31)), insured_total=0, insured_by_category={},
+                  settlements=0, settled=0, rejected=0, inpatients=0, total_cost=Decimal(0), in_policy=Decimal(0),
+                  basic_paid=Decimal(0), catastrophic_paid=Decimal(0), assistance_paid=Decimal(0),
+                  funds_paid=Decimal(0), patient_paid=Decimal(0), actual_compensation_ratio=None,
+                  in_policy_ratio_by_level=(), in_policy_ratio_level2_and_below=None, cost_per_stay=None,
+                  compensation_per_inpatient=None, catastrophic_beneficiaries=0, catastrophic_above_threshold=Decimal(0),
+                  catastrophic_payment_ratio=None, movements=moves)
+    all_adjustments = k.movement("adjustment")
+    assert (all_adjustments.statements, all_adjustments.claims, all_adjustments.funds, all_adjustments.patients) == (
+        5, 4, Decimal("-105.50"), Decimal("5.00"))
+    assert k.movement("reversal") == kpis.Movement("reversal", 4, 4, Decimal("-900.00"), Decimal("-300.00"))
+    assert k.movement("adjustment:correction").funds == Decimal("-120.50")
+    assert k.movement("adjustment:reinstatement") == kpis.Movement("adjustment:reinstatement", 0, 0, Decimal(0),
+                                                                   Decimal(0))

@@ -111,6 +111,8 @@ def test_demo_county_marks_its_illustrative_numbers() -> None:
     assert p.is_illustrative("catastrophic.bands[2].lower")
     assert p.is_illustrative("assistance.tiers[0].ratio")
     assert p.is_illustrative("audit.split_admission_window_days")
+    assert p.is_illustrative("audit.reversals_per_hospital_day") and p.is_illustrative("audit.late_reversal_days")
+    assert not p.is_illustrative("audit.manual_review_sample_rate")  # 5%, F003 L147
     assert not p.is_illustrative("catastrophic.bands[3].lower")  # 60,000 is in the source
     assert not p.is_illustrative("basic.annual_cap")
 

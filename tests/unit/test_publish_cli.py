@@ -96,3 +96,62 @@ def test_topic_prefix_comes_from_the_environment(tmp_path: Path, monkeypatch) ->
     assert sent == {"prefix": "t1234.", "topics": {"claims.discharges"}}
     assert main(["publish", "discharges", str(f), "--bootstrap", "127.0.0.1:1", "--no-progress", "--prefix", "x."]) == 0
     assert sent["prefix"] == "x."
+
+
+def correction_line(**over) -> dict:
+    return {**discharge_line(discharge_date="2026-03-04"), "correction_reason": "discharged a day earlier", **over}
+
+
+def reversal_line(**over) -> dict:
+    return {"hospital_claim_id": "C1", "hospital_id": "H1", "person_id": "11010519491231002X",
+            "reason": "patient was not admitted", **over}
+
+
+@pytest.mark.parametrize("kind, good, event_type", [("corrections", correction_line, "DischargeCorrected"),
+                                                    ("reversals", reversal_line, "ReversalRequested")])
+def test_corrections_and_reversals_are_prepared_like_discharges(tmp_path: Path, kind: str, good, event_type: str
+                                                                ) -> None:
+    f = tmp_path / f"{kind}.jsonl"
+    f.write_text(json.dumps(good()) + "\n")
+    [p], bad = read_lines(f, kind)
+    assert bad == [] and p.topic == "claims.discharges" and p.key == "11010519491231002X"
+    env = p.envelope
+    assert (env.event_type, env.producer, env.correlation_id) == (event_type, "hospital:H1", "H1:C1")
+    assert read_lines(f, kind)[0][0].envelope.event_id == env.event_id  # derived from the content
+    f.write_text(json.dumps(good(hospital_claim_id="C2")) + "\n")
+    assert read_lines(f, kind)[0][0].envelope.event_id != env.event_id
+    # a discharge is not a correction (no reason), and a correction is not a reversal (no reason either)
+    f.write_text(json.dumps(discharge_line() if kind == "corrections" else correction_line()) + "\n")
+    [e] = read_lines(f, kind)[1]
+    assert e.line == 1 and e.reason.startswith("correction_reason:" if kind == "corrections" else "reason:"), e.reason
+
+
+def test_bad_corrections_and_reversals_are_reported_with_their_line_and_field(tmp_path: Path) -> None:
+    f = tmp_path / "corrections.jsonl"
+    f.write_text("\n".join([json.dumps(correction_line()), json.dumps(correction_line(correction_reason="")),
+                            json.dumps(correction_line(total_amount="99.00")),
+                            json.dumps(correction_line(discharge_date="2026-02-28")), "{oops",
+                            json.dumps(correction_line(correction_reason="bad\u0007bell"))]) + "\n")
+    good, bad = read_lines(f, "corrections")
+    assert len(good) == 1
+    assert [(e.line, e.reason.split(":")[0]) for e in bad] == [
+        (2, "correction_reason"), (3, "line"), (4, "line"), (5, "not JSON"), (6, "correction_reason")]
+    assert "total_amount 99.00 is not the sum of the lines" in bad[1].reason
+    assert "is before admission_date" in bad[2].reason
+    r = tmp_path / "reversals.jsonl"
+    r.write_text("\n".join([json.dumps(reversal_line(person_id="not an id!")), json.dumps(reversal_line()),
+                            json.dumps({k: v for k, v in reversal_line().items() if k != "reason"}),
+                            json.dumps(reversal_line(hospital_claim_id="x" * 65))]) + "\n")
+    good, bad = read_lines(r, "reversals")
+    assert len(good) == 1
+    assert [(e.line, e.reason.split(":")[0]) for e in bad] == [(1, "person_id"), (3, "reason"), (4, "hospital_claim_id")]
+
+
+@pytest.mark.parametrize("kind, good", [("corrections", correction_line), ("reversals", reversal_line)])
+def test_nothing_is_published_when_a_correction_or_reversal_line_is_bad(tmp_path: Path, capsys, kind: str,
+                                                                        good) -> None:
+    f = tmp_path / "in.jsonl"
+    f.write_text(f"{json.dumps(good())}\n{json.dumps(good(hospital_id='H 1'))}\n")
+    assert main(["publish", kind, str(f), "--bootstrap", "127.0.0.1:1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing published" in err and f"{f}:2" in err and "hospital_id: String should match pattern" in err

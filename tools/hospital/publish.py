@@ -1,14 +1,20 @@
-"""Publish events from JSONL files: hospitals' discharges and operators' enrollment commands.
+"""Publish events from JSONL files: hospitals' discharges, corrections and reversals, and operators'
+enrollment commands.
 
     ./medsettle publish discharges FILE.jsonl ...   # one DischargeRecorded payload a line
+    ./medsettle publish corrections FILE.jsonl ...  # one DischargeCorrected payload a line
+    ./medsettle publish reversals FILE.jsonl ...    # one ReversalRequested payload a line
     ./medsettle publish commands FILE.jsonl ...     # {"event_type": ..., "payload": {...}} a line
 
 Every line of every file is validated before anything is sent, exactly as a consumer will decode
 it (the contract, the size of the record, the key); a bad line is reported with its file, line
 number and field, and nothing is published unless `--skip-invalid` is given. Messages are keyed
 as the contracts say (`Contract.message_key()`: the person id for claims and person commands, the
-provider id for provider commands). Event ids are derived from the content, so publishing the same
-file twice is deduplicated by every consumer.
+provider id for provider commands). A hospital's discharges, corrections and reversals go to
+`claims.discharges` with the producer `hospital:<hospital_id>` (settlement refuses a correction or
+reversal from another producer than the hospital that filed the claim) and the claim id as
+correlation id. Event ids are derived from the content, so publishing the same file twice is
+deduplicated by every consumer.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from contracts import (
     EVENT_TYPES,
     Contract,
+    DischargeCorrected,
     DischargeRecorded,
     Envelope,
+    ReversalRequested,
     decode,
     derived_event_id,
     encode,
@@ -41,7 +49,7 @@ from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
 from contracts.topics import DISCHARGES
 from contracts.topics import ENROLLMENT_COMMANDS as COMMANDS_TOPIC
 
-Kind = Literal["discharges", "commands"]
+Kind = Literal["discharges", "corrections", "reversals", "commands"]
 SHOWN_ERRORS = 50
 """Bad lines reported per file (the count of the rest is given)."""
 
@@ -87,9 +95,18 @@ def _prepared(topic: str, model: Contract, producer: str, correlation_id: str | 
     return Prepared(topic, key, envelope, value)
 
 
-def prepare_discharge(obj: Any) -> Prepared:
-    d = DischargeRecorded.model_validate(obj)
-    return _prepared(DISCHARGES, d, f"hospital:{d.hospital_id}", correlation_id=d.claim_id)
+def _claim_request(model: type[DischargeRecorded] | type[ReversalRequested]) -> Callable[[Any], Prepared]:
+    """A hospital's request about a claim (discharge, correction, reversal): on `claims.discharges`,
+    keyed by person id, from `hospital:<hospital_id>`, correlated by claim id."""
+    def prepare(obj: Any) -> Prepared:
+        request = model.model_validate(obj)
+        return _prepared(DISCHARGES, request, f"hospital:{request.hospital_id}", correlation_id=request.claim_id)
+    return prepare
+
+
+prepare_discharge = _claim_request(DischargeRecorded)
+prepare_correction = _claim_request(DischargeCorrected)
+prepare_reversal = _claim_request(ReversalRequested)
 
 
 def prepare_command(obj: Any) -> Prepared:
@@ -101,7 +118,9 @@ def prepare_command(obj: Any) -> Prepared:
     return _prepared(COMMANDS_TOPIC, model.model_validate(obj["payload"]), "operator")
 
 
-PREPARE = {"discharges": prepare_discharge, "commands": prepare_command}
+PREPARE: dict[Kind, Callable[[Any], Prepared]] = {
+    "discharges": prepare_discharge, "corrections": prepare_correction, "reversals": prepare_reversal,
+    "commands": prepare_command}
 
 
 def read_lines(path: Path, kind: Kind) -> tuple[list[Prepared], list[LineError]]:
@@ -152,11 +171,20 @@ def _chunks(items: Sequence[Prepared], size: int) -> Iterator[Sequence[Prepared]
         yield items[i:i + size]
 
 
+def resent(message: Prepared) -> Prepared:
+    """The same request as a new event (a fresh event id): what a hospital sends to settle a
+    reversed claim again, or to reverse a claim again after that — the content-derived id would
+    make the platform take it for the earlier request delivered twice."""
+    envelope = message.envelope.model_copy(update={"event_id": uuid.uuid4()})
+    return Prepared(message.topic, message.key, envelope, encode(envelope))
+
+
 def publish_files(kind: Kind, files: Sequence[Path], bootstrap: Callable[[], str], *, prefix: str = "",
-                  skip_invalid: bool = False, progress: bool = True) -> int:
+                  skip_invalid: bool = False, progress: bool = True, resend: bool = False) -> int:
     """`./medsettle publish KIND FILE...`: validate every line of every file, then (and only if all
     are valid, or `skip_invalid`) publish the valid ones to the broker `bootstrap()` names (asked
-    only then). Returns the exit code: 0 published, 1 bad lines and nothing published."""
+    only then). `resend`: as new events (see `resent`). Returns the exit code: 0 published, 1 bad
+    lines and nothing published."""
     good: list[Prepared] = []
     bad_total = 0
     for path in files:
@@ -170,6 +198,8 @@ def publish_files(kind: Kind, files: Sequence[Path], bootstrap: Callable[[], str
     if bad_total and not skip_invalid:
         console.print(f"[red]{bad_total} invalid line(s); nothing published[/red] (fix them or use --skip-invalid)")
         return 1
+    if resend:
+        good = [resent(m) for m in good]
     n = asyncio.run(publish(good, bootstrap(), progress=progress, prefix=prefix))
     console.print(f"published {n} {kind}" + (f", skipped {bad_total} invalid" if bad_total else ""))
     return 0

@@ -1,74 +1,136 @@
-"""Follow a hospital's settlement statements (一站式结算单) as they are produced.
+"""Follow a hospital's settlement statements (一站式结算单) and refusals as they are produced.
 
     ./medsettle statements --hospital H001            # new statements, as a table, until Ctrl-C
     ./medsettle statements --hospital H001 --from-beginning --exit-when-idle 5
 
-With a hospital, its consumer group `medsettle.hospital.<id>` remembers what was shown, so a
-restart continues where it stopped; a statement re-sent with the same event id is shown once.
-Patients' identity numbers are masked.
+What a hospital receives, per claim: the first settlement (`SettlementStatement`: what each fund
+pays and what the patient pays); after a correction or reversal of this claim or of an earlier
+claim of the same person-year, an adjustment (`SettlementAdjusted`, 补退: the differences, signed —
+negative where a fund or the patient pays less — with the cause); a reversal
+(`SettlementReversed`, 冲正: the claim's net amounts so far, negated). A claim's net amounts are the
+sum of its statements. A correction or reversal settlement refused comes back on `claims.refusals`
+(`ClaimRequestRefused`, with the reason code) and is shown in a table of its own.
+
+With a hospital, its consumer group `medsettle.hospital.<id>` (on both topics) remembers what was
+shown, so a restart continues where it stopped; an event re-sent with the same event id is shown
+once. Patients' identity numbers are masked.
 """
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contracts import ContractError, SettlementStatement, decode
-from contracts.topics import STATEMENTS
+from contracts import (
+    ClaimRequestRefused,
+    ContractError,
+    SettlementAdjusted,
+    SettlementReversed,
+    SettlementStatement,
+    decode,
+)
+from contracts.envelope import Contract
+from contracts.settlement import ClaimStatement
+from contracts.topics import REFUSALS, STATEMENTS
 from runtime.logging import mask_identity_numbers
 
 console = Console()
 
+MODELS: dict[str, tuple[type[Contract], ...]] = {
+    STATEMENTS: (SettlementStatement, SettlementAdjusted, SettlementReversed),
+    REFUSALS: (ClaimRequestRefused,),
+}
+"""What the hospital reads from each topic."""
 
-def table(rows: list[SettlementStatement]) -> Table:
+KIND = {SettlementStatement: "statement", SettlementAdjusted: "ADJUSTMENT 补退", SettlementReversed: "REVERSAL 冲正"}
+
+
+def signed(amount: Decimal) -> str:
+    return f"+{amount:,}" if amount > 0 else f"{amount:,}"
+
+
+def what(s: ClaimStatement) -> str:
+    """The outcome of a statement; for an adjustment or reversal, its cause too."""
+    outcome: str = "reversed" if isinstance(s, SettlementReversed) else s.outcome
+    if not isinstance(s, SettlementReversed) and s.rejection is not None:
+        outcome = f"rejected: {s.rejection.reason_code}"
+        if s.rejection.related_claim_id:
+            outcome += f" (duplicate of {s.rejection.related_claim_id})"
+    if isinstance(s, SettlementStatement):
+        return outcome
+    about = "" if s.cause.claim_id == s.claim_id else f" of {s.cause.claim_id}"
+    return f"{outcome}; {s.cause.kind}{about}: {s.cause.reason}"
+
+
+def table(rows: list[ClaimStatement]) -> Table:
     t = Table(show_header=True, header_style="bold")
-    for col in ("claim", "patient", "discharged", "total", "basic", "critical illness", "assistance", "patient pays",
-                "outcome"):
-        t.add_column(col, justify="right" if col not in ("claim", "patient", "outcome") else "left")
+    left = ("claim", "patient", "kind", "outcome / cause")
+    for col in ("claim", "patient", "discharged", "kind", "rev", "total", "basic", "critical illness", "assistance",
+                "patient pays", "outcome / cause"):
+        t.add_column(col, justify="left" if col in left else "right", overflow="fold")
     for s in rows:
-        outcome = s.outcome if s.rejection is None else f"rejected: {s.rejection.reason_code}"
-        t.add_row(s.hospital_claim_id, mask_identity_numbers(s.person_id), s.discharge_date.isoformat(),
-                  f"{s.total_cost:,}", f"{s.hifp_pay:,}", f"{s.hifmi_pay:,}", f"{s.maf_pay:,}", f"{s.psn_pay:,}",
-                  outcome)
+        money = (s.total_cost, s.hifp_pay, s.hifmi_pay, s.maf_pay, s.psn_pay)
+        shown = [f"{m:,}" for m in money] if isinstance(s, SettlementStatement) else [signed(m) for m in money]
+        t.add_row(*(escape(c) for c in (
+            s.hospital_claim_id, mask_identity_numbers(s.person_id), s.discharge_date.isoformat(), KIND[type(s)],
+            str(s.revision), *shown, mask_identity_numbers(what(s)))))
+    return t
+
+
+def refusals_table(rows: list[ClaimRequestRefused]) -> Table:
+    t = Table(title="refused requests", show_header=True, header_style="bold")
+    for col in ("claim", "patient", "request", "reason code", "reason"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(*(escape(c) for c in (r.hospital_claim_id, mask_identity_numbers(r.person_id), r.request_type,
+                                        r.reason_code, mask_identity_numbers(r.reason))))
     return t
 
 
 async def follow(hospital: str | None, bootstrap: str, *, from_beginning: bool, idle_exit: float | None,
-                 prefix: str = "") -> int:
+                 prefix: str = "") -> tuple[int, int]:
+    """Show statements and refusals as they come; returns how many of each were shown."""
     group = f"{prefix}medsettle.hospital.{hospital}" if hospital else None
-    consumer = AIOKafkaConsumer(prefix + STATEMENTS, bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(*(prefix + topic for topic in MODELS), bootstrap_servers=bootstrap, group_id=group,
                                 auto_offset_reset="earliest" if from_beginning else "latest",
                                 enable_auto_commit=False)
     await consumer.start()
     seen: set[str] = set()
-    shown = 0
+    shown = refused = 0
     last = time.monotonic()
     try:
         while idle_exit is None or time.monotonic() - last < idle_exit:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            rows: list[SettlementStatement] = []
-            for records in batches.values():
+            rows: list[ClaimStatement] = []
+            refusals: list[ClaimRequestRefused] = []
+            for tp, records in batches.items():
+                topic = tp.topic.removeprefix(prefix)
                 for r in records:
                     try:
-                        env = decode(r.value or b"", SettlementStatement)
+                        env = decode(r.value or b"", *MODELS[topic])
                     except ContractError as exc:
-                        console.print(f"[red]undecodable statement at {r.partition}:{r.offset}: "
+                        console.print(f"[red]undecodable record on {escape(topic)} at {r.partition}:{r.offset}: "
                                       f"{escape(exc.reason)}[/red]")
                         continue
                     if str(env.event_id) in seen or (hospital and env.payload.hospital_id != hospital):
                         continue
                     seen.add(str(env.event_id))
-                    rows.append(env.payload)
+                    (refusals if isinstance(env.payload, ClaimRequestRefused) else rows).append(env.payload)
             if rows:
                 console.print(table(rows))
                 shown += len(rows)
+            if refusals:
+                console.print(refusals_table(refusals))
+                refused += len(refusals)
+            if rows or refusals:
                 last = time.monotonic()
             if batches and group:
                 await consumer.commit()
     finally:
         await consumer.stop()
-    return shown
+    return shown, refused

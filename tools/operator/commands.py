@@ -47,12 +47,13 @@ async def _audit_conn(audit_db: str) -> asyncpg.Connection:
 
 async def trace(audit_db: str, claim_id: str) -> int:
     from services.audit import store
-    from tools.operator.views import trace_table
+    from tools.operator.views import knock_on_table, trace_table
 
     conn = await _audit_conn(audit_db)
     try:
         events = await store.claim_history(conn, claim_id)
         alerts = await store.list_alerts(conn, claim_id=claim_id)
+        knock_on = await store.caused_by_claim(conn, claim_id)
     finally:
         await conn.close()
     consumed = {e["payload"].get("alert_id") for e in events if e["event_type"] == "AuditAlert"}
@@ -61,6 +62,8 @@ async def trace(audit_db: str, claim_id: str) -> int:
         errors.print(escape(f"no event of claim {claim_id} in the audit's event store"))
         return 1
     console.print(trace_table(claim_id, events, pending))
+    if knock_on:
+        console.print(knock_on_table(claim_id, knock_on))
     return 0
 
 
@@ -109,16 +112,18 @@ async def reconcile(audit_db: str, prefix: str) -> int:
             await tx.rollback()
     finally:
         await conn.close()
-    table = Table(title="per-layer fund totals: statements vs the layers' results")
+    table = Table(title="per-layer fund totals: the claims' net amounts vs the layers' current results")
     for column in ("layer", "year", "statements", "layer results", "difference"):
         table.add_column(column, justify="right")
     for t in report.totals:
         table.add_row(t.layer, str(t.insurance_year), f"{t.statements:,.2f}", f"{t.layer_results:,.2f}",
                       f"{t.statements - t.layer_results:,.2f}")
     console.print(table)
+    console.print(f"{report.claims_checked} claim(s) checked, {report.claims_in_flight} in flight (a revision on "
+                  "its way through the layers: checked again later)")
     for f in report.findings:
         evidence = ", ".join(f"{k}={v}" for k, v in f.evidence.items())
-        console.print(escape(f"{f.rule} {f.claim_id or f.subject}: {evidence}"))
+        console.print(escape(f"{f.rule} {f.subject or f.claim_id}: {evidence}"))
     return 0
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,18 +29,65 @@ def _pays(p: dict[str, Any]) -> str:
             f"assistance {p.get('maf_pay')} + patient {p.get('psn_pay')}")
 
 
+def signed(value: Any) -> str:
+    """A difference with its sign (`+12.50`, `-3.00`, `0.00`); what is not a number as it is."""
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+    return f"+{amount:,}" if amount > 0 else f"{amount:,}"
+
+
+def _differences(p: dict[str, Any]) -> str:
+    return (f"total {signed(p.get('total_cost'))}: basic {signed(p.get('hifp_pay'))}, critical illness "
+            f"{signed(p.get('hifmi_pay'))}, assistance {signed(p.get('maf_pay'))}, patient {signed(p.get('psn_pay'))}")
+
+
+def revision_of(event_type: str, p: dict[str, Any]) -> str:
+    """The layer revision an event carries (`-` for events that have none)."""
+    if event_type in ("BasicSettled", "CatastrophicSettled", "SettlementStatement", "SettlementAdjusted",
+                      "SettlementReversed"):
+        return str(p.get("revision") or 1)
+    return "-"
+
+
+def cause_of(p: dict[str, Any], claim_id: str | None = None) -> str:
+    """Why a revision was made: the kind of request, the claim it was about (when another) and its reason."""
+    cause = p.get("cause")
+    if not isinstance(cause, dict):
+        return "-"
+    about = cause.get("claim_id")
+    of = f" of {about}" if about and about != claim_id else ""
+    return f"{cause.get('kind')}{of}: {cause.get('reason')}"
+
+
 def summarize(event_type: str, p: dict[str, Any], error: str | None) -> str:
     """One line on what an event says (no names; identity numbers masked)."""
     if error:
         return f"INVALID: {error}"
     rejection = p.get("rejection") or {}
-    outcome = p.get("outcome")
-    if outcome == "rejected":
-        return f"rejected {rejection.get('reason_code')}: {rejection.get('reason')}"
+    related = f" (duplicate of {rejection['related_claim_id']})" if rejection.get("related_claim_id") else ""
     match event_type:
-        case "DischargeRecorded":
+        case _ if p.get("reversed") is True:
+            text = "REVERSED: pays nothing"
+        case "SettlementAdjusted":
+            after = (f", now rejected {rejection.get('reason_code')}: {rejection.get('reason')}{related}"
+                     if p.get("outcome") == "rejected" else "")
+            text = f"ADJUSTMENT {_differences(p)}{after}"
+        case "SettlementReversed":
+            text = f"REVERSAL {_differences(p)}"
+        case _ if p.get("outcome") == "rejected":
+            text = f"rejected {rejection.get('reason_code')}: {rejection.get('reason')}{related}"
+        case "DischargeRecorded" | "DischargeCorrected":
             text = (f"{p.get('admission_date')} → {p.get('discharge_date')} at {p.get('hospital_id')}, "
                     f"{len(p.get('lines') or ())} lines, total {p.get('total_amount')}, {p.get('care_location')}")
+            if event_type == "DischargeCorrected":
+                text = f"CORRECTION ({p.get('correction_reason')}): {text}"
+        case "ReversalRequested":
+            text = f"REVERSAL REQUESTED: {p.get('reason')}"
+        case "ClaimRequestRefused":
+            text = f"REFUSED {p.get('request_type')} {_short(p.get('request_event_id'))}: {p.get('reason_code')}, " \
+                   f"{p.get('reason')}"
         case "BasicSettled":
             text = f"basic paid {(p.get('basic') or {}).get('paid')}, residual {p.get('residual_in_policy')}"
         case "CatastrophicSettled":
@@ -55,17 +103,45 @@ def summarize(event_type: str, p: dict[str, Any], error: str | None) -> str:
     return mask_identity_numbers(text)
 
 
+_TRACE_COLUMNS = ("#", "occurred at (UTC)", "topic", "p/offset", "event", "rev", "cause", "producer", "event id",
+                  "caused by", "what")
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _trace_row(table: Table, n: str, e: dict[str, Any], claim_id: str) -> None:
+    _row(table, n, _when(e["occurred_at"]), e["topic"], f"{e['partition']}/{e['offset']}",
+         e["event_type"], revision_of(e["event_type"], e["payload"]),
+         mask_identity_numbers(cause_of(e["payload"], claim_id)), e["producer"], _short(e["event_id"]),
+         _short(e["causation_id"]), summarize(e["event_type"], e["payload"], e["error"]))
+
+
 def trace_table(claim_id: str, events: list[dict[str, Any]], extra_alerts: list[dict[str, Any]]) -> Table:
+    """Every event of the claim in order: the discharge, its corrections and reversal, each layer's
+    revisions (with revision and cause), every statement, refusals and alerts."""
     table = Table(title=f"claim {claim_id}", show_lines=False)
-    for column in ("#", "occurred at", "topic", "p/offset", "event", "producer", "event id", "caused by", "what"):
+    for column in _TRACE_COLUMNS:
         table.add_column(column, overflow="fold")
     for i, e in enumerate(events, 1):
-        _row(table, str(i), e["occurred_at"].isoformat(timespec="seconds"), e["topic"],
-                      f"{e['partition']}/{e['offset']}", e["event_type"], e["producer"], _short(e["event_id"]),
-                      _short(e["causation_id"]), summarize(e["event_type"], e["payload"], e["error"]))
+        _trace_row(table, str(i), e, claim_id)
     for a in extra_alerts:  # raised but not yet consumed back from audit.alerts
-        _row(table, "+", a["detected_at"].isoformat(timespec="seconds"), "audit.alerts", "(pending)", "AuditAlert",
-                      "audit", "-", "-", summarize("AuditAlert", {**a, "evidence": a["evidence"]}, None))
+        _row(table, "+", _when(a["detected_at"]), "audit.alerts", "(pending)", "AuditAlert",
+             "-", "-", "audit", "-", "-", summarize("AuditAlert", {**a, "evidence": a["evidence"]}, None))
+    return table
+
+
+def knock_on_table(claim_id: str, events: list[dict[str, Any]]) -> Table:
+    """The revisions of other claims (of the same person-year) that this claim's correction or
+    reversal caused."""
+    table = Table(title=f"other claims re-priced by the requests about {claim_id}")
+    for column in ("#", "occurred at (UTC)", "claim", "event", "rev", "cause", "what"):
+        table.add_column(column, overflow="fold")
+    for i, e in enumerate(events, 1):
+        _row(table, str(i), _when(e["occurred_at"]), e["claim_id"] or "-", e["event_type"],
+             revision_of(e["event_type"], e["payload"]), mask_identity_numbers(cause_of(e["payload"], claim_id)),
+             summarize(e["event_type"], e["payload"], e["error"]))
     return table
 
 
@@ -97,7 +173,8 @@ def kpi_tables(k: Kpis) -> list[Table]:
     main.add_column("value", justify="right")
     rows = [
         ("insured persons 参保人数", f"{k.insured_total:,}"),
-        ("settlements 结算人次", f"{k.settlements:,} ({k.settled:,} settled, {k.rejected:,} rejected)"),
+        ("settlements 结算人次", f"{k.settlements:,} ({k.settled:,} settled, {k.rejected:,} rejected; "
+                             f"{k.reversed:,} claims reversed)"),
         ("inpatients 住院人数", f"{k.inpatients:,}"),
         ("total inpatient cost 住院总费用", _money(k.total_cost)),
         ("in-policy cost 政策范围内费用", _money(k.in_policy)),
@@ -126,9 +203,18 @@ def kpi_tables(k: Kpis) -> list[Table]:
     categories.add_column("persons", justify="right")
     for name, count in k.insured_by_category.items():
         categories.add_row(name, f"{count:,}")
+    changes = Table(title=f"corrections and reversals 重新结算与冲正 (net money included above; "
+                          f"{k.corrections:,} corrections accepted)")
+    for column in ("statements", "count", "claims", "funds", "patients"):
+        changes.add_column(column, justify="left" if column == "statements" else "right")
+    labels = {"reversal": "reversals 冲正", "adjustment": "adjustments 补退, all"}
+    for kind in ("reversal", "adjustment", *(m.kind for m in k.movements if m.kind != "reversal")):
+        m = k.movement(kind)
+        label = labels.get(kind) or f"  caused by a {kind.split(':', 1)[1]}"
+        changes.add_row(label, f"{m.statements:,}", f"{m.claims:,}", signed(m.funds), signed(m.patients))
     alerts = Table(title="alerts by rule 预警")
     alerts.add_column("rule")
     alerts.add_column("alerts", justify="right")
     for name, count in k.alerts_by_rule.items():
         alerts.add_row(name, f"{count:,}")
-    return [main, levels, categories, alerts]
+    return [main, levels, changes, categories, alerts]
