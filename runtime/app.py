@@ -24,6 +24,7 @@ from runtime.db import open_pool
 from runtime.logging import configure_logging, get_logger
 from runtime.outbox import publish_pending
 from runtime.projection import ApplyBatch, Projection
+from runtime.publisher import Publisher
 from runtime.settings import Settings
 
 
@@ -36,10 +37,12 @@ class ProjectionSpec:
 
 @dataclass
 class ServiceContext:
-    """What a running service has: its settings, pool, broker and projections."""
+    """What a running service has: its settings, pool, broker (consuming), publisher (its outbox and
+    dead letters) and projections."""
 
     settings: Settings
     broker: KafkaBroker
+    publisher: Publisher
     pool: asyncpg.Pool | None = None
     projections: dict[str, Projection] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
@@ -95,7 +98,8 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
     configure_logging(settings.log_level, service=spec.name)
     log = get_logger(spec.name)
     broker = make_broker(settings)
-    ctx = ServiceContext(settings=settings, broker=broker)
+    publisher = Publisher(settings.kafka_options(), client_id=f"medsettle-{spec.name}")
+    ctx = ServiceContext(settings=settings, broker=broker, publisher=publisher)
 
     app = FastStream(broker, logger=None)
 
@@ -104,7 +108,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
         app.exit()
 
     for sub in spec.subscriptions(ctx):
-        consumer = BatchConsumer(sub, spec.name, ctx.require_pool, broker, settings.topic_prefix,
+        consumer = BatchConsumer(sub, spec.name, ctx.require_pool, publisher, settings.topic_prefix,
                                  on_fatal=stop_on_fatal)
 
         broker.subscriber(
@@ -116,10 +120,11 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
     async def on_startup() -> None:
         ctx.pool = await open_pool(settings.database_url, settings.database, *spec.migrations,
                                    size=settings.db_pool_size)
+        await publisher.start()
         for p in spec.projections:
             projection = Projection(settings.topic(p.topic), p.model, p.apply, settings.kafka_bootstrap_servers,
-                                    ctx.require_pool, client_id=f"medsettle-{spec.name}-projection", broker=broker,
-                                    service=spec.name)
+                                    ctx.require_pool, client_id=f"medsettle-{spec.name}-projection",
+                                    publisher=publisher, service=spec.name)
             await projection.start()
             ctx.projections[p.topic] = projection
         if spec.on_start is not None:
@@ -128,7 +133,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
 
     async def after_startup() -> None:
         # rows a crash left unpublished are sent before new work arrives
-        sent = await publish_pending(ctx.require_pool(), broker)
+        sent = await publish_pending(ctx.require_pool(), publisher)
         if sent:
             log.info("published outbox rows left by a previous run", count=sent)
 
@@ -137,6 +142,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
             await spec.on_stop(ctx)
         for projection in ctx.projections.values():
             await projection.stop()
+        await publisher.stop()
         if ctx.pool is not None:
             await ctx.pool.close()
         log.info("stopped")

@@ -105,16 +105,16 @@ def decode_records(records: Sequence[ConsumerRecord], expected: tuple[type[Contr
 
 
 class BatchConsumer:
-    """Runs one subscription's batches against the service's pool and broker."""
+    """Runs one subscription's batches against the service's pool and publisher."""
 
-    def __init__(self, sub: Subscription, service: str, pool_getter: Callable[[], asyncpg.Pool], broker: Any,
+    def __init__(self, sub: Subscription, service: str, pool_getter: Callable[[], asyncpg.Pool], publisher: Any,
                  topic_prefix: str = "", *, on_fatal: OnFatal | None = None, backoff: Backoff | None = None,
                  unknown_error_attempts: int = UNKNOWN_ERROR_ATTEMPTS) -> None:
         self.sub = sub
         self.topic_prefix = topic_prefix
         self.service = service
         self._pool = pool_getter
-        self.broker = broker
+        self.publisher = publisher
         self.on_fatal = on_fatal
         self.backoff = backoff or Backoff()
         self.unknown_error_attempts = unknown_error_attempts
@@ -167,11 +167,11 @@ class BatchConsumer:
                             topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
             if self.sub.dead_letters:
                 await retry_infrastructure(f"{self.service}: publishing dead letters",
-                                           lambda: send_dead_letters(self.broker, dead, self.service),
+                                           lambda: send_dead_letters(self.publisher, dead, self.service),
                                            self.backoff, topic=self.sub.topic)
         t_stored = time.perf_counter()
         published = await retry_infrastructure(f"{self.service}: publishing the outbox",
-                                               lambda: publish_pending(self._pool(), self.broker), self.backoff)
+                                               lambda: publish_pending(self._pool(), self.publisher), self.backoff)
         log.debug("batch", topic=self.sub.topic, records=len(records), published=published,
                   before_ms=round((t_before - started) * 1000, 1), decode_ms=round((t_decoded - t_before) * 1000, 1),
                   store_ms=round((t_stored - t_decoded) * 1000, 1),

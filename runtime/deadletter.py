@@ -9,13 +9,12 @@ retained. A truncated letter cannot be redriven as it is (`tools/operator/dlt.py
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from contracts.limits import printable
 from contracts.topics import dead_letter_topic
+from runtime.publisher import Publisher
 
 H_REASON = "dlt.reason"
 H_FIELD = "dlt.field"
@@ -102,11 +101,7 @@ def dlt_headers(letter: DeadLetter, service: str) -> dict[str, str]:
     return outgoing(letter, service).headers
 
 
-async def send_dead_letters(broker: Any, letters: list[DeadLetter], service: str) -> None:
+async def send_dead_letters(publisher: Publisher, letters: list[DeadLetter], service: str) -> None:
     """Publish the letters and wait for the broker's acknowledgement of each."""
-    futures = []
-    for letter in letters:
-        out = outgoing(letter, service)
-        futures.append(await broker.publish(out.value, topic=out.topic, key=out.key, headers=out.headers,
-                                            no_confirm=True))
-    await asyncio.gather(*futures)
+    out = [outgoing(letter, service) for letter in letters]
+    await publisher.send_all([(o.topic, o.value, o.key, o.headers) for o in out])

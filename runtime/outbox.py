@@ -5,15 +5,14 @@ event id, which consumers drop."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import asyncpg
+
+from runtime.publisher import Publisher
 
 BATCH = 2000
 
 
-async def publish_pending(pool: asyncpg.Pool, broker: Any, limit: int = BATCH) -> int:
+async def publish_pending(pool: asyncpg.Pool, publisher: Publisher, limit: int = BATCH) -> int:
     total = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
@@ -22,12 +21,8 @@ async def publish_pending(pool: asyncpg.Pool, broker: Any, limit: int = BATCH) -
                    WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
             if not rows:
                 return total
-            futures = [
-                await broker.publish(bytes(r["value"]), topic=r["topic"], key=r["key"].encode(),
-                                     headers={"event_type": r["event_type"]}, no_confirm=True)
-                for r in rows
-            ]
-            await asyncio.gather(*futures)
+            await publisher.send_all([(r["topic"], bytes(r["value"]), r["key"].encode(), {"event_type": r["event_type"]})
+                                      for r in rows])
             await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                                [r["id"] for r in rows])
             total += len(rows)

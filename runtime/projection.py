@@ -39,11 +39,13 @@ TRACKING_DDL = """CREATE TABLE IF NOT EXISTS projection_position (
 
 class Projection:
     def __init__(self, topic: str, model: type[Contract], apply: ApplyBatch, bootstrap_servers: str,
-                 pool_getter: Callable[[], asyncpg.Pool], client_id: str, *, broker: Any, service: str) -> None:
+                 pool_getter: Callable[[], asyncpg.Pool], client_id: str, *, publisher: Any, service: str,
+                 options: dict[str, Any] | None = None) -> None:
         self.topic = topic
         self.model = model
         self.apply = apply
-        self.broker = broker
+        self.publisher = publisher
+        self.options = options or {}
         self.service = service
         self._servers = bootstrap_servers
         self._pool = pool_getter
@@ -173,7 +175,7 @@ class Projection:
         for d in dead:
             log.warning("dead-lettered", topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
         await retry_infrastructure(f"{self.service}: publishing dead letters of {self.topic}",
-                                   lambda: send_dead_letters(self.broker, dead, self.service))
+                                   lambda: send_dead_letters(self.publisher, dead, self.service))
 
 
 def _positions(records: list[ConsumerRecord]) -> dict[int, int]:

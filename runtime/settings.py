@@ -7,6 +7,8 @@ each service connects to its own database on it, named by `database_name` (`DATA
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
+
+    def kafka_options(self) -> dict[str, Any]:
+        """What every Kafka client of the service is made with (where the broker is)."""
+        return {"bootstrap_servers": self.kafka_bootstrap_servers}
 
 
 def load_settings(service_name: str, **overrides: object) -> Settings:

@@ -59,7 +59,7 @@ class Reconciler:
                 uow = PostgresUnitOfWork(conn, self.ctx.settings.topic_prefix)
                 report.raised = await raise_alerts(uow, report.findings, wall_clock())
                 await uow.flush()
-            await publish_pending(pool, self.ctx.broker)
+            await publish_pending(pool, self.ctx.publisher)
         self.last_report = report
         if report.raised:
             log.info("reconciliation raised alerts", count=len(report.raised), claims_checked=report.claims_checked,

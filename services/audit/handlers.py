@@ -151,7 +151,7 @@ class AuditHandler:
                                               uow)
         findings += await self._reversal_findings(reversals, uow)
         raised = await raise_alerts(uow, findings, self.clock(), causation)
-        log.info("claim requests audited", claims=len(touched), reversals=len(reversals), alerts=len(raised))
+        log.debug("claim requests audited", claims=len(touched), reversals=len(reversals), alerts=len(raised))
 
     async def _stay_findings(self, todo: list[rules.Stay], uow: PostgresUnitOfWork) -> list[rules.Finding]:
         """The stay rules on new, corrected and reinstated stays, against the stays as they are now."""

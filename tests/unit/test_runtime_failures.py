@@ -4,6 +4,7 @@ times before its record is dead-lettered, a fatal error stops the service; dead 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from contextlib import asynccontextmanager
 from datetime import date
@@ -89,7 +90,7 @@ def letters(monkeypatch: pytest.MonkeyPatch) -> list[DeadLetter]:
 
 def make(handler: Scripted, **kw: Any) -> BatchConsumer:
     sub = Subscription("enrollment.commands", handler, (EnrollPerson,))
-    return BatchConsumer(sub, "test", FakePool, broker=None, backoff=Backoff(base=0.001, cap=0.002), **kw)
+    return BatchConsumer(sub, "test", FakePool, publisher=None, backoff=Backoff(base=0.001, cap=0.002), **kw)
 
 
 async def test_infrastructure_failures_are_retried_until_they_pass_and_nothing_is_dead_lettered(letters) -> None:
@@ -190,3 +191,41 @@ def test_a_dead_letter_that_fits_is_the_original_and_huge_keys_and_headers_are_b
     assert len(out.key or b"") == 1024 and out.headers[H_TRUNCATED] == "true"
     assert out.headers.get("dlt.headers.dropped") == "true"
     assert "\x00" not in out.headers[H_REASON] and len(out.headers[H_REASON]) <= 2000
+
+
+async def test_a_producer_that_cannot_go_on_is_replaced_before_the_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a broker restart an idempotent producer can be stuck with OutOfOrderSequenceNumber for
+    ever: the publisher drops it and the retry gets a new one."""
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    from runtime import publisher as publisher_module
+
+    made: list[Any] = []
+
+    class FakeProducer:
+        def __init__(self, **_: Any) -> None:
+            self.broken = not made  # the first one is stuck
+            self.sent: list[bytes] = []
+            self.stopped = False
+            made.append(self)
+
+        async def start(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+        async def send(self, topic: str, value: bytes, **_: Any) -> Any:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self.broken:
+                done.set_exception(OutOfOrderSequenceNumber())
+            else:
+                self.sent.append(value)
+                done.set_result(None)
+            return done
+
+    monkeypatch.setattr(publisher_module, "AIOKafkaProducer", FakeProducer)
+    pub = publisher_module.Publisher({}, client_id="test")
+    records = [("t", b"v1", b"k", {}), ("t", b"v2", b"k", {})]
+    await retry_infrastructure("publishing", lambda: pub.send_all(records), Backoff(base=0.001, cap=0.002))
+    assert [p.stopped for p in made] == [True, False] and made[1].sent == [b"v1", b"v2"]

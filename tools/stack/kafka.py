@@ -215,9 +215,10 @@ def broker_pids(p: Paths) -> list[int]:
 
 
 def choose_ports(state: dict[str, Any]) -> tuple[int, int]:
-    """The default ports if free, else the ones used last time if free, else the next free pair."""
+    """The ports used last time if free (a restarted broker keeps its address: its clients
+    reconnect), else the default ports if free, else the next free pair."""
     k = state.get("kafka") or {}
-    for b, c in ((DEFAULT_BROKER_PORT, DEFAULT_CONTROLLER_PORT), (k.get("broker_port"), k.get("controller_port"))):
+    for b, c in ((k.get("broker_port"), k.get("controller_port")), (DEFAULT_BROKER_PORT, DEFAULT_CONTROLLER_PORT)):
         if b and c and port_is_free(int(b)) and port_is_free(int(c)):
             return int(b), int(c)
     b, c = pick_ports([DEFAULT_BROKER_PORT], count=2)

@@ -153,8 +153,8 @@ def start(p: Paths, state: dict[str, Any], echo: Echo = print) -> dict[str, Any]
         if not (data_dir(base) / "PG_VERSION").is_file():
             echo(f"initialising PostgreSQL cluster in {data_dir(base)} ...")
             initdb(base)
-        # the default port if free, else the one used last time if free, else the next free one
-        for wanted in (DEFAULT_PG_PORT, pg.get("port")):
+        # the one used last time if free (its clients reconnect), else the default, else the next free one
+        for wanted in (pg.get("port"), DEFAULT_PG_PORT):
             if wanted and port_is_free(int(wanted)):
                 port = int(wanted)
                 break
