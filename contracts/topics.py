@@ -6,6 +6,7 @@ partition. Snapshot topics are compacted: the latest snapshot per key is the reg
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,10 @@ class TopicSpec:
     dead_lettered_by: str | None = None
     """The one service that dead-letters what it cannot process from this topic (other consumers
     observe: they log and skip), so each bad record is one letter on `<topic>.dlt`."""
+    producers: tuple[str, ...] = ()
+    """The `producer` an event on the topic may name: its owning service (the audit alerts on any
+    other). `HOSPITAL_PRODUCER` stands for `hospital:<id>` with the id of the payload's hospital,
+    which the intake stamps on what it moves from that hospital's requests topic."""
 
 
 ENROLLMENT_COMMANDS = "enrollment.commands"
@@ -38,37 +43,94 @@ STATEMENTS = "claims.statements"
 REFUSALS = "claims.refusals"
 ALERTS = "audit.alerts"
 
+HOSPITAL_PRODUCER = "hospital:<hospital_id>"
+"""In `TopicSpec.producers`: the event names `hospital:<id>`, `<id>` being its payload's hospital."""
+
 _RETAINED = {"retention.ms": "-1"}  # the claim log is the audit trail: keep it
 _COMPACTED = {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"}
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ENROLLMENT_COMMANDS, "person id (persons) or provider id (providers)", 3, "delete",
               ("EnrollPerson", "ChangeCategories", "SuspendPerson", "ResumePerson", "RecordDeath",
-               "RegisterProvider"), _RETAINED, "enrollment"),
-    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement"),
-    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement"),
+               "RegisterProvider"), _RETAINED, "enrollment", ("operator",)),
+    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement", ("enrollment",)),
+    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement",
+              ("enrollment",)),
     TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id (as sent), else the command's event id", 3, "delete",
-              ("CommandRejected",), _RETAINED, "audit"),
+              ("CommandRejected",), _RETAINED, "audit", ("enrollment",)),
     TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"),
-              _RETAINED, "settlement"),
-    TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit"),
-    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic"),
-    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED, "assistance"),
+              _RETAINED, "settlement", (HOSPITAL_PRODUCER,)),
+    TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit",
+              ("settlement", "intake")),
+    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic",
+              ("settlement",)),
+    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED,
+              "assistance", ("catastrophic",)),
     TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement", "SettlementAdjusted", "SettlementReversed"),
-              _RETAINED, "audit"),
-    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit"),
+              _RETAINED, "audit", ("assistance",)),
+    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit", ("audit",)),
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
 
 
+# Hospitals' own topics (医院专属通道): a hospital principal writes only `hospital.<id>.requests` and
+# reads only `hospital.<id>.statements`; the intake service moves requests into `claims.discharges`
+# (refusing a request for another hospital's provider id) and copies each hospital's statements,
+# adjustments, reversals and refusals to its statements topic.
+HOSPITAL_TOPIC_PREFIX = "hospital."
+HOSPITAL_REQUESTS_DLT = "hospital.requests.dlt"
+HOSPITAL_TOPIC_PARTITIONS = 3
+HOSPITAL_TOPIC_CONFIG = _RETAINED
+_HOSPITAL_REQUESTS = re.compile(r"^(?P<prefix>.*?)hospital\.(?P<hospital>.+)\.requests$")
+# a provider id may hold dots: the hospital's part is all between `hospital.` and the last
+# `.requests` (the topic names of two hospitals never coincide; ACLs on them are literal)
+
+
+def hospital_requests_topic(hospital_id: str) -> str:
+    """`hospital.<id>.requests`: the hospital's discharges, corrections and reversals (keyed by
+    person id), written only by that hospital."""
+    return f"{HOSPITAL_TOPIC_PREFIX}{hospital_id}.requests"
+
+
+def hospital_statements_topic(hospital_id: str) -> str:
+    """`hospital.<id>.statements`: what the platform answers that hospital (keyed by person id),
+    readable only by it."""
+    return f"{HOSPITAL_TOPIC_PREFIX}{hospital_id}.statements"
+
+
+def hospital_requests_pattern(topic_prefix: str = "") -> str:
+    """The regular expression of every hospital's requests topic (the intake's subscription)."""
+    return rf"^{re.escape(topic_prefix)}hospital\..+\.requests$"
+
+
+HOSPITAL_REQUESTS = "hospital.requests"
+"""The intake's one subscription to every hospital's requests topic (its consumer group's suffix)."""
+
+
+def subscription_of(topic: str) -> str:
+    """The subscription (consumer group suffix) that consumes `topic` (unprefixed): the topic
+    itself, or `HOSPITAL_REQUESTS` for a hospital's requests topic."""
+    return HOSPITAL_REQUESTS if sender_of(topic) is not None else topic
+
+
+def sender_of(topic: str, topic_prefix: str = "") -> str | None:
+    """The hospital whose requests topic `topic` is (None for any other topic)."""
+    m = _HOSPITAL_REQUESTS.match(topic)
+    return m.group("hospital") if m is not None and m.group("prefix") == topic_prefix else None
+
+
 def dead_letter_topic(name: str) -> str:
-    """`<topic>.dlt`: where a consumer of `name` puts what it cannot process, with the reason."""
+    """`<topic>.dlt`: where a consumer of `name` puts what it cannot process, with the reason (for
+    a hospital's requests topic, the one `hospital.requests.dlt` of the intake)."""
+    if (m := _HOSPITAL_REQUESTS.match(name)) is not None:
+        return m.group("prefix") + HOSPITAL_REQUESTS_DLT
     return name + DLT_SUFFIX
 
 
-DEAD_LETTER_TOPICS: tuple[TopicSpec, ...] = tuple(
-    TopicSpec(dead_letter_topic(t.name), "as the input topic", 1, "delete", (), _RETAINED) for t in TOPICS
+DEAD_LETTER_TOPICS: tuple[TopicSpec, ...] = (
+    *(TopicSpec(dead_letter_topic(t.name), "as the input topic", 1, "delete", (), _RETAINED) for t in TOPICS),
+    TopicSpec(HOSPITAL_REQUESTS_DLT, "as the hospital's requests topic", 1, "delete", (), _RETAINED),
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = TOPICS + DEAD_LETTER_TOPICS

@@ -91,6 +91,7 @@ def make_broker(settings: Settings) -> KafkaBroker:
     # by two lines per batch whatever happens
     return KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"medsettle-{settings.service_name}",
                        enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20, log_level=logging.DEBUG,
+                       metadata_max_age_ms=settings.metadata_max_age_ms,
                        logger=logging.getLogger("medsettle.faststream"))  # our JSON, masked, rate-limited
 
 
@@ -111,8 +112,10 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
         consumer = BatchConsumer(sub, spec.name, ctx.require_pool, publisher, settings.topic_prefix,
                                  on_fatal=stop_on_fatal)
 
+        where: dict[str, Any] = {"pattern": sub.pattern} if sub.pattern else {}
         broker.subscriber(
-            settings.topic(sub.topic), group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
+            *(() if sub.pattern else (settings.topic(sub.topic),)), **where,
+            group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
             max_records=settings.batch_max_records, batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_raw,
         )(_batch_handler(consumer))

@@ -72,6 +72,11 @@ class Subscription:
     dead_letter_invalid_payloads: bool = False
     """With `invalid_payloads_to_handler`: dead-letter such a record as well (the audit keeps it in
     its event store and still dead-letters it on the topics it owns)."""
+    pattern: str | None = None
+    """A regular expression of topic names (prefix included) to consume instead of `topic`, which
+    then only names the subscription (its consumer group and logs); topics created later are
+    picked up at the next metadata refresh. Records keep their own topic (`Inbound.topic`), and
+    their dead letters go to `contracts.topics.dead_letter_topic` of it."""
 
 
 def _key(record: ConsumerRecord) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit")
 """The platform's services; each owns one database."""
 
 
@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", alias="TOPIC_PREFIX")
     """Prepended to every topic name (isolated test runs, or several environments on one cluster)."""
     consumer_group_override: str | None = Field(default=None, alias="CONSUMER_GROUP")
+    metadata_max_age_ms: int = Field(default=30_000, ge=1000, alias="KAFKA_METADATA_MAX_AGE_MS")
+    """How often the consumers refresh topic metadata: a new hospital's requests topic reaches
+    the intake's pattern subscription within this time."""
 
     @property
     def database(self) -> str:

@@ -27,7 +27,7 @@ Exit codes:
   3  refused: something is in use (a running service, an active consumer group); nothing changed
   130  interrupted"""
 
-SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit")
 """The platform's services (`tools.stack.services.SERVICES`; here so that `--help` imports nothing)."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -368,13 +368,16 @@ def _publish_command(kind: str, summary: str, line: str) -> click.Command:
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
     @click.option("--resend", is_flag=True, help="Send as new events (fresh event ids): to settle a reversed claim "
                                                 "again, or to reverse a claim again after that.")
+    @click.option("--direct", is_flag=True, help="Operators: put hospitals' requests on claims.discharges itself "
+                                                "(a back-fill), not on each hospital's requests topic.")
     def command(files: tuple[Path, ...], bootstrap: str | None, prefix: str, skip_invalid: bool,
-                no_progress: bool, resend: bool) -> int:
+                no_progress: bool, resend: bool, direct: bool) -> int:
         from tools.hospital.publish import publish_files
         from tools.stack.connection import require_kafka
 
         return publish_files(kind, files, lambda: bootstrap or require_kafka(), prefix=prefix,  # type: ignore[arg-type]
-                             skip_invalid=skip_invalid, progress=not no_progress, resend=resend)
+                             skip_invalid=skip_invalid, progress=not no_progress, resend=resend,
+                             to_discharges=direct)
 
     return command
 
@@ -389,16 +392,16 @@ def publish() -> None:
 
 publish.add_command(_publish_command(
     "discharges", "Publish discharges, one DischargeRecorded payload a line.",
-    "Keyed by person id, on claims.discharges."))
+    "Keyed by person id, on the hospital's requests topic hospital.HOSPITAL_ID.requests."))
 publish.add_command(_publish_command(
     "corrections", "Publish corrected discharges (重新结算), one DischargeCorrected payload a line.",
     "A correction is the claim's whole new bill under the same hospital_claim_id, with a correction_reason; "
-    "the person and the insurance year cannot change. Keyed by person id, on claims.discharges, from "
-    "hospital:HOSPITAL_ID."))
+    "the person and the insurance year cannot change. Keyed by person id, on the hospital's requests topic "
+    "hospital.HOSPITAL_ID.requests."))
 publish.add_command(_publish_command(
     "reversals", "Publish reversals (冲正), one ReversalRequested payload a line.",
     "A reversal names the claim (hospital_id, hospital_claim_id), the person_id and a reason; the claim nets "
-    "to zero. Keyed by person id, on claims.discharges, from hospital:HOSPITAL_ID."))
+    "to zero. Keyed by person id, on the hospital's requests topic hospital.HOSPITAL_ID.requests."))
 publish.add_command(_publish_command(
     "commands", "Publish enrollment commands, one a line.",
     "Each line is {\"event_type\": ..., \"payload\": {...}}, the command one of EnrollPerson, "

@@ -24,7 +24,14 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS
+from contracts.topics import (
+    BASIC_SETTLED,
+    CATASTROPHIC_SETTLED,
+    DISCHARGES,
+    ENROLLMENT_COMMANDS,
+    HOSPITAL_REQUESTS,
+    hospital_requests_topic,
+)
 from tools import stack
 from tools.generate import (
     PERSONS_FILE,
@@ -36,7 +43,7 @@ from tools.generate import (
     write_population,
 )
 from tools.hospital.publish import Prepared, publish, read_lines
-from tools.stack import services
+from tools.stack import kafka, services
 from tools.stack.common import StackError, paths
 from tools.stack.lag import wait_drained
 
@@ -45,6 +52,11 @@ ENROLLED = [(f"medsettle.enrollment.{ENROLLMENT_COMMANDS}", ENROLLMENT_COMMANDS)
 SETTLED = [(f"medsettle.{service}.{topic}", topic) for service, topic in
            (("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED))]
 """The consumer groups (and their topics) that have processed everything once a step is done."""
+
+
+def intake_groups(hospitals: list[str]) -> list[tuple[str, str]]:
+    """The intake's consumer group on each of these hospitals' requests topics."""
+    return [(f"medsettle.intake.{HOSPITAL_REQUESTS}", hospital_requests_topic(h)) for h in hospitals]
 
 
 def _data() -> Path:
@@ -79,9 +91,12 @@ async def demo(bootstrap: str, population: Path, count: int, day: date, seed: in
         providers, persons = read_population(population)
         write_discharges(path, generate_discharges(count, seed, day.year, providers, persons, day=day))
     discharges = _validated(path, "discharges")
-    console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} (from {path})")
+    hospitals = sorted({d.envelope.payload.hospital_id for d in discharges})
+    await kafka.ensure_topics(bootstrap, plans=kafka.hospital_topic_plan(hospitals))
+    console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} from {len(hospitals)} hospitals, "
+                  f"each on its requests topic (from {path})")
     await publish(discharges, bootstrap)
-    await wait_drained(bootstrap, SETTLED, timeout=900)
+    await wait_drained(bootstrap, [*intake_groups(hospitals), *SETTLED], timeout=900)
     return [d.envelope.payload.claim_id for d in discharges]
 
 

@@ -23,7 +23,7 @@ from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
 from policy.profile import AuditPolicy
 from runtime.logging import get_logger
 from runtime.unit_of_work import Inbound, PostgresUnitOfWork
-from services.audit import rules, store
+from services.audit import integrity, rules, store
 from services.audit.alerts import raise_alerts
 
 log = get_logger("audit.handlers")
@@ -90,17 +90,53 @@ class AuditHandler:
 
     async def __call__(self, uow: PostgresUnitOfWork, batch: list[Inbound]) -> None:
         topic = batch[0].topic.removeprefix(uow.topic_prefix)
-        await store.append_events(uow.conn, [event_row(m, topic) for m in batch])
+        rows = [event_row(m, topic) for m in batch]
+        await store.append_events(uow.conn, rows)
         # a re-sent event counts once
-        fresh = [m for m in await uow.new_only(batch, lambda m: f"{topic}:{m.envelope.event_id}") if m.error is None]
+        new = await uow.new_only(batch, lambda m: f"{topic}:{m.envelope.event_id}")
+        await self._integrity(uow, topic, rows, {m.envelope.event_id for m in new})
+        fresh = [m for m in new if m.error is None]
         if not fresh:
             return
         if topic == PERSONS:
+            await self._registry_versions("person", [(m.payload.person_id, m) for m in fresh], uow)
             await self._persons([m.payload for m in fresh], uow)
         elif topic == PROVIDERS:
+            await self._registry_versions("provider", [(m.payload.provider_id, m) for m in fresh], uow)
             await store.upsert_providers(uow.conn, [m.payload for m in fresh])
         elif topic == DISCHARGES:
             await self._discharges(fresh, uow)
+
+    async def _integrity(self, uow: PostgresUnitOfWork, topic: str, rows: list[store.EventRow],
+                         new: set[uuid.UUID]) -> None:
+        """Forged events (`integrity`): an event id stored again with other content, a producer
+        that does not own the topic."""
+        findings = integrity.event_id_conflicts(await store.repeated_events(uow.conn, (r.event_id for r in rows)))
+        for r in rows:
+            if r.event_id in new:
+                event = integrity.StoredEvent(r.event_id, topic, r.partition, r.offset, r.event_type, r.producer,
+                                              json.loads(r.payload_json))
+                if (f := integrity.unexpected_producer(topic, event)) is not None:
+                    findings.append(f)
+        if findings:
+            raised = await raise_alerts(uow, findings, self.clock())
+            if raised:
+                log.warning("integrity alerts raised", topic=topic, rules=sorted({a.rule for a in raised}))
+
+    async def _registry_versions(self, kind: str, snapshots: list[tuple[str, Inbound]], uow: PostgresUnitOfWork
+                                 ) -> None:
+        """Snapshots that cannot follow the last version seen of their subject, in order."""
+        known: dict[str, int] = await store.registry_versions(uow.conn, kind, (s for s, _ in snapshots))
+        findings = []
+        for subject, m in snapshots:
+            version = m.payload.version
+            if (f := integrity.registry_version_jump(kind, subject, known.get(subject), version,
+                                                     m.envelope.event_id)) is not None:
+                findings.append(f)
+            known[subject] = max(version, known.get(subject, version))
+        if findings:
+            await raise_alerts(uow, findings, self.clock())
+            log.warning("registry snapshots out of sequence", kind=kind, count=len(findings))
 
     async def _persons(self, snapshots: list[PersonSnapshot], uow: PostgresUnitOfWork) -> None:
         changed = await store.upsert_persons(uow.conn, snapshots)

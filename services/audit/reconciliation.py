@@ -30,6 +30,9 @@ and settlement through the network; F001 L379 one-stop settlement of every disch
   statement a `SettlementReversed`) whose statements do not net to zero;
 * `layer_total_mismatch` — per layer and insurance year, the claims' net amounts differ from the
   total of the layers' current results.
+* `snapshot_without_command` — a registry snapshot stored more than `timeout` ago whose causing
+  command (its `causation_id`, about the same subject) is not among the enrollment commands the
+  audit stored (`integrity`; each snapshot is judged once).
 
 When a claim is checked: the handler counts each claim's stored events (`claim_activity`), and a
 run checks every claim with events it has not seen. A statement's own faults (duplicates, parts)
@@ -51,9 +54,10 @@ from typing import Any
 
 from contracts import AuditAlert
 from contracts.money import ZERO
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, REFUSALS, STATEMENTS
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, PERSONS, REFUSALS, STATEMENTS
 from runtime.db import Connection
 from runtime.logging import get_logger
+from services.audit import integrity, store
 from services.audit.rules import Finding
 from services.audit.store import CLAIM_TOPICS
 
@@ -450,6 +454,9 @@ async def reconcile(conn: Connection, now: datetime, timeout: timedelta) -> Reco
     cutoff = now - timeout
     report = ReconcileReport(checked_at=now)
     report.findings += await _missing_statements(conn, now, cutoff)
+    report.findings += [integrity.snapshot_without_command(
+        "person" if r["topic"] == PERSONS else "provider", r["subject"], r["version"], r["event_id"], r["causation_id"],
+        r["recorded_at"]) for r in await store.snapshots_without_command(conn, cutoff)]
     after = ""
     while batch := await _open_claims(conn, after, CHUNK):
         after = batch[-1][0]

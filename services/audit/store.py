@@ -12,8 +12,19 @@ from datetime import date, datetime
 from typing import Any
 
 from contracts import AuditAlert, PersonSnapshot, ProviderSnapshot
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, REFUSALS, STATEMENTS
+from contracts.topics import (
+    ALERTS,
+    BASIC_SETTLED,
+    CATASTROPHIC_SETTLED,
+    DISCHARGES,
+    ENROLLMENT_COMMANDS,
+    PERSONS,
+    PROVIDERS,
+    REFUSALS,
+    STATEMENTS,
+)
 from runtime.db import Connection
+from services.audit.integrity import StoredEvent
 from services.audit.rules import Reversal, Stay
 
 CLAIM_TOPICS: tuple[str, ...] = (DISCHARGES, REFUSALS, BASIC_SETTLED, CATASTROPHIC_SETTLED, STATEMENTS)
@@ -248,6 +259,59 @@ async def licensed_beds(conn: Connection, provider_ids: Iterable[str]) -> dict[s
     rows = await conn.fetch("SELECT provider_id, licensed_beds FROM provider_snapshot WHERE provider_id = ANY($1::text[])",
                             list(set(provider_ids)))
     return {r["provider_id"]: r["licensed_beds"] for r in rows}
+
+
+async def registry_versions(conn: Connection, kind: str, subjects: Iterable[str]) -> dict[str, int]:
+    """The latest version seen of each person (`kind` "person") or provider ("provider")."""
+    table, column = ("person_snapshot", "person_id") if kind == "person" else ("provider_snapshot", "provider_id")
+    rows = await conn.fetch(f"SELECT {column} AS subject, version FROM {table} WHERE {column} = ANY($1::text[])",
+                            list(set(subjects)))
+    return {r["subject"]: r["version"] for r in rows}
+
+
+# ------------------------------------------------------------------ integrity
+
+
+async def repeated_events(conn: Connection, event_ids: Iterable[uuid.UUID]) -> list[StoredEvent]:
+    """Every stored copy of those of these event ids that are stored more than once (not counting
+    the audit's own alerts), in the order they were stored."""
+    rows = await conn.fetch(
+        """SELECT event_id, topic, partition, "offset", event_type, producer, payload FROM event_store
+           WHERE event_id IN (SELECT event_id FROM event_store WHERE event_id = ANY($1::uuid[]) AND topic <> $2
+                              GROUP BY event_id HAVING count(*) > 1)
+             AND topic <> $2
+           ORDER BY id""", list(set(event_ids)), ALERTS)
+    return [StoredEvent(r["event_id"], r["topic"], r["partition"], r["offset"], r["event_type"], r["producer"],
+                        json.loads(r["payload"])) for r in rows]
+
+
+WATERMARK = "snapshot_commands"
+
+
+async def snapshots_without_command(conn: Connection, cutoff: datetime) -> list[Any]:
+    """Registry snapshots stored up to `cutoff` (and after the last call's) whose `causation_id`
+    is no stored enrollment command about the same subject; moves the watermark past them."""
+    through = await conn.fetchval("SELECT through_id FROM integrity_watermark WHERE name = $1", WATERMARK) or 0
+    upto = await conn.fetchval(
+        """SELECT coalesce(min(id) - 1, (SELECT max(id) FROM event_store)) FROM event_store
+           WHERE id > $1 AND topic = ANY($2::text[]) AND recorded_at > $3""", through, [PERSONS, PROVIDERS], cutoff)
+    if upto is None or upto <= through:
+        return []
+    rows = await conn.fetch(
+        """SELECT s.event_id, s.topic, s.causation_id, s.recorded_at,
+                  coalesce(s.payload->>'person_id', s.payload->>'provider_id') AS subject,
+                  (s.payload->>'version')::bigint AS version
+           FROM event_store s
+           WHERE s.id > $1 AND s.id <= $2 AND s.topic = ANY($3::text[]) AND s.error IS NULL
+             AND NOT EXISTS (SELECT 1 FROM event_store c
+                             WHERE c.event_id = s.causation_id AND c.topic = $4
+                               AND coalesce(c.payload->>'person_id', c.payload->>'provider_id')
+                                   = coalesce(s.payload->>'person_id', s.payload->>'provider_id'))
+           ORDER BY s.id""", through, upto, [PERSONS, PROVIDERS], ENROLLMENT_COMMANDS)
+    await conn.execute(
+        """INSERT INTO integrity_watermark (name, through_id) VALUES ($1, $2)
+           ON CONFLICT (name) DO UPDATE SET through_id = EXCLUDED.through_id""", WATERMARK, upto)
+    return list(rows)
 
 
 # -------------------------------------------------------------------- alerts

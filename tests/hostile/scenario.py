@@ -35,7 +35,10 @@ from contracts.topics import (
     ENROLLMENT_COMMANDS,
     PERSONS,
     PROVIDERS,
+    REFUSALS,
+    STATEMENTS,
     TOPICS,
+    hospital_requests_topic,
 )
 from tests.hostile.accounting import Published, Tally, gather, tally
 from tests.hostile.catalogue import REGISTRY, Case, catalogue, record_size
@@ -47,11 +50,17 @@ from tools.generate import generate_discharges, generate_population, write_disch
 from tools.hospital.publish import prepare_command, publish
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit")
 INPUTS: tuple[tuple[str, str], ...] = (
     ("enrollment", ENROLLMENT_COMMANDS), ("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED),
-    ("assistance", CATASTROPHIC_SETTLED), *(("audit", t.name) for t in TOPICS))
-"""Every (service, input topic) consumer group of the platform."""
+    ("assistance", CATASTROPHIC_SETTLED), ("intake", STATEMENTS), ("intake", REFUSALS),
+    *(("audit", t.name) for t in TOPICS))
+"""Every (service, input topic) consumer group of the platform but the intake's on hospitals' topics."""
+
+
+def inputs_with(hospitals: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`INPUTS` and the intake on these hospitals' requests topics."""
+    return INPUTS + tuple(("intake", hospital_requests_topic(h)) for h in hospitals)
 
 LOG_BYTES_PER_RECORD = 2048
 """Log growth bound while input arrives, on average per record published: a line or two per bad record.
@@ -316,12 +325,13 @@ async def projection_lag(ns: Namespace) -> int:
     return sum(max(end - done.get(tp, 0), 0) for tp, end in ends.items())
 
 
-async def wait_quiet(ns: Namespace, opts: Options, say: Say) -> tuple[dict[tuple[str, str], int], int, bool]:
+async def wait_quiet(ns: Namespace, opts: Options, say: Say, inputs: Sequence[tuple[str, str]] = INPUTS
+                     ) -> tuple[dict[tuple[str, str], int], int, bool]:
     """Until every group and the projection have nothing left (True), or nothing moved for `stall_s`."""
     deadline = time.monotonic() + opts.timeout_s
     last, moved = -1, time.monotonic()
     while True:
-        lag = await group_lags(ns, INPUTS)
+        lag = await group_lags(ns, inputs)
         plag = await projection_lag(ns)
         total = sum(lag.values()) + plag
         if total == 0:
@@ -372,6 +382,8 @@ async def run(bootstrap: str, server_url: str, opts: Options, say: Say = _stderr
             await register_population(ns, [*providers, *persons, *REGISTRY], len(persons) + registry_persons,
                                       len(providers) + len(REGISTRY) - registry_persons)
             say(f"enrolled {len(persons)} persons and {len(providers)} hospitals")
+            hospitals = [p.provider_id for p in providers]
+            await ns.hospital_topics(*hospitals)
 
             valid = generate_discharges(opts.valid, seed=opts.seed, year=2026, providers=providers, persons=persons)
             bases = fuzz_bases(persons, providers, generate_discharges(20, seed=opts.seed + 1000, year=2026,
@@ -393,7 +405,7 @@ async def run(bootstrap: str, server_url: str, opts: Options, say: Say = _stderr
                     say(f"published {len(valid)} valid discharges with the hospital CLI")
                     await raw.send(fuzzed[half:])
                     say(f"published {len(fuzzed) - half} more fuzzed records")
-            lag, plag, drained = await wait_quiet(ns, opts, say)
+            lag, plag, drained = await wait_quiet(ns, opts, say, inputs_with(hospitals))
             t1 = time.monotonic()
             during = supervisor.log_bytes()
             await asyncio.sleep(opts.quiet_s)

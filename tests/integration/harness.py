@@ -17,13 +17,24 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from contracts import Contract, Envelope, decode, encode, make_envelope
+from contracts.topics import BY_NAME, HOSPITAL_PRODUCER, subscription_of
 from runtime.app import ServiceSpec, create_app
 from runtime.settings import Settings, database_name, load_settings
 from tools.stack import create_topics
 from tools.stack.common import paths
+from tools.stack.kafka import ensure_topics, hospital_topic_plan
 from tools.stack.lag import lags
 from tools.stack.lag import wait_drained as drained
 from tools.stack.services import spawn
+
+
+def owner_of(topic: str, payload: Contract) -> str:
+    """The producer `topic`'s events name (`contracts.topics.TopicSpec.producers`)."""
+    spec = BY_NAME.get(topic)
+    if spec is None or not spec.producers:
+        return "test"
+    owner = spec.producers[0]
+    return f"hospital:{getattr(payload, 'hospital_id', '')}" if owner == HOSPITAL_PRODUCER else owner
 
 
 @dataclass
@@ -47,11 +58,18 @@ class Namespace:
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.server_url,
                 "DATABASE_NAME": s.database, "TOPIC_PREFIX": self.prefix, "BATCH_TIMEOUT_MS": "50"}
 
+    async def hospital_topics(self, *hospital_ids: str) -> None:
+        """Create these hospitals' requests and statements topics (what issuing their credentials does)."""
+        await ensure_topics(self.bootstrap, prefix=self.prefix, plans=hospital_topic_plan(list(hospital_ids),
+                                                                                          self.prefix))
+
     async def connect(self, service: str) -> asyncpg.Connection:
         return await asyncpg.connect(self.settings(service).dsn)
 
     async def publish(self, topic: str, items: Iterable[tuple[str, Contract | Envelope[Any] | bytes]],
-                      producer_name: str = "test") -> list[Envelope[Any]]:
+                      producer_name: str | None = None) -> list[Envelope[Any]]:
+        """Publish to the namespace's `topic`; a bare payload is wrapped in an envelope from
+        `producer_name`, by default the topic's owner (as the audit expects)."""
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, linger_ms=5)
         await producer.start()
         sent: list[Envelope[Any]] = []
@@ -61,8 +79,8 @@ class Namespace:
                 if isinstance(item, bytes):
                     value = item
                 else:
-                    env = item if isinstance(item, Envelope) else make_envelope(item, correlation_id=key,
-                                                                               producer=producer_name)
+                    env = item if isinstance(item, Envelope) else make_envelope(
+                        item, correlation_id=key, producer=producer_name or owner_of(topic, item))
                     sent.append(env)
                     value = encode(env)
                 futures.append(await producer.send(self.topic(topic), value, key=key.encode()))
@@ -188,7 +206,8 @@ class ServiceProcess:
 
 
 def _groups(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(f"{ns.settings(service).consumer_group}.{topic}", ns.topic(topic)) for service, topic in pairs]
+    return [(f"{ns.settings(service).consumer_group}.{subscription_of(topic)}", ns.topic(topic))
+            for service, topic in pairs]
 
 
 async def wait_drained(ns: Namespace, pairs: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:

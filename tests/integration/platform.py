@@ -31,10 +31,14 @@ from runtime.app import ServiceSpec
 from services.assistance.app import SPEC as ASSISTANCE
 from services.catastrophic.app import SPEC as CATASTROPHIC
 from services.enrollment.app import SPEC as ENROLLMENT
+from services.intake.app import SPEC as INTAKE
 from services.settlement.app import SPEC as SETTLEMENT
 from tests.integration.harness import Namespace, running
 
 CHAIN = (ENROLLMENT, SETTLEMENT, CATASTROPHIC, ASSISTANCE)
+"""The settlement chain (requests published straight to `claims.discharges`)."""
+HOSPITAL_CHAIN = (ENROLLMENT, INTAKE, SETTLEMENT, CATASTROPHIC, ASSISTANCE)
+"""The chain as hospitals use it: requests on their own topics, through the intake."""
 LAYERS = (SETTLEMENT, CATASTROPHIC, ASSISTANCE)
 
 
@@ -111,5 +115,5 @@ async def snapshot(ns: Namespace) -> dict[str, Any]:
     return out
 
 
-__all__ = ["CHAIN", "DISCHARGES", "LAYERS", "PersonSnapshot", "ProviderSnapshot", "discharge", "enroll", "person_id",
+__all__ = ["CHAIN", "DISCHARGES", "HOSPITAL_CHAIN", "INTAKE", "LAYERS", "PersonSnapshot", "ProviderSnapshot", "discharge", "enroll", "person_id",
            "platform", "provider", "register", "snapshot", "statements_for"]

@@ -418,7 +418,8 @@ async def test_corrections_and_reversals_change_the_stays_the_rules_see(ns: Name
                    for h in ("H004", "H005") for d, at in zip(bursts[h], when[h], strict=True)),
                  *((d.person_id, request_envelope(d)) for d in (after_gone, over_kept))]
     expected = {("overlapping_stays", moved.claim_id), ("overlapping_stays", over_kept.claim_id),
-                ("late_reversal", late.claim_id), ("reversal_burst", None)}
+                ("late_reversal", late.claim_id), ("reversal_burst", None),
+                ("unexpected_producer", kept.claim_id)}  # H002 reversing H001's claim
 
     async with running(make_spec(QUIET), ns.settings("audit")):
         await ns.publish(DISCHARGES, requests)

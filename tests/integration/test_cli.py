@@ -22,14 +22,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from contracts.topics import DISCHARGES, ENROLLMENT_COMMANDS, dead_letter_topic
+from contracts.topics import DISCHARGES, ENROLLMENT_COMMANDS, dead_letter_topic, hospital_requests_topic
 from runtime.db import open_pool
 from services.assistance.app import SPEC as ASSISTANCE
 from services.audit.app import SPEC as AUDIT
 from services.catastrophic.app import SPEC as CATASTROPHIC
 from services.enrollment.app import SPEC as ENROLLMENT
+from services.intake.app import SPEC as INTAKE
 from services.settlement.app import SPEC as SETTLEMENT
-from tests.integration.harness import Namespace
+from tests.integration.harness import Namespace, wait_drained
+from tests.integration.harness import running as running_service
 from tests.unit.test_publish_cli import command_line, correction_line, discharge_line, reversal_line
 from tools import cli, stack
 from tools.stack import services
@@ -37,7 +39,7 @@ from tools.stack import services
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = (ENROLLMENT, SETTLEMENT, CATASTROPHIC, ASSISTANCE, AUDIT)
+SPECS = (ENROLLMENT, INTAKE, SETTLEMENT, CATASTROPHIC, ASSISTANCE, AUDIT)
 
 
 def medsettle(*args: str, env: Mapping[str, str] | None = None, unset: Sequence[str] = ()) -> tuple[int, str, str]:
@@ -239,7 +241,7 @@ def test_status_is_not_zero_while_the_stack_is_down(stopped_stack: dict[str, str
     assert "./medsettle stack start" in one_line_error(err)
     assert medsettle("stack", "status", "--check", env=stopped_stack, unset=CONNECTION)[0] == 1
     code, out, _ = medsettle("services", "status", env=stopped_stack, unset=CONNECTION)
-    assert code == 1 and out.count("not running") == 5
+    assert code == 1 and out.count("not running") == len(services.SERVICES)
 
 
 def test_a_command_on_a_stopped_stack_says_so_in_one_line(stopped_stack: dict[str, str], tmp_path: Path) -> None:
@@ -267,19 +269,23 @@ def big_discharge() -> dict:
     return discharge_line(hospital_claim_id="BIG", lines=lines, total_amount="2000.00")
 
 
+H1_REQUESTS = hospital_requests_topic("H1")
+
+
 @pytest.mark.parametrize("kind, topic, good, bad", [
-    ("discharges", DISCHARGES, lambda i: discharge_line(hospital_claim_id=f"C{i}"), "{oops"),
-    ("discharges", DISCHARGES, lambda i: discharge_line(hospital_claim_id=f"C{i}"), json.dumps(big_discharge())),
+    ("discharges", H1_REQUESTS, lambda i: discharge_line(hospital_claim_id=f"C{i}"), "{oops"),
+    ("discharges", H1_REQUESTS, lambda i: discharge_line(hospital_claim_id=f"C{i}"), json.dumps(big_discharge())),
     ("commands", ENROLLMENT_COMMANDS, lambda i: command_line(payload={**command_line()["payload"],
                                                                       "provider_id": f"H{i}"}),
      json.dumps(command_line(event_type="DischargeRecorded"))),
-    ("corrections", DISCHARGES, lambda i: correction_line(hospital_claim_id=f"C{i}"), json.dumps(discharge_line())),
-    ("reversals", DISCHARGES, lambda i: reversal_line(hospital_claim_id=f"C{i}"),
+    ("corrections", H1_REQUESTS, lambda i: correction_line(hospital_claim_id=f"C{i}"), json.dumps(discharge_line())),
+    ("reversals", H1_REQUESTS, lambda i: reversal_line(hospital_claim_id=f"C{i}"),
      json.dumps(reversal_line(reason=""))),
 ])
 async def test_a_file_with_a_bad_line_in_the_middle_sends_nothing(ns: Namespace, tmp_path: Path, kind: str,
                                                                   topic: str, good: Any, bad: str) -> None:
     env = in_namespace(ns)
+    await ns.hospital_topics("H1")
     before = await end_offsets(ns.bootstrap, [ns.topic(topic)])
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     first.write_text("".join(json.dumps(good(i)) + "\n" for i in range(5)))
@@ -303,10 +309,11 @@ async def test_corrections_and_reversals_go_out_as_the_hospital_sends_them(ns: N
     corrections.write_text(json.dumps(correction_line()) + "\n")
     reversals.write_text(json.dumps(reversal_line(hospital_claim_id="C7")) + "\n")
     env = in_namespace(ns)
+    await ns.hospital_topics("H1")
     for kind, path in (("corrections", corrections), ("reversals", reversals)):
         code, _, err = await asyncio.to_thread(medsettle, "publish", kind, str(path), "--no-progress", env=env)
         assert code == 0 and f"published 1 {kind}" in err, err
-    records = await ns.read(DISCHARGES, until=lambda rs: len(rs) >= 2)
+    records = await ns.read(H1_REQUESTS, until=lambda rs: len(rs) >= 2)  # the hospital's own topic
     sent = {decode(r.value).event_type: (r.key.decode(), decode(r.value)) for r in records}
     assert set(sent) == {"DischargeCorrected", "ReversalRequested"}
     for key, envelope in sent.values():
@@ -339,6 +346,8 @@ async def test_a_hospital_sees_its_statements_adjustments_reversals_and_refusals
               refusal(request_envelope(reversal_of(theirs)), "UNKNOWN_CLAIM")]
     for topic in (STATEMENTS, REFUSALS):
         await ns.publish(topic, [(key, env) for t, key, env in events if t == topic])
+    async with running_service(INTAKE, ns.settings("intake")):  # copies them to each hospital's statements topic
+        await wait_drained(ns, [("intake", STATEMENTS), ("intake", REFUSALS)])
 
     code, out, err = await asyncio.to_thread(
         medsettle, "statements", "--hospital", "H001", "--from-beginning", "--exit-when-idle", "3", "--prefix",

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 
 from contracts import decode_envelope, encode
 from contracts.topics import STATEMENTS, TOPICS
-from tests.hostile.scenario import INPUTS, SERVICES, Supervisor, register_population
+from tests.hostile.scenario import SERVICES, Supervisor, inputs_with, register_population
 from tests.integration.harness import Namespace, ServiceProcess, new_namespace, wait_drained
 from tools import stack
 from tools.generate import generate_discharges, generate_population
@@ -180,6 +180,8 @@ async def test_the_chain_rides_out_database_and_broker_outages(kafka_bootstrap: 
         async with Supervisor(ns, SERVICES, say) as services:
             providers, persons = generate_population(200, 10, seed=21, year=2026)
             await register_population(ns, [*providers, *persons], len(persons), len(providers))
+            hospitals = [p.provider_id for p in providers]
+            await ns.hospital_topics(*hospitals)
             stream_items = generate_discharges(DISCHARGES_N, seed=21, year=2026, providers=providers, persons=persons)
             stream = Stream(ns, [prepare_discharge(d.model_dump(mode="json")) for d in stream_items])
             stream.start()
@@ -201,7 +203,7 @@ async def test_the_chain_rides_out_database_and_broker_outages(kafka_bootstrap: 
             claims = {d.claim_id for d in stream_items}
             statements = await _statements(ns, claims, timeout=300 if recovered else 30)
             try:
-                await wait_drained(ns, INPUTS, timeout=120 if recovered else 10)
+                await wait_drained(ns, inputs_with(hospitals), timeout=120 if recovered else 10)
                 drained = True
             except TimeoutError:
                 drained = False

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 
 from contracts import SettlementStatement
-from contracts.topics import DISCHARGES
+from contracts.topics import DISCHARGES, hospital_requests_topic, hospital_statements_topic
 from tests.integration.harness import payloads
 from tests.integration.platform import (
+    HOSPITAL_CHAIN,
     discharge,
     enroll,
     person_id,
@@ -73,12 +74,14 @@ async def test_a_hospital_follows_its_statements_as_a_table(ns) -> None:
     import sys
 
     pid = person_id(5)
-    async with platform(ns):
+    await ns.hospital_topics("H3", "H2")
+    async with platform(ns, HOSPITAL_CHAIN):
         await register(ns, [enroll(pid)], [provider("H3", 3), provider("H2", 2)])
-        await ns.publish(DISCHARGES, [
-            (pid, discharge("T1", "H3", pid, date(2026, 3, 2), date(2026, 3, 4), [("A", "1000.00")])),
-            (pid, discharge("T2", "H2", pid, date(2026, 3, 6), date(2026, 3, 8), [("B", "300.00")]))])
+        for bill in (discharge("T1", "H3", pid, date(2026, 3, 2), date(2026, 3, 4), [("A", "1000.00")]),
+                     discharge("T2", "H2", pid, date(2026, 3, 6), date(2026, 3, 8), [("B", "300.00")])):
+            await ns.publish(hospital_requests_topic(bill.hospital_id), [(pid, bill)])  # each on its own topic
         await statements_for(ns, 2)
+        await ns.read(hospital_statements_topic("H3"), until=lambda rs: len(rs) >= 1)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tools", "statements", "--hospital", "H3", "--from-beginning", "--exit-when-idle", "3",
         "--prefix", ns.prefix, "--bootstrap", ns.bootstrap, env={**os.environ, "COLUMNS": "200"},

@@ -93,9 +93,11 @@ def test_topic_prefix_comes_from_the_environment(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr("tools.hospital.publish.publish", fake_publish)
     monkeypatch.setenv("TOPIC_PREFIX", "t1234.")
     assert main(["publish", "discharges", str(f), "--bootstrap", "127.0.0.1:1", "--no-progress"]) == 0
-    assert sent == {"prefix": "t1234.", "topics": {"claims.discharges"}}
+    assert sent == {"prefix": "t1234.", "topics": {"hospital.H1.requests"}}  # the hospital's own topic
     assert main(["publish", "discharges", str(f), "--bootstrap", "127.0.0.1:1", "--no-progress", "--prefix", "x."]) == 0
     assert sent["prefix"] == "x."
+    assert main(["publish", "discharges", str(f), "--bootstrap", "127.0.0.1:1", "--no-progress", "--direct"]) == 0
+    assert sent["topics"] == {"claims.discharges"}  # an operator's back-fill
 
 
 def correction_line(**over) -> dict:
@@ -114,7 +116,7 @@ def test_corrections_and_reversals_are_prepared_like_discharges(tmp_path: Path, 
     f = tmp_path / f"{kind}.jsonl"
     f.write_text(json.dumps(good()) + "\n")
     [p], bad = read_lines(f, kind)
-    assert bad == [] and p.topic == "claims.discharges" and p.key == "11010519491231002X"
+    assert bad == [] and p.topic == "hospital.H1.requests" and p.key == "11010519491231002X"
     env = p.envelope
     assert (env.event_type, env.producer, env.correlation_id) == (event_type, "hospital:H1", "H1:C1")
     assert read_lines(f, kind)[0][0].envelope.event_id == env.event_id  # derived from the content

@@ -10,11 +10,12 @@ Every line of every file is validated before anything is sent, exactly as a cons
 it (the contract, the size of the record, the key); a bad line is reported with its file, line
 number and field, and nothing is published unless `--skip-invalid` is given. Messages are keyed
 as the contracts say (`Contract.message_key()`: the person id for claims and person commands, the
-provider id for provider commands). A hospital's discharges, corrections and reversals go to
-`claims.discharges` with the producer `hospital:<hospital_id>` (settlement refuses a correction or
-reversal from another producer than the hospital that filed the claim) and the claim id as
-correlation id. Event ids are derived from the content, so publishing the same file twice is
-deduplicated by every consumer.
+provider id for provider commands). A hospital's discharges, corrections and reversals go to its
+own requests topic `hospital.<hospital_id>.requests`, the only claim topic a hospital may write
+(the intake moves them to `claims.discharges` with the producer `hospital:<hospital_id>`, and
+refuses a request for another hospital's provider id); with `--direct` an operator puts them on
+`claims.discharges` itself (a back-fill). The claim id is the correlation id. Event ids are
+derived from the content, so publishing the same file twice is deduplicated by every consumer.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from contracts import (
     make_envelope,
 )
 from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
-from contracts.topics import DISCHARGES
+from contracts.topics import DISCHARGES, hospital_requests_topic
 from contracts.topics import ENROLLMENT_COMMANDS as COMMANDS_TOPIC
 
 Kind = Literal["discharges", "corrections", "reversals", "commands"]
@@ -96,12 +97,21 @@ def _prepared(topic: str, model: Contract, producer: str, correlation_id: str | 
 
 
 def _claim_request(model: type[DischargeRecorded] | type[ReversalRequested]) -> Callable[[Any], Prepared]:
-    """A hospital's request about a claim (discharge, correction, reversal): on `claims.discharges`,
-    keyed by person id, from `hospital:<hospital_id>`, correlated by claim id."""
+    """A hospital's request about a claim (discharge, correction, reversal): on the hospital's
+    requests topic, keyed by person id, from `hospital:<hospital_id>`, correlated by claim id."""
     def prepare(obj: Any) -> Prepared:
         request = model.model_validate(obj)
-        return _prepared(DISCHARGES, request, f"hospital:{request.hospital_id}", correlation_id=request.claim_id)
+        return _prepared(hospital_requests_topic(request.hospital_id), request, f"hospital:{request.hospital_id}",
+                         correlation_id=request.claim_id)
     return prepare
+
+
+def direct(message: Prepared) -> Prepared:
+    """A hospital's request put on `claims.discharges` itself (an operator's back-fill, which needs
+    the operator's rights), not on the hospital's requests topic."""
+    if message.topic == COMMANDS_TOPIC:
+        return message
+    return Prepared(DISCHARGES, message.key, message.envelope, message.value)
 
 
 prepare_discharge = _claim_request(DischargeRecorded)
@@ -180,11 +190,13 @@ def resent(message: Prepared) -> Prepared:
 
 
 def publish_files(kind: Kind, files: Sequence[Path], bootstrap: Callable[[], str], *, prefix: str = "",
-                  skip_invalid: bool = False, progress: bool = True, resend: bool = False) -> int:
+                  skip_invalid: bool = False, progress: bool = True, resend: bool = False,
+                  to_discharges: bool = False) -> int:
     """`./medsettle publish KIND FILE...`: validate every line of every file, then (and only if all
     are valid, or `skip_invalid`) publish the valid ones to the broker `bootstrap()` names (asked
-    only then). `resend`: as new events (see `resent`). Returns the exit code: 0 published, 1 bad
-    lines and nothing published."""
+    only then). `resend`: as new events (see `resent`); `to_discharges`: hospitals' requests straight
+    to `claims.discharges` (see `direct`). Returns the exit code: 0 published, 1 bad lines and nothing
+    published."""
     good: list[Prepared] = []
     bad_total = 0
     for path in files:
@@ -200,6 +212,8 @@ def publish_files(kind: Kind, files: Sequence[Path], bootstrap: Callable[[], str
         return 1
     if resend:
         good = [resent(m) for m in good]
+    if to_discharges:
+        good = [direct(m) for m in good]
     n = asyncio.run(publish(good, bootstrap(), progress=progress, prefix=prefix))
     console.print(f"published {n} {kind}" + (f", skipped {bad_total} invalid" if bad_total else ""))
     return 0

@@ -11,9 +11,12 @@ negative where a fund or the patient pays less — with the cause); a reversal
 sum of its statements. A correction or reversal settlement refused comes back on `claims.refusals`
 (`ClaimRequestRefused`, with the reason code) and is shown in a table of its own.
 
-With a hospital, its consumer group `medsettle.hospital.<id>` (on both topics) remembers what was
-shown, so a restart continues where it stopped; an event re-sent with the same event id is shown
-once. Patients' identity numbers are masked.
+With a hospital, what is read is its own topic `hospital.<id>.statements` (the intake copies its
+statements, adjustments, reversals and refusals there; a hospital principal can read nothing
+else), and its consumer group `medsettle.hospital.<id>` remembers what was shown, so a restart
+continues where it stopped. Without one (an operator), the platform's `claims.statements` and
+`claims.refusals`. An event re-sent with the same event id is shown once. Patients' identity
+numbers are masked.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from contracts import (
 )
 from contracts.envelope import Contract
 from contracts.settlement import ClaimStatement
-from contracts.topics import REFUSALS, STATEMENTS
+from contracts.topics import REFUSALS, STATEMENTS, hospital_statements_topic
 from runtime.logging import mask_identity_numbers
 
 console = Console()
@@ -45,7 +48,9 @@ MODELS: dict[str, tuple[type[Contract], ...]] = {
     STATEMENTS: (SettlementStatement, SettlementAdjusted, SettlementReversed),
     REFUSALS: (ClaimRequestRefused,),
 }
-"""What the hospital reads from each topic."""
+"""What an operator reads from each platform topic."""
+ANSWERS: tuple[type[Contract], ...] = (*MODELS[STATEMENTS], *MODELS[REFUSALS])
+"""What a hospital reads from its statements topic."""
 
 KIND = {SettlementStatement: "statement", SettlementAdjusted: "ADJUSTMENT 补退", SettlementReversed: "REVERSAL 冲正"}
 
@@ -96,7 +101,8 @@ async def follow(hospital: str | None, bootstrap: str, *, from_beginning: bool, 
                  prefix: str = "") -> tuple[int, int]:
     """Show statements and refusals as they come; returns how many of each were shown."""
     group = f"{prefix}medsettle.hospital.{hospital}" if hospital else None
-    consumer = AIOKafkaConsumer(*(prefix + topic for topic in MODELS), bootstrap_servers=bootstrap, group_id=group,
+    models = {hospital_statements_topic(hospital): ANSWERS} if hospital else MODELS
+    consumer = AIOKafkaConsumer(*(prefix + topic for topic in models), bootstrap_servers=bootstrap, group_id=group,
                                 auto_offset_reset="earliest" if from_beginning else "latest",
                                 enable_auto_commit=False)
     await consumer.start()
@@ -112,12 +118,12 @@ async def follow(hospital: str | None, bootstrap: str, *, from_beginning: bool, 
                 topic = tp.topic.removeprefix(prefix)
                 for r in records:
                     try:
-                        env = decode(r.value or b"", *MODELS[topic])
+                        env = decode(r.value or b"", *models[topic])
                     except ContractError as exc:
                         console.print(f"[red]undecodable record on {escape(topic)} at {r.partition}:{r.offset}: "
                                       f"{escape(exc.reason)}[/red]")
                         continue
-                    if str(env.event_id) in seen or (hospital and env.payload.hospital_id != hospital):
+                    if str(env.event_id) in seen:
                         continue
                     seen.add(str(env.event_id))
                     (refusals if isinstance(env.payload, ClaimRequestRefused) else rows).append(env.payload)

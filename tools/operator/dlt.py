@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
-from contracts.topics import DEAD_LETTER_TOPICS, DLT_SUFFIX
+from contracts.topics import DEAD_LETTER_TOPICS, DLT_SUFFIX, dead_letter_topic
 from runtime.deadletter import (
     H_FIELD,
     H_LENGTH,
@@ -121,9 +121,10 @@ class Progress:
 
 
 def dlt_name(prefix: str, topic: str) -> str:
-    """`claims.discharges` or `claims.discharges.dlt` → `<prefix>claims.discharges.dlt`."""
+    """`claims.discharges` or `claims.discharges.dlt` → `<prefix>claims.discharges.dlt`
+    (`hospital.<id>.requests` → `<prefix>hospital.requests.dlt`)."""
     base = topic.removeprefix(prefix)
-    return prefix + (base if base.endswith(DLT_SUFFIX) else base + DLT_SUFFIX)
+    return prefix + (base if base.endswith(DLT_SUFFIX) else dead_letter_topic(base))
 
 
 def all_dlt_names(prefix: str) -> list[str]:

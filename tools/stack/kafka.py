@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts.topics import ALL_TOPICS
+from contracts.topics import (
+    ALL_TOPICS,
+    HOSPITAL_TOPIC_CONFIG,
+    HOSPITAL_TOPIC_PARTITIONS,
+    hospital_requests_topic,
+    hospital_statements_topic,
+)
 from tools.stack import logpipe
 from tools.stack.common import (
     DEFAULT_BROKER_PORT,
@@ -59,11 +65,20 @@ def topic_plan(prefix: str = "") -> list[TopicPlan]:
             for t in ALL_TOPICS]
 
 
-async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "") -> dict[str, str]:
-    """Create every registry topic that is missing. Returns {topic: "created"|"exists"|warning}."""
+def hospital_topic_plan(hospital_ids: list[str], prefix: str = "") -> list[TopicPlan]:
+    """Each hospital's requests and statements topics (`contracts.topics`, "Hospitals' own topics")."""
+    config = {"cleanup.policy": "delete", **HOSPITAL_TOPIC_CONFIG}
+    return [TopicPlan(prefix + name(h), HOSPITAL_TOPIC_PARTITIONS, config)
+            for h in hospital_ids for name in (hospital_requests_topic, hospital_statements_topic)]
+
+
+async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "",
+                        plans: list[TopicPlan] | None = None) -> dict[str, str]:
+    """Create every topic of `plans` (default: every registry topic) that is missing. Returns
+    {topic: "created"|"exists"|warning}."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    plans = topic_plan(prefix)
+    plans = topic_plan(prefix) if plans is None else plans
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     result: dict[str, str] = {}
     await admin.start()

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 from runtime.logging import LogSettings
+from runtime.settings import SERVICES as SERVICES
 from tools.stack import logpipe
 from tools.stack.common import paths, process_alive, project_root, reap
 from tools.stack.connection import database_url, kafka_bootstrap
-
-SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
 
 
 def _pid_file(name: str) -> Path:
