@@ -25,6 +25,12 @@ class TopicSpec:
     dead_lettered_by: str | None = None
     """The one service that dead-letters what it cannot process from this topic (other consumers
     observe: they log and skip), so each bad record is one letter on `<topic>.dlt`."""
+    producer: str | None = None
+    """The one service that writes the topic (None: operators only); the broker lets no other
+    principal write it (`tools.stack.principals`)."""
+    readers: tuple[str, ...] = ()
+    """The services that read it: in consumer groups (`services/*/app.py` subscriptions) or as a
+    registry projection without a group. Each may read this topic and nothing it does not list."""
 
 
 ENROLLMENT_COMMANDS = "enrollment.commands"
@@ -41,22 +47,32 @@ ALERTS = "audit.alerts"
 _RETAINED = {"retention.ms": "-1"}  # the claim log is the audit trail: keep it
 _COMPACTED = {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"}
 
+INTAKE = "intake"
+"""The service that moves a hospital's requests from `hospital.<id>.requests` to `claims.discharges`
+(the sender known from the topic) and its statements and refusals to `hospital.<id>.statements`."""
+
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ENROLLMENT_COMMANDS, "person id (persons) or provider id (providers)", 3, "delete",
               ("EnrollPerson", "ChangeCategories", "SuspendPerson", "ResumePerson", "RecordDeath",
-               "RegisterProvider"), _RETAINED, "enrollment"),
-    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement"),
-    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement"),
+               "RegisterProvider"), _RETAINED, "enrollment", None, ("enrollment", "audit")),
+    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement", "enrollment",
+              ("settlement", "audit")),
+    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement", "enrollment",
+              ("settlement", "audit")),
     TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id (as sent), else the command's event id", 3, "delete",
-              ("CommandRejected",), _RETAINED, "audit"),
+              ("CommandRejected",), _RETAINED, "audit", "enrollment", ("audit",)),
     TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"),
-              _RETAINED, "settlement"),
-    TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit"),
-    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic"),
-    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED, "assistance"),
+              _RETAINED, "settlement", INTAKE, ("settlement", "audit")),
+    TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit", "settlement",
+              ("audit", INTAKE)),
+    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic", "settlement",
+              ("catastrophic", "audit")),
+    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED, "assistance",
+              "catastrophic", ("assistance", "audit")),
     TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement", "SettlementAdjusted", "SettlementReversed"),
-              _RETAINED, "audit"),
-    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit"),
+              _RETAINED, "audit", "assistance", ("audit", INTAKE)),
+    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit", "audit",
+              ("audit",)),
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
@@ -72,3 +88,47 @@ DEAD_LETTER_TOPICS: tuple[TopicSpec, ...] = tuple(
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = TOPICS + DEAD_LETTER_TOPICS
+
+
+# ------------------------------------------------------------------------------ hospitals' topics
+
+HOSPITAL_TOPIC_PARTITIONS = 1
+"""A hospital sends little: one partition keeps all its requests in order."""
+HOSPITAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+"""A hospital that is a principal has an id without dots (a provider id may have them): its topics
+and consumer groups are named `hospital.<id>.…`, and with a dot one hospital's prefix could cover
+another's (`hospital.H.` would match `hospital.H.1.…`)."""
+
+
+def hospital_requests_topic(hospital_id: str) -> str:
+    """Where a hospital authenticated as itself sends its discharges, corrections and reversals
+    (the same envelopes as on `claims.discharges`); only it writes there, only intake reads."""
+    return f"hospital.{hospital_id}.requests"
+
+
+def hospital_statements_topic(hospital_id: str) -> str:
+    """Where intake puts the hospital's statements (of `claims.statements`) and refusals (of
+    `claims.refusals`); only intake writes there, only the hospital (and the audit trail's readers
+    through the claim topics) reads."""
+    return f"hospital.{hospital_id}.statements"
+
+
+def hospital_group_prefix(hospital_id: str) -> str:
+    """The hospital's own consumer groups: `hospital.<id>.…`."""
+    return f"hospital.{hospital_id}."
+
+
+def hospital_topics(hospital_id: str, *, dead_letters: bool = False) -> tuple[TopicSpec, ...]:
+    """The two topics of one hospital (created with its credentials); with `dead_letters`, intake's
+    `.dlt` of the requests topic too."""
+    topics = (
+        TopicSpec(hospital_requests_topic(hospital_id), "person id", HOSPITAL_TOPIC_PARTITIONS, "delete",
+                  ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"), _RETAINED, INTAKE,
+                  f"hospital:{hospital_id}", (INTAKE,)),
+        TopicSpec(hospital_statements_topic(hospital_id), "person id", HOSPITAL_TOPIC_PARTITIONS, "delete",
+                  ("SettlementStatement", "SettlementAdjusted", "SettlementReversed", "ClaimRequestRefused"),
+                  _RETAINED, None, INTAKE, (f"hospital:{hospital_id}",)),
+    )
+    if not dead_letters:
+        return topics
+    return (*topics, TopicSpec(dead_letter_topic(topics[0].name), "as the input topic", 1, "delete", (), _RETAINED))

@@ -14,6 +14,10 @@ sum of its statements. A correction or reversal settlement refused comes back on
 With a hospital, its consumer group `medsettle.hospital.<id>` (on both topics) remembers what was
 shown, so a restart continues where it stopped; an event re-sent with the same event id is shown
 once. Patients' identity numbers are masked.
+
+Authenticated as the hospital itself (`--credentials`), it reads the one topic the hospital may read,
+`hospital.<id>.statements` (where intake puts its statements and refusals), in its own group
+`hospital.<id>.statements`; as an operator (admin), the claim topics as above.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from contracts import (
 )
 from contracts.envelope import Contract
 from contracts.settlement import ClaimStatement
-from contracts.topics import REFUSALS, STATEMENTS
+from contracts.topics import REFUSALS, STATEMENTS, hospital_group_prefix, hospital_statements_topic
+from runtime.kafka_access import KafkaAccess
 from runtime.logging import mask_identity_numbers
 
 console = Console()
@@ -92,11 +97,23 @@ def refusals_table(rows: list[ClaimRequestRefused]) -> Table:
     return t
 
 
-async def follow(hospital: str | None, bootstrap: str, *, from_beginning: bool, idle_exit: float | None,
-                 prefix: str = "") -> tuple[int, int]:
-    """Show statements and refusals as they come; returns how many of each were shown."""
-    group = f"{prefix}medsettle.hospital.{hospital}" if hospital else None
-    consumer = AIOKafkaConsumer(*(prefix + topic for topic in MODELS), bootstrap_servers=bootstrap, group_id=group,
+def hospital_models(hospital: str) -> dict[str, tuple[type[Contract], ...]]:
+    """What a hospital authenticated as itself reads: everything on its statements topic."""
+    return {hospital_statements_topic(hospital): tuple(m for models in MODELS.values() for m in models)}
+
+
+async def follow(hospital: str | None, kafka: KafkaAccess, *, from_beginning: bool, idle_exit: float | None,
+                 prefix: str = "", as_hospital: bool = False) -> tuple[int, int]:
+    """Show statements and refusals as they come; returns how many of each were shown. `as_hospital`:
+    `kafka` is the hospital's own principal (it reads its statements topic, in its own group)."""
+    if as_hospital:
+        assert hospital is not None
+        models = hospital_models(hospital)
+        group: str | None = prefix + hospital_group_prefix(hospital) + "statements"
+    else:
+        models = MODELS
+        group = f"{prefix}medsettle.hospital.{hospital}" if hospital else None
+    consumer = AIOKafkaConsumer(*(prefix + topic for topic in models), **kafka.options(), group_id=group,
                                 auto_offset_reset="earliest" if from_beginning else "latest",
                                 enable_auto_commit=False)
     await consumer.start()
@@ -112,7 +129,7 @@ async def follow(hospital: str | None, bootstrap: str, *, from_beginning: bool, 
                 topic = tp.topic.removeprefix(prefix)
                 for r in records:
                     try:
-                        env = decode(r.value or b"", *MODELS[topic])
+                        env = decode(r.value or b"", *models[topic])
                     except ContractError as exc:
                         console.print(f"[red]undecodable record on {escape(topic)} at {r.partition}:{r.offset}: "
                                       f"{escape(exc.reason)}[/red]")
