@@ -335,12 +335,59 @@ def stack_env() -> int:
 def stack_topics(wait: float) -> int:
     """Create the registry's topics on $KAFKA_BOOTSTRAP_SERVERS.
 
-    Only the topics of contracts.topics (and their dead-letter topics); idempotent. Used by
-    docker-compose.yml.
+    Only the topics of contracts.topics (and their dead-letter topics); idempotent. As the user
+    of KAFKA_USERNAME (and KAFKA_PASSWORD or KAFKA_PASSWORD_FILE), else the local stack's admin.
     """
     from tools import stack as local
 
     for name, state in local.create_topics(wait=wait).items():
+        click.echo(f"{name}: {state}")
+    return 0
+
+
+secrets_dir_option = click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path),
+                                  default="/secrets", show_default=True, help="The secrets volume.")
+
+
+@stack.command("compose-secrets", epilog=EXIT_CODES)
+@secrets_dir_option
+def stack_compose_secrets(secrets_dir: Path) -> int:
+    """docker-compose: generate the CA, certificates and passwords, render the broker's configuration.
+
+    The `secrets` init container of docker-compose.yml runs it into the secrets volume before the
+    broker starts (tools/stack/compose.py); idempotent. Prints what it generated, never a secret.
+    """
+    from tools.stack import compose
+    from tools.stack.common import project_root
+
+    made = compose.prepare(secrets_dir, project_root() / "infra" / "kafka" / "server.properties.template")
+    click.echo(f"generated in {secrets_dir}: {', '.join(made) or 'nothing (all there)'}")
+    return 0
+
+
+@stack.command("compose-setup", epilog=EXIT_CODES)
+@secrets_dir_option
+@click.option("--bootstrap", default="kafka:9092", show_default=True, help="The CLIENT listener (SASL_SSL).")
+@click.option("--internal", default="kafka:9094", show_default=True, help="The INTERNAL listener (mutual TLS).")
+def stack_compose_setup(secrets_dir: Path, bootstrap: str, internal: str) -> int:
+    """docker-compose: the principals' credentials and ACLs, then the registry's topics.
+
+    The `kafka-setup` init container of docker-compose.yml runs it once the broker is healthy:
+    as the broker (mutual TLS) it sets the SCRAM credentials from the secrets volume, then as admin
+    it grants the services' ACLs and creates the topics; idempotent.
+    """
+    from tools import stack as local
+    from tools.stack.kafka import ensure_topics
+    from tools.stack.secrets import StackSecrets, mutual_tls_context
+
+    secrets = StackSecrets.at(secrets_dir)
+
+    async def go() -> dict[str, str]:
+        internal_options = {"bootstrap_servers": internal, "security_protocol": "SSL",
+                            "ssl_context": mutual_tls_context(secrets)}
+        return await ensure_topics(await local.secure(secrets, bootstrap, internal_options))
+
+    for name, state in asyncio.run(go()).items():
         click.echo(f"{name}: {state}")
     return 0
 

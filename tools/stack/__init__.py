@@ -188,16 +188,21 @@ def start(
 
 
 async def _secure(p: Paths, k: dict[str, Any]) -> KafkaAccess:
-    """Set the SCRAM credentials of admin, the services and intake from `.local/secrets/kafka/` (as
-    the broker itself, over mutual TLS: no user exists before), then, as admin, the services' ACLs
-    (`tools.stack.principals`). Idempotent; returns the admin's access."""
+    """`secure` for the local stack; returns the admin's access."""
+    return await secure(StackSecrets(p.local), k["bootstrap_servers"], kafka.internal_options(p, k))
+
+
+async def secure(secrets: StackSecrets, bootstrap: str, internal: dict[str, Any]) -> KafkaAccess:
+    """Set the SCRAM credentials of admin, the services and intake from the secrets' password files
+    (as the broker itself, over mutual TLS on its INTERNAL listener, `internal`: no user exists
+    before), then, as admin, the services' ACLs (`tools.stack.principals`). Idempotent; returns the
+    admin's access."""
     from tools.stack import principals
     from tools.stack.kafka_admin import KafkaAdmin
 
-    secrets = StackSecrets(p.local)
     passwords = {name: secrets.password(name).get_secret_value() for name in STACK_PRINCIPALS}
-    admin = secrets.access(k["bootstrap_servers"], principals.ADMIN)
-    async with KafkaAdmin(**kafka.internal_options(p, k)) as as_broker:
+    admin = secrets.access(bootstrap, principals.ADMIN)
+    async with KafkaAdmin(**internal) as as_broker:
         await as_broker.set_passwords(passwords)
         await as_broker.wait_user(admin)
     async with KafkaAdmin(admin) as as_admin:
@@ -307,7 +312,8 @@ def reset(*, stop_services: bool = False, echo: Echo = _echo_stderr) -> None:
     stop(echo=echo)
     with stack_lock(p):
         state = read_state(p)
-        for d in (p.kafka_data, p.kafka_logs, p.kafka_properties):
+        # the hospitals' credentials the demo kept name users of the wiped broker: gone with it
+        for d in (p.kafka_data, p.kafka_logs, p.kafka_properties, StackSecrets(p.local).hospitals):
             if d.is_dir():
                 shutil.rmtree(d)
             elif d.exists():

@@ -65,8 +65,13 @@ def write_private(path: Path, data: bytes) -> None:
 class StackSecrets:
     """The secrets of one stack directory (`Paths.local`)."""
 
-    def __init__(self, local: Path) -> None:
-        self.root = secrets_dir(local)
+    def __init__(self, local: Path, *, root: Path | None = None) -> None:
+        self.root = root or secrets_dir(local)
+
+    @classmethod
+    def at(cls, root: Path) -> StackSecrets:
+        """Secrets kept directly in `root` (docker-compose's secrets volume)."""
+        return cls(root, root=root)
 
     @property
     def ca_cert(self) -> Path:
