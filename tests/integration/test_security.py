@@ -74,6 +74,26 @@ async def list_topics(options: dict[str, Any]) -> list[str]:
         await admin.close()
 
 
+async def consume(access: KafkaAccess, *topics: str, group: str | None = None,
+                  assign: list[TopicPartition] | None = None) -> list[bytes]:
+    """Read `topics` (or the partitions `assign`) from the beginning for a moment, as `access`."""
+    consumer = AIOKafkaConsumer(*topics, **access.options(), group_id=group, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    try:
+        await consumer.start()
+        if assign:
+            consumer.assign(assign)
+        got: list[bytes] = []
+        for _ in range(12):
+            for records in (await consumer.getmany(timeout_ms=250)).values():
+                got += [r.value for r in records]
+            if got:
+                break
+        return got
+    finally:
+        await consumer.stop()
+
+
 async def send(access: KafkaAccess, topic: str, value: bytes = b"{}", key: bytes = b"k") -> Any:
     producer = AIOKafkaProducer(**access.options(), request_timeout_ms=10_000)
     await producer.start()
@@ -134,14 +154,9 @@ async def test_settlement_may_not_write_the_statements(ns: Namespace) -> None:
 
 async def test_settlement_may_not_join_the_assistance_group(ns: Namespace) -> None:
     group = f"{ns.prefix}medsettle.assistance.{CATASTROPHIC_SETTLED}"
-    consumer = AIOKafkaConsumer(ns.topic(DISCHARGES), **ns.access("settlement").options(), group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        exc = await refused(consumer.getmany(timeout_ms=5000))
-    finally:
-        await consumer.stop()
+    exc = await refused(consume(ns.access("settlement"), ns.topic(DISCHARGES), group=group))
     assert isinstance(exc, GroupAuthorizationFailedError), exc
+    await consume(ns.access("settlement"), ns.topic(DISCHARGES), group=f"{ns.prefix}medsettle.settlement.x")
 
 
 async def test_each_service_is_refused_outside_its_rights(ns: Namespace) -> None:
@@ -153,12 +168,7 @@ async def test_each_service_is_refused_outside_its_rights(ns: Namespace) -> None
         exc = await refused(send(ns.access(service), ns.topic(write)))
         assert isinstance(exc, TopicAuthorizationFailedError), (service, write, exc)
         if read is not None:
-            consumer = AIOKafkaConsumer(ns.topic(read), **ns.access(service).options(), group_id=None)
-            await consumer.start()
-            try:
-                exc = await refused(consumer.getmany(timeout_ms=3000))
-            finally:
-                await consumer.stop()
+            exc = await refused(consume(ns.access(service), ns.topic(read)))
             assert isinstance(exc, TopicAuthorizationFailedError), (service, read, exc)
 
 
@@ -171,40 +181,20 @@ async def test_a_hospital_cannot_read_another_hospitals_statements(ns: Namespace
     await ns.publish(hospital_statements_topic(theirs), [(person_id(7), b"their statement")])
     await ns.publish(hospital_statements_topic(mine), [(person_id(7), b"my statement")])
 
-    # subscribing to theirs (or to the claim topic every statement passes) is refused
-    for topic in (hospital_statements_topic(theirs), STATEMENTS):
-        consumer = AIOKafkaConsumer(ns.topic(topic), **me.access.options(), group_id=None,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            exc = await refused(consumer.getmany(timeout_ms=3000))
-        finally:
-            await consumer.stop()
-        assert isinstance(exc, TopicAuthorizationFailedError), (topic, exc)
-    # assigning their partition directly, or through their group, yields nothing; mine it reads
-    consumer = AIOKafkaConsumer(**me.access.options(), group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        assert consumer.partitions_for_topic(ns.topic(hospital_statements_topic(theirs))) is None  # not even seen
-        consumer.assign([TopicPartition(ns.topic(hospital_statements_topic(theirs)), 0),
-                         TopicPartition(ns.topic(hospital_statements_topic(mine)), 0)])
-        got: list[bytes] = []
-        for _ in range(20):
-            for records in (await consumer.getmany(timeout_ms=250)).values():
-                got += [r.value for r in records]
-            if got:
-                break
-        assert got == [b"my statement"]
-    finally:
-        await consumer.stop()
-    group = f"{ns.prefix}hospital.{theirs}.statements"
-    other_group = AIOKafkaConsumer(ns.topic(hospital_statements_topic(mine)), **me.access.options(), group_id=group)
-    await other_group.start()
-    try:
-        exc = await refused(other_group.getmany(timeout_ms=3000))
-    finally:
-        await other_group.stop()
+    # subscribing to theirs (or to the claim topic every statement passes), assigning their partition, or
+    # using their group: refused; its own it reads
+    theirs_tp = TopicPartition(ns.topic(hospital_statements_topic(theirs)), 0)
+    for attempt in (consume(me.access, ns.topic(hospital_statements_topic(theirs))),
+                    consume(me.access, ns.topic(STATEMENTS))):
+        exc = await refused(attempt)
+        assert isinstance(exc, TopicAuthorizationFailedError), exc
+    assert await consume(me.access, assign=[theirs_tp]) == []  # the fetch is refused: nothing arrives
+    assert await consume(ns.kafka, assign=[theirs_tp]) == [b"their statement"]  # (it is there)
+    exc = await refused(consume(me.access, ns.topic(hospital_statements_topic(mine)),
+                                group=f"{ns.prefix}hospital.{theirs}.statements"))
     assert isinstance(exc, GroupAuthorizationFailedError), exc
+    assert await consume(me.access, ns.topic(hospital_statements_topic(mine)),
+                         group=f"{ns.prefix}hospital.{mine}.statements") == [b"my statement"]
 
 
 async def test_a_hospital_cannot_write_registry_or_mid_pipeline_topics(ns: Namespace) -> None:

@@ -30,9 +30,15 @@ Logs are bounded: the broker's log4j2 files roll (`infra/kafka/log4j2.properties
 is `medsettle.…` or `<prefix>medsettle.…` (a service run some other way, a test, a benchmark).
 It names them; `--stop-services` stops the `tools.stack.services` ones first, then resets.
 
+The broker takes TLS + SASL/SCRAM clients only: at start the stack generates its secrets
+(`secrets`: a CA, the broker's certificate, a password per principal, in `.local/secrets/`), sets
+the principals' credentials and grants their ACLs (`principals`, derived from the topic registry;
+`kafka_admin` speaks the requests). `namespaces` gives a test namespace its topics and ACLs.
+
 Connection settings of every service (and of the test fixtures):
 
-* `KAFKA_BOOTSTRAP_SERVERS` - e.g. `127.0.0.1:19092`.
+* `KAFKA_BOOTSTRAP_SERVERS` - e.g. `127.0.0.1:19092`; who a client is: `KAFKA_USERNAME`,
+  `KAFKA_PASSWORD` (or `KAFKA_PASSWORD_FILE`), `KAFKA_CA_FILE` (`runtime.kafka_access`).
 * `DATABASE_URL` - a PostgreSQL **server** URL without a database, e.g.
   `postgresql://postgres@127.0.0.1:15432`. Each service appends its own database
   `medsettle_<service>` (`database_dsn(DATABASE_URL, "medsettle_enrollment")` ->
