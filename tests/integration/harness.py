@@ -27,11 +27,11 @@ from runtime.kafka_access import KafkaAccess
 from runtime.settings import Settings, database_name, load_settings
 from tools.hospital.credentials import HospitalCredentials
 from tools.stack.common import paths
-from tools.stack.connection import local_access
 from tools.stack.lag import lags
 from tools.stack.lag import wait_drained as drained
 from tools.stack.namespaces import close_namespace, open_namespace
 from tools.stack.principals import STACK_PRINCIPALS, hospital_user
+from tools.stack.secrets import StackSecrets
 from tools.stack.services import spawn
 
 
@@ -44,6 +44,9 @@ class Namespace:
     databases: dict[str, str] = field(default_factory=dict)
     users: list[str] = field(default_factory=list)
     """SCRAM users made for this namespace (its hospitals): deleted with it."""
+    secrets: StackSecrets = field(default_factory=lambda: StackSecrets(paths().local))
+    """The services' passwords: the stack of the tests (fixed when the namespace is made, so a test
+    that points MEDSETTLE_LOCAL at a throwaway stack still runs its services as themselves)."""
 
     @property
     def bootstrap(self) -> str:
@@ -57,7 +60,7 @@ class Namespace:
         broker; the test's own elsewhere (a plaintext broker, a test-only service without a principal)."""
         if not self.kafka.secured or principal not in STACK_PRINCIPALS:
             return self.kafka
-        return local_access(principal, self.bootstrap)
+        return self.secrets.access(self.bootstrap, principal)
 
     def settings(self, service: str, **overrides: Any) -> Settings:
         db = self.databases.setdefault(service, database_name(service, self.prefix))

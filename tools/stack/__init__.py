@@ -149,6 +149,9 @@ def start(
             made = StackSecrets(p.local).ensure(STACK_PRINCIPALS)
             if made:
                 echo(f"generated in {p.secrets}: {', '.join(made)}")
+            if kafka.broker_pids(p) and "internal_servers" not in _kafka_state_from_properties(p):
+                echo("the running Kafka broker predates authentication: restarting it with TLS, SCRAM and ACLs")
+                kafka.stop(p, echo=echo)
             if kafka.broker_pids(p):
                 k = dict(state.get("kafka") or {})
                 k.update(_kafka_state_from_properties(p))

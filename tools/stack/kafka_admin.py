@@ -90,6 +90,11 @@ def _request_class(struct: type[RequestStruct]) -> type[Request[Any]]:
     return One
 
 
+_BINDING = (("resource_type", Int8), ("resource_name", String("utf-8")), ("pattern_type", Int8),
+            ("principal", String("utf-8")), ("host", String("utf-8")), ("operation", Int8), ("permission_type", Int8))
+"""An ACL binding (or a filter of bindings) on the wire, in v1 of the ACL requests."""
+
+
 class DescribeAclsResponse_v1(Response):
     API_KEY = 29
     API_VERSION = 1
@@ -105,10 +110,7 @@ class DescribeAclsRequest_v1(RequestStruct):
     API_KEY = 29
     API_VERSION = 1
     RESPONSE_TYPE = DescribeAclsResponse_v1
-    SCHEMA = Schema(
-        ("resource_type", Int8), ("resource_name", String("utf-8")), ("pattern_type", Int8),
-        ("principal", String("utf-8")), ("host", String("utf-8")), ("operation", Int8), ("permission_type", Int8),
-    )
+    SCHEMA = Schema(*_BINDING)
 
 
 class CreateAclsResponse_v1(Response):
@@ -122,9 +124,7 @@ class CreateAclsRequest_v1(RequestStruct):
     API_KEY = 30
     API_VERSION = 1
     RESPONSE_TYPE = CreateAclsResponse_v1
-    SCHEMA = Schema(("creations", Array(
-        ("resource_type", Int8), ("resource_name", String("utf-8")), ("pattern_type", Int8),
-        ("principal", String("utf-8")), ("host", String("utf-8")), ("operation", Int8), ("permission_type", Int8))))
+    SCHEMA = Schema(("creations", Array(*_BINDING)))
 
 
 class DeleteAclsResponse_v1(Response):
@@ -134,10 +134,7 @@ class DeleteAclsResponse_v1(Response):
         ("throttle_time_ms", Int32),
         ("filter_results", Array(
             ("error_code", Int16), ("error_message", String("utf-8")),
-            ("matching_acls", Array(
-                ("error_code", Int16), ("error_message", String("utf-8")), ("resource_type", Int8),
-                ("resource_name", String("utf-8")), ("pattern_type", Int8), ("principal", String("utf-8")),
-                ("host", String("utf-8")), ("operation", Int8), ("permission_type", Int8))))),
+            ("matching_acls", Array(("error_code", Int16), ("error_message", String("utf-8")), *_BINDING)))),
     )
 
 
@@ -145,9 +142,7 @@ class DeleteAclsRequest_v1(RequestStruct):
     API_KEY = 31
     API_VERSION = 1
     RESPONSE_TYPE = DeleteAclsResponse_v1
-    SCHEMA = Schema(("filters", Array(
-        ("resource_type", Int8), ("resource_name", String("utf-8")), ("pattern_type", Int8),
-        ("principal", String("utf-8")), ("host", String("utf-8")), ("operation", Int8), ("permission_type", Int8))))
+    SCHEMA = Schema(("filters", Array(*_BINDING)))
 
 
 class DescribeUserScramCredentialsResponse_v0(Response):

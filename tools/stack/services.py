@@ -66,7 +66,9 @@ def start(name: str, env: dict[str, str] | None = None) -> int:
     p = paths()
     p.run.mkdir(parents=True, exist_ok=True)
     env = {"DATABASE_URL": database_url(), **(env or {})}
-    proc = spawn(name, {**env, **local_access(name, env.get("KAFKA_BOOTSTRAP_SERVERS")).env()}, log_of(name))
+    if "KAFKA_USERNAME" not in env:  # the caller did not say who it is: itself, from the stack's secrets
+        env = {**local_access(name, env.get("KAFKA_BOOTSTRAP_SERVERS")).env(), **env}
+    proc = spawn(name, env, log_of(name))
     _pid_file(name).write_text(str(proc.pid))
     return proc.pid
 
