@@ -91,7 +91,8 @@ def make_broker(settings: Settings) -> KafkaBroker:
     # by two lines per batch whatever happens
     access = settings.kafka_access()
     return KafkaBroker(access.bootstrap_servers, security=access.faststream_security(),
-                       client_id=f"medsettle-{settings.service_name}", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20, log_level=logging.DEBUG,
+                       client_id=f"medsettle-{settings.service_name}", enable_idempotence=True, linger_ms=5,
+                       max_batch_size=1 << 20, log_level=logging.DEBUG,
                        logger=logging.getLogger("medsettle.faststream"))  # our JSON, masked, rate-limited
 
 
