@@ -25,9 +25,12 @@ class TopicSpec:
     dead_lettered_by: str | None = None
     """The one service that dead-letters what it cannot process from this topic (other consumers
     observe: they log and skip), so each bad record is one letter on `<topic>.dlt`."""
-    producer: str | None = None
-    """The one service that writes the topic (None: operators only); the broker lets no other
-    principal write it (`tools.stack.principals`)."""
+    producers: tuple[str, ...] = ()
+    """The `producer` an event on the topic may name: its owning service. `HOSPITAL_PRODUCER` stands
+    for `hospital:<id>` with the id of the payload's hospital, which the intake stamps on what it moves
+    from that hospital's requests topic; `operator` for operators' tools. The broker lets the services
+    named here write the topic — intake for `HOSPITAL_PRODUCER`, admin for `operator` — and no other
+    principal (`tools.stack.principals`)."""
     readers: tuple[str, ...] = ()
     """The services that read it: in consumer groups (`services/*/app.py` subscriptions) or as a
     registry projection without a group. Each may read this topic and nothing it does not list."""
@@ -50,28 +53,30 @@ _COMPACTED = {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"}
 INTAKE = "intake"
 """The service that moves a hospital's requests from `hospital.<id>.requests` to `claims.discharges`
 (the sender known from the topic) and its statements and refusals to `hospital.<id>.statements`."""
+HOSPITAL_PRODUCER = "hospital:<hospital_id>"
+"""In `TopicSpec.producers`: the event names `hospital:<id>`, `<id>` being its payload's hospital."""
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ENROLLMENT_COMMANDS, "person id (persons) or provider id (providers)", 3, "delete",
               ("EnrollPerson", "ChangeCategories", "SuspendPerson", "ResumePerson", "RecordDeath",
-               "RegisterProvider"), _RETAINED, "enrollment", None, ("enrollment", "audit")),
-    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement", "enrollment",
+               "RegisterProvider"), _RETAINED, "enrollment", ("operator",), ("enrollment", "audit")),
+    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement", ("enrollment",),
               ("settlement", "audit")),
-    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement", "enrollment",
-              ("settlement", "audit")),
+    TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement",
+              ("enrollment",), ("settlement", "audit")),
     TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id (as sent), else the command's event id", 3, "delete",
-              ("CommandRejected",), _RETAINED, "audit", "enrollment", ("audit",)),
+              ("CommandRejected",), _RETAINED, "audit", ("enrollment",), ("audit",)),
     TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"),
-              _RETAINED, "settlement", INTAKE, ("settlement", "audit")),
-    TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit", "settlement",
-              ("audit", INTAKE)),
-    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic", "settlement",
-              ("catastrophic", "audit")),
-    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED, "assistance",
-              "catastrophic", ("assistance", "audit")),
+              _RETAINED, "settlement", (HOSPITAL_PRODUCER,), ("settlement", "audit")),
+    TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit",
+              ("settlement", INTAKE), ("audit", INTAKE)),
+    TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic",
+              ("settlement",), ("catastrophic", "audit")),
+    TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED,
+              "assistance", ("catastrophic",), ("assistance", "audit")),
     TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement", "SettlementAdjusted", "SettlementReversed"),
-              _RETAINED, "audit", "assistance", ("audit", INTAKE)),
-    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit", "audit",
+              _RETAINED, "audit", ("assistance",), ("audit", INTAKE)),
+    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit", ("audit",),
               ("audit",)),
 )
 
@@ -92,43 +97,31 @@ ALL_TOPICS: tuple[TopicSpec, ...] = TOPICS + DEAD_LETTER_TOPICS
 
 # ------------------------------------------------------------------------------ hospitals' topics
 
-HOSPITAL_TOPIC_PARTITIONS = 1
-"""A hospital sends little: one partition keeps all its requests in order."""
+# A hospital principal writes only `hospital.<id>.requests` and reads only `hospital.<id>.statements`;
+# the intake service moves requests into `claims.discharges` and copies each hospital's statements,
+# adjustments, reversals and refusals to its statements topic. Both are created with the hospital's
+# credentials (`medsettle operator hospital-credentials`).
+HOSPITAL_TOPIC_PREFIX = "hospital."
+HOSPITAL_TOPIC_PARTITIONS = 3
+HOSPITAL_TOPIC_CONFIG = _RETAINED
 HOSPITAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
-"""A hospital that is a principal has an id without dots (a provider id may have them): its topics
-and consumer groups are named `hospital.<id>.…`, and with a dot one hospital's prefix could cover
-another's (`hospital.H.` would match `hospital.H.1.…`)."""
+"""A hospital that is a principal has an id without dots (a provider id may have them): its consumer
+groups are `hospital.<id>.…`, and with a dot one hospital's prefix could cover another's
+(`hospital.H.` would match `hospital.H.1.…`)."""
 
 
 def hospital_requests_topic(hospital_id: str) -> str:
-    """Where a hospital authenticated as itself sends its discharges, corrections and reversals
-    (the same envelopes as on `claims.discharges`); only it writes there, only intake reads."""
-    return f"hospital.{hospital_id}.requests"
+    """`hospital.<id>.requests`: the hospital's discharges, corrections and reversals (keyed by
+    person id, the same envelopes as on `claims.discharges`), written only by that hospital."""
+    return f"{HOSPITAL_TOPIC_PREFIX}{hospital_id}.requests"
 
 
 def hospital_statements_topic(hospital_id: str) -> str:
-    """Where intake puts the hospital's statements (of `claims.statements`) and refusals (of
-    `claims.refusals`); only intake writes there, only the hospital (and the audit trail's readers
-    through the claim topics) reads."""
-    return f"hospital.{hospital_id}.statements"
+    """`hospital.<id>.statements`: what the platform answers that hospital (its statements and
+    refusals, keyed by person id), readable only by it."""
+    return f"{HOSPITAL_TOPIC_PREFIX}{hospital_id}.statements"
 
 
 def hospital_group_prefix(hospital_id: str) -> str:
     """The hospital's own consumer groups: `hospital.<id>.…`."""
-    return f"hospital.{hospital_id}."
-
-
-def hospital_topics(hospital_id: str, *, dead_letters: bool = False) -> tuple[TopicSpec, ...]:
-    """The two topics of one hospital (created with its credentials); with `dead_letters`, intake's
-    `.dlt` of the requests topic too."""
-    topics = (
-        TopicSpec(hospital_requests_topic(hospital_id), "person id", HOSPITAL_TOPIC_PARTITIONS, "delete",
-                  ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"), _RETAINED, INTAKE,
-                  f"hospital:{hospital_id}", (INTAKE,)),
-        TopicSpec(hospital_statements_topic(hospital_id), "person id", HOSPITAL_TOPIC_PARTITIONS, "delete",
-                  ("SettlementStatement", "SettlementAdjusted", "SettlementReversed", "ClaimRequestRefused"),
-                  _RETAINED, None, INTAKE, (f"hospital:{hospital_id}",)),
-    )
-    if not dead_letters:
-        return topics
-    return (*topics, TopicSpec(dead_letter_topic(topics[0].name), "as the input topic", 1, "delete", (), _RETAINED))
+    return f"{HOSPITAL_TOPIC_PREFIX}{hospital_id}."

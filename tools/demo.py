@@ -18,7 +18,6 @@ Everything it publishes has content-derived event ids, so running it again chang
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +26,14 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS
+from contracts.topics import (
+    BASIC_SETTLED,
+    CATASTROPHIC_SETTLED,
+    DISCHARGES,
+    ENROLLMENT_COMMANDS,
+    INTAKE,
+    hospital_requests_topic,
+)
 from runtime.kafka_access import KafkaAccess
 from tools import stack
 from tools.generate import (
@@ -67,9 +73,13 @@ def _validated(path: Path, kind: str) -> list[Prepared]:
     return good
 
 
+INTAKE_GROUP = "medsettle.intake.hospital.requests"
+"""The intake's consumer group on every hospital's requests topic."""
+
+
 def intake_available() -> bool:
-    """Is there an intake service to move hospitals' requests on (`services/intake`)?"""
-    return importlib.util.find_spec("services.intake") is not None
+    """Does the stack run an intake service to move hospitals' requests on?"""
+    return INTAKE in services.SERVICES
 
 
 async def hospital_credentials(admin: KafkaAccess, hospital_ids: list[str]) -> dict[str, HospitalCredentials]:
@@ -113,6 +123,7 @@ async def demo(kafka: KafkaAccess, population: Path, count: int, day: date, seed
     discharges = _validated(path, "discharges")
     providers, _ = read_population(population)
     hospitals = await hospital_credentials(kafka, sorted(p.provider_id for p in providers))
+    settled = SETTLED
     if intake_available():
         console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} (from {path}), each "
                       "hospital as itself")
@@ -122,10 +133,11 @@ async def demo(kafka: KafkaAccess, population: Path, count: int, day: date, seed
         for hospital_id, messages in by_hospital.items():
             await publish([for_hospital(m, hospital_id) for m in messages], hospitals[hospital_id].access,
                           progress=False)
+        settled = [*((INTAKE_GROUP, hospital_requests_topic(h)) for h in by_hospital), *SETTLED]
     else:
         console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} (from {path})")
         await publish(discharges, kafka)
-    await wait_drained(kafka, SETTLED, timeout=900)
+    await wait_drained(kafka, settled, timeout=900)
     return [d.envelope.payload.claim_id for d in discharges]
 
 

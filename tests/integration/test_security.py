@@ -30,6 +30,7 @@ from contracts.topics import (
     BASIC_SETTLED,
     CATASTROPHIC_SETTLED,
     DISCHARGES,
+    HOSPITAL_TOPIC_PARTITIONS,
     PERSONS,
     PROVIDERS,
     STATEMENTS,
@@ -172,6 +173,28 @@ async def test_each_service_is_refused_outside_its_rights(ns: Namespace) -> None
             assert isinstance(exc, TopicAuthorizationFailedError), (service, read, exc)
 
 
+async def test_intake_may_move_every_hospitals_requests_and_answers_only(ns: Namespace) -> None:
+    """Intake (whatever hospitals there are) reads their requests, writes their statements and
+    `claims.discharges`, creates a statements topic a hospital never had; not a registry topic."""
+    me = await ns.hospital(hospital_id())
+    intake = ns.access("intake")
+    await send(me.access, ns.topic(hospital_requests_topic(me.hospital_id)), b"a request")
+    assert await consume(intake, ns.topic(hospital_requests_topic(me.hospital_id)),
+                         group=f"{ns.prefix}medsettle.intake.hospital.requests") == [b"a request"]
+    await send(intake, ns.topic(hospital_statements_topic(me.hospital_id)))
+    await send(intake, ns.topic(DISCHARGES))
+    admin = AIOKafkaAdminClient(**intake.options())
+    await admin.start()
+    try:
+        created = await admin.create_topics([NewTopic(ns.topic(hospital_statements_topic(hospital_id())), 1, 1),
+                                             NewTopic(ns.topic("claims.extra"), 1, 1)])
+    finally:
+        await admin.close()
+    assert [e[1] for e in created.topic_errors] == [0, TOPIC_AUTHORIZATION_FAILED]
+    exc = await refused(send(intake, ns.topic(PERSONS)))
+    assert isinstance(exc, TopicAuthorizationFailedError), exc
+
+
 # ------------------------------------------------------------------ hospitals: their own topics only
 
 
@@ -183,13 +206,14 @@ async def test_a_hospital_cannot_read_another_hospitals_statements(ns: Namespace
 
     # subscribing to theirs (or to the claim topic every statement passes), assigning their partition, or
     # using their group: refused; its own it reads
-    theirs_tp = TopicPartition(ns.topic(hospital_statements_topic(theirs)), 0)
+    theirs_tps = [TopicPartition(ns.topic(hospital_statements_topic(theirs)), p)
+                  for p in range(HOSPITAL_TOPIC_PARTITIONS)]
     for attempt in (consume(me.access, ns.topic(hospital_statements_topic(theirs))),
                     consume(me.access, ns.topic(STATEMENTS))):
         exc = await refused(attempt)
         assert isinstance(exc, TopicAuthorizationFailedError), exc
-    assert await consume(me.access, assign=[theirs_tp]) == []  # the fetch is refused: nothing arrives
-    assert await consume(ns.kafka, assign=[theirs_tp]) == [b"their statement"]  # (it is there)
+    assert await consume(me.access, assign=theirs_tps) == []  # the fetch is refused: nothing arrives
+    assert await consume(ns.kafka, assign=theirs_tps) == [b"their statement"]  # (it is there)
     exc = await refused(consume(me.access, ns.topic(hospital_statements_topic(mine)),
                                 group=f"{ns.prefix}hospital.{theirs}.statements"))
     assert isinstance(exc, GroupAuthorizationFailedError), exc
@@ -222,7 +246,7 @@ async def test_a_hospital_cannot_create_or_delete_topics(ns: Namespace) -> None:
 
 async def test_a_hospital_cannot_commit_a_services_offsets(ns: Namespace) -> None:
     me = await ns.hospital(hospital_id())
-    mine = TopicPartition(ns.topic(hospital_statements_topic(me.hospital_id)), 0)
+    mine = TopicPartition(ns.topic(hospital_statements_topic(me.hospital_id)), 0)  # its own: it may read it
     for group in (f"{ns.prefix}medsettle.settlement.{DISCHARGES}", f"{ns.prefix}medsettle.intake.requests",
                   f"{ns.prefix}medsettle.operator.redrive"):
         consumer = AIOKafkaConsumer(**me.access.options(), group_id=group, enable_auto_commit=False)

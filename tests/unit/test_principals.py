@@ -10,8 +10,10 @@ import pytest
 from contracts.topics import (
     ALL_TOPICS,
     DISCHARGES,
+    ENROLLMENT_COMMANDS,
     INTAKE,
     PERSONS,
+    REFUSALS,
     STATEMENTS,
     TOPICS,
     hospital_requests_topic,
@@ -39,22 +41,27 @@ def test_the_registry_readers_are_what_each_service_subscribes_to_and_projects()
         assert reads == {t.name for t in TOPICS if name in t.readers}, name
 
 
-def test_each_topic_is_written_by_one_service_principal_at_most() -> None:
+def test_each_topic_is_written_by_its_producing_services_only() -> None:
     writers: dict[str, set[str]] = {}
     for acl in service_acls():
-        if acl.operation == "write":
+        if acl.operation == "write" and acl.pattern == "literal":
             writers.setdefault(acl.name, set()).add(acl.principal)
-    assert all(len(w) == 1 for w in writers.values()), writers
     assert writers[DISCHARGES] == {f"User:{INTAKE}"}  # no hospital and no other service writes it
     assert writers[STATEMENTS] == {"User:assistance"}
     assert writers[PERSONS] == {"User:enrollment"}
+    assert writers[REFUSALS] == {"User:settlement", f"User:{INTAKE}"}
+    assert ENROLLMENT_COMMANDS not in writers  # operators' (admin) only
+    assert all(len(w) == 1 for t, w in writers.items() if t != REFUSALS), writers
     assert set(writers) <= {t.name for t in ALL_TOPICS}
 
 
 def test_services_get_no_cluster_create_delete_or_foreign_group_right() -> None:
     for acl in service_acls("t1a2b3c4."):
-        assert acl.resource_type in ("topic", "group") and acl.operation in ("read", "write")
         assert acl.name.startswith("t1a2b3c4.")
+        if acl.principal == f"User:{INTAKE}" and acl.pattern == "prefixed" and acl.resource_type == "topic":
+            assert acl.name == "t1a2b3c4.hospital." and acl.operation in ("read", "write", "create")
+            continue
+        assert acl.resource_type in ("topic", "group") and acl.operation in ("read", "write")
         if acl.resource_type == "group":
             service = acl.principal.removeprefix("User:")
             assert (acl.name, acl.pattern) == (f"t1a2b3c4.medsettle.{service}.", "prefixed")
@@ -79,10 +86,7 @@ def test_a_hospital_has_its_two_topics_and_its_own_groups_only() -> None:
     assert acls == {
         Acl("User:hospital-H001", "topic", "t1." + hospital_requests_topic("H001"), "literal", "write"),
         Acl("User:hospital-H001", "topic", "t1." + hospital_statements_topic("H001"), "literal", "read"),
-        Acl("User:hospital-H001", "group", "t1.hospital.H001.", "prefixed", "read"),
-        Acl("User:intake", "topic", "t1." + hospital_requests_topic("H001"), "literal", "read"),
-        Acl("User:intake", "topic", "t1." + hospital_requests_topic("H001") + ".dlt", "literal", "write"),
-        Acl("User:intake", "topic", "t1." + hospital_statements_topic("H001"), "literal", "write")}
+        Acl("User:hospital-H001", "group", "t1.hospital.H001.", "prefixed", "read")}
 
 
 @pytest.mark.parametrize("bad", ["H.001", "", "H 1", "-H", "x" * 41, "H:1"])

@@ -1,10 +1,9 @@
 """Hospitals as principals: `./medsettle operator hospital-credentials HOSPITAL_ID`.
 
 Issuing credentials creates (or, issued again, rotates) the SCRAM user `hospital-<id>` with a new
-generated password, the hospital's topics `hospital.<id>.requests` (and intake's `.dlt` of it) and
-`hospital.<id>.statements`, and the ACLs of `tools.stack.principals.hospital_acls`: the hospital
-writes its requests, reads its statements and its own groups; intake reads its requests and writes
-its statements. The password is returned once, to be shown once: the broker keeps only its SCRAM
+generated password, the hospital's topics `hospital.<id>.requests` and `hospital.<id>.statements`,
+and the ACLs of `tools.stack.principals.hospital_acls`: the hospital writes its requests, reads its
+statements and its own groups (intake's rights on every hospital's topics are the stack's). The password is returned once, to be shown once: the broker keeps only its SCRAM
 hash, and nothing here writes it anywhere.
 """
 
@@ -15,11 +14,10 @@ from collections.abc import Sequence
 
 from pydantic import SecretStr
 
-from contracts.topics import hospital_topics
 from runtime.kafka_access import KafkaAccess
 from tools.hospital.credentials import HospitalCredentials
 from tools.stack import principals
-from tools.stack.kafka import TopicPlan, ensure_topics
+from tools.stack.kafka import ensure_topics, hospital_topic_plan
 from tools.stack.kafka_admin import KafkaAdmin
 
 
@@ -30,9 +28,7 @@ async def issue_many(admin: KafkaAccess, hospital_ids: Sequence[str], prefix: st
         principals.check_hospital_id(hospital_id)
     if not hospital_ids:
         return []
-    plans = [TopicPlan(prefix + t.name, t.partitions, {"cleanup.policy": t.cleanup_policy, **t.config})
-             for hospital_id in hospital_ids for t in hospital_topics(hospital_id, dead_letters=True)]
-    await ensure_topics(admin, plans=plans)
+    await ensure_topics(admin, plans=hospital_topic_plan(list(hospital_ids), prefix))
     ca_pem = admin.ca_text()
     issued = [HospitalCredentials(h, KafkaAccess(admin.bootstrap_servers, admin.security_protocol,
                                                  principals.hospital_user(h), SecretStr(secrets.token_urlsafe(32)),

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts.topics import ALL_TOPICS
+from contracts.topics import (
+    ALL_TOPICS,
+    HOSPITAL_TOPIC_CONFIG,
+    HOSPITAL_TOPIC_PARTITIONS,
+    hospital_requests_topic,
+    hospital_statements_topic,
+)
 from runtime.kafka_access import KafkaAccess
 from tools.stack import logpipe
 from tools.stack.common import (
@@ -60,6 +66,13 @@ def topic_plan(prefix: str = "") -> list[TopicPlan]:
     topic), each name prefixed with `prefix` (isolated test namespaces; empty in production)."""
     return [TopicPlan(prefix + t.name, t.partitions, {"cleanup.policy": t.cleanup_policy, **t.config})
             for t in ALL_TOPICS]
+
+
+def hospital_topic_plan(hospital_ids: list[str], prefix: str = "") -> list[TopicPlan]:
+    """Each hospital's requests and statements topics (`contracts.topics`, "hospitals' topics")."""
+    config = {"cleanup.policy": "delete", **HOSPITAL_TOPIC_CONFIG}
+    return [TopicPlan(prefix + name(h), HOSPITAL_TOPIC_PARTITIONS, config)
+            for h in hospital_ids for name in (hospital_requests_topic, hospital_statements_topic)]
 
 
 async def ensure_topics(kafka: KafkaAccess, timeout: float = 60.0, prefix: str = "",

@@ -7,14 +7,16 @@ needs, and nothing is written by hand:
 
 * a service (`enrollment`, `settlement`, `catastrophic`, `assistance`, `audit`, `intake`) may READ
   each topic that lists it in `readers` (its subscriptions and registry projections), WRITE each
-  topic whose `producer` it is and the `.dlt` of each topic it dead-letters (`dead_lettered_by`),
-  and READ its own consumer groups (prefixed `medsettle.<service>.`). READ and WRITE imply
-  DESCRIBE; WRITE on a topic lets an idempotent producer start (KIP-679), so no cluster right is
-  given to anyone;
+  topic that lists it in `producers` (intake for `HOSPITAL_PRODUCER`: it writes what hospitals send)
+  and the `.dlt` of each topic it dead-letters (`dead_lettered_by`), and READ its own consumer
+  groups (prefixed `medsettle.<service>.`). READ and WRITE imply DESCRIBE; WRITE on a topic lets an
+  idempotent producer start (KIP-679), so no cluster right is given to anyone;
+* intake also may READ, WRITE and CREATE the hospitals' topics (prefixed `hospital.`): it
+  subscribes to every `hospital.<id>.requests` by pattern, writes every `hospital.<id>.statements`
+  (creating one a hospital never had) and its dead letters;
 * a hospital (`hospital-<id>`, `hospital_acls`) may WRITE `hospital.<id>.requests`, READ
-  `hospital.<id>.statements` and READ its own groups (prefixed `hospital.<id>.`); intake may READ
-  that requests topic and WRITE that statements topic. Nothing else: no registry or claim topic,
-  no create or delete, no other group.
+  `hospital.<id>.statements` and READ its own groups (prefixed `hospital.<id>.`). Nothing else: no
+  registry or claim topic, no create or delete, no other group.
 
 In a test namespace (`TOPIC_PREFIX`, e.g. `t1a2b3c4.`) every name carries the prefix, so the
 services of an integration test run as their own principals with the same rights, confined to the
@@ -28,12 +30,15 @@ from collections.abc import Iterable
 
 from contracts.topics import (
     HOSPITAL_ID_PATTERN,
+    HOSPITAL_PRODUCER,
+    HOSPITAL_TOPIC_PREFIX,
     INTAKE,
     TOPICS,
     TopicSpec,
     dead_letter_topic,
     hospital_group_prefix,
-    hospital_topics,
+    hospital_requests_topic,
+    hospital_statements_topic,
 )
 from runtime.settings import SERVICES
 from tools.stack.kafka_admin import Acl, KafkaAdmin
@@ -62,25 +67,25 @@ def check_hospital_id(hospital_id: str) -> str:
     return hospital_id
 
 
-def _principal(party: str) -> str:
-    """`settlement` → `User:settlement`; `hospital:H001` (a producer or reader in the registry) →
-    `User:hospital-H001`."""
-    if party.startswith("hospital:"):
-        return user(hospital_user(party.split(":", 1)[1]))
-    return user(party)
+def writer(producer: str) -> str | None:
+    """The principal that writes what names `producer` (`TopicSpec.producers`): the service itself,
+    intake for a hospital (it moves their requests), none but admin for `operator`."""
+    if producer == HOSPITAL_PRODUCER:
+        return user(INTAKE)
+    return user(producer) if producer in SERVICE_PRINCIPALS else None
 
 
 def topic_acls(topics: Iterable[TopicSpec], prefix: str = "") -> set[Acl]:
-    """READ for each reader, WRITE for the producer and for the dead-letter owner's `.dlt`."""
+    """READ for each reader, WRITE for each producing service and for the dead-letter owner's `.dlt`."""
     acls: set[Acl] = set()
     for t in topics:
         for reader in t.readers:
-            acls.add(Acl(_principal(reader), "topic", prefix + t.name, "literal", "read"))
-        if t.producer is not None:
-            acls.add(Acl(_principal(t.producer), "topic", prefix + t.name, "literal", "write"))
+            acls.add(Acl(user(reader), "topic", prefix + t.name, "literal", "read"))
+        for producer in t.producers:
+            if (who := writer(producer)) is not None:
+                acls.add(Acl(who, "topic", prefix + t.name, "literal", "write"))
         if t.dead_lettered_by is not None:
-            acls.add(Acl(_principal(t.dead_lettered_by), "topic", prefix + dead_letter_topic(t.name), "literal",
-                         "write"))
+            acls.add(Acl(user(t.dead_lettered_by), "topic", prefix + dead_letter_topic(t.name), "literal", "write"))
     return acls
 
 
@@ -91,19 +96,20 @@ def service_group_prefix(service: str, prefix: str = "") -> str:
 
 def service_acls(prefix: str = "") -> set[Acl]:
     """The services' rights in one namespace (`prefix`; empty: the platform's own topics)."""
-    acls = {a for a in topic_acls(TOPICS, prefix) if a.principal in {user(s) for s in SERVICE_PRINCIPALS}}
+    acls = topic_acls(TOPICS, prefix)
     for service in SERVICE_PRINCIPALS:
         acls.add(Acl(user(service), "group", service_group_prefix(service, prefix), "prefixed", "read"))
+    for operation in ("read", "write", "create"):  # the hospitals' topics
+        acls.add(Acl(user(INTAKE), "topic", prefix + HOSPITAL_TOPIC_PREFIX, "prefixed", operation))
     return acls
 
 
 def hospital_acls(hospital_id: str, prefix: str = "") -> set[Acl]:
-    """A hospital's rights, and intake's on that hospital's two topics."""
-    check_hospital_id(hospital_id)
-    acls = topic_acls(hospital_topics(hospital_id), prefix)
-    acls.add(Acl(user(hospital_user(hospital_id)), "group", prefix + hospital_group_prefix(hospital_id), "prefixed",
-                 "read"))
-    return acls
+    """A hospital's rights: its requests (write), its statements (read), its own groups."""
+    who = user(hospital_user(check_hospital_id(hospital_id)))
+    return {Acl(who, "topic", prefix + hospital_requests_topic(hospital_id), "literal", "write"),
+            Acl(who, "topic", prefix + hospital_statements_topic(hospital_id), "literal", "read"),
+            Acl(who, "group", prefix + hospital_group_prefix(hospital_id), "prefixed", "read")}
 
 
 async def grant(admin: KafkaAdmin, acls: set[Acl]) -> None:
