@@ -1,7 +1,9 @@
 # One image for every service; the service is chosen by the command:
 #   docker run medsettle:local python -m services.<enrollment|settlement|catastrophic|assistance|audit>
-# Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (a PostgreSQL
-# server URL without a database; each service appends its own medsettle_<service>).
+# Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS, who the service is to the broker
+# (KAFKA_SECURITY_PROTOCOL=SASL_SSL, KAFKA_USERNAME, KAFKA_PASSWORD_FILE, KAFKA_CA_FILE: from the secrets
+# volume of docker-compose.yml, never baked in) and DATABASE_URL (a PostgreSQL server URL without a
+# database; each service appends its own medsettle_<service>).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

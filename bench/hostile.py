@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.hostile.scenario import Options, run  # noqa: E402
 from tools import stack  # noqa: E402
+from tools.stack.connection import local_access  # noqa: E402
 
 
 def main() -> int:
@@ -49,7 +50,7 @@ def main() -> int:
         settings = stack.start()
         bootstrap, server = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
     t0 = time.monotonic()
-    report = asyncio.run(run(bootstrap, server, Options(fuzz=args.fuzz, seed=args.seed, valid=args.valid,
+    report = asyncio.run(run(local_access("admin", bootstrap), server, Options(fuzz=args.fuzz, seed=args.seed, valid=args.valid,
                                                         stall_s=args.stall, cases=args.cases)))
     if args.details:
         for line in report.details():

@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,16 +29,20 @@ from runtime.settings import database_name  # noqa: E402
 from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
 from tools.hospital.publish import prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.stack.connection import local_access  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
+from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
 from tools.stack.services import spawn  # noqa: E402
 
 LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
 
 
-def start_services(env: dict[str, str], prefix: str) -> list[subprocess.Popen[bytes]]:
-    """The four services as processes in the namespace, each logging to `/tmp/bench-<name>.log`."""
+def start_services(env: dict[str, str], prefix: str, bootstrap: str) -> list[subprocess.Popen[bytes]]:
+    """The four services as processes in the namespace, each as its own principal (as in production),
+    logging to `/tmp/bench-<name>.log`."""
     level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
-    return [spawn(name, {**env, "DATABASE_NAME": database_name(name, prefix), "LOG_LEVEL": level},
+    return [spawn(name, {**env, **local_access(name, bootstrap).env(), "DATABASE_NAME": database_name(name, prefix),
+                         "LOG_LEVEL": level},
                   Path(f"/tmp/bench-{name}.log"), detach=False)
             for name in ("enrollment", "settlement", "catastrophic", "assistance")]
 
@@ -47,23 +50,24 @@ def start_services(env: dict[str, str], prefix: str) -> list[subprocess.Popen[by
 async def main(n: int, persons: int) -> None:
     settings = stack.start()
     bootstrap, server = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
+    admin = local_access("admin", bootstrap)
     prefix = f"b{uuid.uuid4().hex[:8]}."
-    stack.create_topics(bootstrap, 60.0, prefix)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": server, "TOPIC_PREFIX": prefix}
-    procs = start_services(env, prefix)
+    await open_namespace(admin, prefix)
+    env = {"DATABASE_URL": server, "TOPIC_PREFIX": prefix}
+    procs = start_services(env, prefix, bootstrap)
     try:
         providers, people = generate_population(persons, 50, seed=5, year=2026)
         stream = generate_discharges(n, seed=5, year=2026, providers=providers, persons=people)
         commands = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})
                     for c in [*providers, *people]]
         t0 = time.perf_counter()
-        await publish(commands, bootstrap, progress=False, prefix=prefix)
-        await wait_drained(bootstrap, [(f"{prefix}medsettle.enrollment.{ENROLLMENT_COMMANDS}",
+        await publish(commands, admin, progress=False, prefix=prefix)
+        await wait_drained(admin, [(f"{prefix}medsettle.enrollment.{ENROLLMENT_COMMANDS}",
                                         prefix + ENROLLMENT_COMMANDS)], timeout=900)
         t_enroll = time.perf_counter() - t0
         discharges = [prepare_discharge(d.model_dump(mode="json")) for d in stream]
         t0 = time.perf_counter()
-        await publish(discharges, bootstrap, progress=False, prefix=prefix)
+        await publish(discharges, admin, progress=False, prefix=prefix)
         t_publish = time.perf_counter() - t0
         done: dict[str, float] = {}
         for name, _ in LAYERS:  # a layer is done when its ledger has a row for every discharge
@@ -90,10 +94,7 @@ async def main(n: int, persons: int) -> None:
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(prefix)])
-        await admin.close()
+        await close_namespace(admin, prefix)
         conn = await asyncpg.connect(f"{server}/postgres")
         for name in ("enrollment", "settlement", "catastrophic", "assistance"):
             await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, prefix)}" WITH (FORCE)')

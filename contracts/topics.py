@@ -27,9 +27,14 @@ class TopicSpec:
     """The one service that dead-letters what it cannot process from this topic (other consumers
     observe: they log and skip), so each bad record is one letter on `<topic>.dlt`."""
     producers: tuple[str, ...] = ()
-    """The `producer` an event on the topic may name: its owning service (the audit alerts on any
-    other). `HOSPITAL_PRODUCER` stands for `hospital:<id>` with the id of the payload's hospital,
-    which the intake stamps on what it moves from that hospital's requests topic."""
+    """The `producer` an event on the topic may name: its owning service. `HOSPITAL_PRODUCER` stands
+    for `hospital:<id>` with the id of the payload's hospital, which the intake stamps on what it moves
+    from that hospital's requests topic; `operator` for operators' tools. The broker lets the services
+    named here write the topic — intake for `HOSPITAL_PRODUCER`, admin for `operator` — and no other
+    principal (`tools.stack.principals`)."""
+    readers: tuple[str, ...] = ()
+    """The services that read it: in consumer groups (`services/*/app.py` subscriptions) or as a
+    registry projection without a group. Each may read this topic and nothing it does not list."""
 
 
 ENROLLMENT_COMMANDS = "enrollment.commands"
@@ -43,6 +48,9 @@ STATEMENTS = "claims.statements"
 REFUSALS = "claims.refusals"
 ALERTS = "audit.alerts"
 
+INTAKE = "intake"
+"""The service that moves a hospital's requests from `hospital.<id>.requests` to `claims.discharges`
+(the sender known from the topic) and its statements and refusals to `hospital.<id>.statements`."""
 HOSPITAL_PRODUCER = "hospital:<hospital_id>"
 """In `TopicSpec.producers`: the event names `hospital:<id>`, `<id>` being its payload's hospital."""
 
@@ -52,23 +60,25 @@ _COMPACTED = {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"}
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ENROLLMENT_COMMANDS, "person id (persons) or provider id (providers)", 3, "delete",
               ("EnrollPerson", "ChangeCategories", "SuspendPerson", "ResumePerson", "RecordDeath",
-               "RegisterProvider"), _RETAINED, "enrollment", ("operator",)),
-    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement", ("enrollment",)),
+               "RegisterProvider"), _RETAINED, "enrollment", ("operator",), ("enrollment", "audit")),
+    TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement", ("enrollment",),
+              ("settlement", "audit")),
     TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement",
-              ("enrollment",)),
+              ("enrollment",), ("settlement", "audit")),
     TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id (as sent), else the command's event id", 3, "delete",
-              ("CommandRejected",), _RETAINED, "audit", ("enrollment",)),
+              ("CommandRejected",), _RETAINED, "audit", ("enrollment",), ("audit",)),
     TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"),
-              _RETAINED, "settlement", (HOSPITAL_PRODUCER,)),
+              _RETAINED, "settlement", (HOSPITAL_PRODUCER,), ("settlement", "audit")),
     TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit",
-              ("settlement", "intake")),
+              ("settlement", INTAKE), ("audit", INTAKE)),
     TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic",
-              ("settlement",)),
+              ("settlement",), ("catastrophic", "audit")),
     TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED,
-              "assistance", ("catastrophic",)),
+              "assistance", ("catastrophic",), ("assistance", "audit")),
     TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement", "SettlementAdjusted", "SettlementReversed"),
-              _RETAINED, "audit", ("assistance",)),
-    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit", ("audit",)),
+              _RETAINED, "audit", ("assistance",), ("audit", INTAKE)),
+    TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit", ("audit",),
+              ("audit",)),
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
@@ -82,6 +92,10 @@ HOSPITAL_TOPIC_PREFIX = "hospital."
 HOSPITAL_REQUESTS_DLT = "hospital.requests.dlt"
 HOSPITAL_TOPIC_PARTITIONS = 3
 HOSPITAL_TOPIC_CONFIG = _RETAINED
+HOSPITAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+"""A hospital that is a principal has an id without dots (a provider id may have them): its consumer
+groups are `hospital.<id>.…`, and with a dot one hospital's prefix could cover another's
+(`hospital.H.` would match `hospital.H.1.…`)."""
 _HOSPITAL_REQUESTS = re.compile(r"^(?P<prefix>.*?)hospital\.(?P<hospital>.+)\.requests$")
 # a provider id may hold dots: the hospital's part is all between `hospital.` and the last
 # `.requests` (the topic names of two hospitals never coincide; ACLs on them are literal)
@@ -97,6 +111,11 @@ def hospital_statements_topic(hospital_id: str) -> str:
     """`hospital.<id>.statements`: what the platform answers that hospital (keyed by person id),
     readable only by it."""
     return f"{HOSPITAL_TOPIC_PREFIX}{hospital_id}.statements"
+
+
+def hospital_group_prefix(hospital_id: str) -> str:
+    """The hospital's own consumer groups: `hospital.<id>.…`."""
+    return f"{HOSPITAL_TOPIC_PREFIX}{hospital_id}."
 
 
 def hospital_requests_pattern(topic_prefix: str = "") -> str:

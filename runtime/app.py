@@ -89,8 +89,10 @@ async def _raw(message: Any) -> None:
 def make_broker(settings: Settings) -> KafkaBroker:
     # FastStream's access log ("Received", "Processed" per batch) at DEBUG: at INFO it grows the log
     # by two lines per batch whatever happens
-    return KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"medsettle-{settings.service_name}",
-                       enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20, log_level=logging.DEBUG,
+    access = settings.kafka_access()
+    return KafkaBroker(access.bootstrap_servers, security=access.faststream_security(),
+                       client_id=f"medsettle-{settings.service_name}", enable_idempotence=True, linger_ms=5,
+                       max_batch_size=1 << 20, log_level=logging.DEBUG,
                        metadata_max_age_ms=settings.metadata_max_age_ms,
                        logger=logging.getLogger("medsettle.faststream"))  # our JSON, masked, rate-limited
 
@@ -125,7 +127,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
                                    size=settings.db_pool_size)
         await publisher.start()
         for p in spec.projections:
-            projection = Projection(settings.topic(p.topic), p.model, p.apply, settings.kafka_bootstrap_servers,
+            projection = Projection(settings.topic(p.topic), p.model, p.apply, settings.kafka_options(),
                                     ctx.require_pool, client_id=f"medsettle-{spec.name}-projection",
                                     publisher=publisher, service=spec.name)
             await projection.start()

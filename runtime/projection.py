@@ -38,16 +38,15 @@ TRACKING_DDL = """CREATE TABLE IF NOT EXISTS projection_position (
 
 
 class Projection:
-    def __init__(self, topic: str, model: type[Contract], apply: ApplyBatch, bootstrap_servers: str,
-                 pool_getter: Callable[[], asyncpg.Pool], client_id: str, *, publisher: Any, service: str,
-                 options: dict[str, Any] | None = None) -> None:
+    def __init__(self, topic: str, model: type[Contract], apply: ApplyBatch, kafka_options: dict[str, Any],
+                 pool_getter: Callable[[], asyncpg.Pool], client_id: str, *, publisher: Any, service: str) -> None:
         self.topic = topic
         self.model = model
         self.apply = apply
         self.publisher = publisher
-        self.options = options or {}
         self.service = service
-        self._servers = bootstrap_servers
+        self._kafka = kafka_options
+        """The service's client options (`Settings.kafka_options()`: the broker, TLS, its principal)."""
         self._pool = pool_getter
         self._client_id = client_id
         self._consumer: AIOKafkaConsumer | None = None
@@ -58,10 +57,10 @@ class Projection:
         self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, enable_auto_commit=False,
+        self._consumer = AIOKafkaConsumer(**self._kafka, enable_auto_commit=False,
                                           group_id=None, client_id=self._client_id, auto_offset_reset="earliest")
         await self._consumer.start()
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=self._servers, group_id=None,
+        self._offsets = AIOKafkaConsumer(**self._kafka, group_id=None,
                                          client_id=f"{self._client_id}-offsets")
         await self._offsets.start()
         parts = self._consumer.partitions_for_topic(self.topic)

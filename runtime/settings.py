@@ -1,16 +1,21 @@
 """Settings from the environment (pydantic-settings).
 
-`KAFKA_BOOTSTRAP_SERVERS` — the broker, e.g. `127.0.0.1:19092`.
+`KAFKA_BOOTSTRAP_SERVERS` — the broker, e.g. `127.0.0.1:19092`; `KAFKA_SECURITY_PROTOCOL` (`SASL_SSL`, the
+default, or `PLAINTEXT`), `KAFKA_USERNAME`, `KAFKA_PASSWORD` (or `KAFKA_PASSWORD_FILE`), `KAFKA_CA_FILE` — who
+the service is to the broker (`runtime.kafka_access`).
 `DATABASE_URL` — a PostgreSQL *server* URL without database, e.g. `postgresql://postgres@127.0.0.1:15432`;
 each service connects to its own database on it, named by `database_name` (`DATABASE_NAME` overrides).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.kafka_access import KafkaAccess, SecurityProtocol
 
 SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit")
 """The platform's services; each owns one database."""
@@ -27,6 +32,12 @@ class Settings(BaseSettings):
 
     service_name: str = Field(default="medsettle", alias="SERVICE_NAME")
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:19092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_security_protocol: SecurityProtocol = Field(default="SASL_SSL", alias="KAFKA_SECURITY_PROTOCOL")
+    kafka_username: str | None = Field(default=None, alias="KAFKA_USERNAME")
+    kafka_password: SecretStr | None = Field(default=None, alias="KAFKA_PASSWORD")
+    kafka_password_file: str | None = Field(default=None, alias="KAFKA_PASSWORD_FILE")
+    """A file holding the password (docker-compose's secrets volume); `KAFKA_PASSWORD` wins."""
+    kafka_ca_file: str | None = Field(default=None, alias="KAFKA_CA_FILE")
     database_url: str = Field(default="postgresql://postgres@127.0.0.1:15432", alias="DATABASE_URL")
     database_name: str | None = Field(default=None, alias="DATABASE_NAME")
     policy_profile: str = Field(default="demo-county", alias="POLICY_PROFILE")
@@ -56,9 +67,17 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
 
+    def kafka_access(self) -> KafkaAccess:
+        """Where the broker is and who the service is to it."""
+        password = self.kafka_password
+        if password is None and self.kafka_password_file:
+            password = SecretStr(Path(self.kafka_password_file).read_text().strip())
+        return KafkaAccess(self.kafka_bootstrap_servers, self.kafka_security_protocol, self.kafka_username, password,
+                           self.kafka_ca_file)
+
     def kafka_options(self) -> dict[str, Any]:
-        """What every Kafka client of the service is made with (where the broker is)."""
-        return {"bootstrap_servers": self.kafka_bootstrap_servers}
+        """What every aiokafka client of the service is made with (where the broker is, TLS, SASL)."""
+        return self.kafka_access().options()
 
 
 def load_settings(service_name: str, **overrides: object) -> Settings:

@@ -2,8 +2,10 @@
 
 Fixtures (all lazy: a test that does not ask for them starts nothing):
 
-* `kafka_bootstrap` (session, str) - bootstrap servers, e.g. "127.0.0.1:19092". The topics of
-  `contracts.topics` (and their `.dlt`) exist.
+* `kafka_admin` (session, `runtime.kafka_access.KafkaAccess`) - a real Kafka broker and the
+  tests' access to it: `admin` (TLS + SCRAM, from the local stack's secrets) on the platform's
+  broker; `**kafka_admin.options()` makes any aiokafka client. The topics of `contracts.topics`
+  (and their `.dlt`) exist. `kafka_bootstrap` (session, str) is its address, e.g. "127.0.0.1:19092".
 * `database_url` (session, str) - a PostgreSQL *server* URL without a database, e.g.
   "postgresql://postgres@127.0.0.1:15432" (append a database: `tools.stack.database_dsn`). The five
   `medsettle_<service>` databases exist, but tests should use their own (below).
@@ -65,28 +67,36 @@ class _Backends:
     """Resolves Kafka and PostgreSQL on first use and cleans up what it started."""
 
     def __init__(self) -> None:
-        self._kafka: str | None = None
+        self._kafka: Any = None
         self._database: str | None = None
         self._containers: list[Any] = []
         self._local_started: dict[str, bool] = {"kafka": False, "postgres": False}
 
-    def kafka(self) -> str:
+    def kafka(self) -> Any:
+        """The tests' `KafkaAccess`: admin on the local stack (its secrets), the environment's user on an
+        external broker, plaintext on a test container (an `apache/kafka` image without security)."""
         if self._kafka is None:
+            from runtime.kafka_access import KafkaAccess
             from tools import stack
+            from tools.stack.connection import kafka_access, local_access
 
             chosen = backend()
             if chosen == "testcontainers":
                 from tests.containers import kafka_container
 
                 self._containers.append(container := kafka_container())
-                bootstrap = container.bootstrap
+                access = KafkaAccess(container.bootstrap, "PLAINTEXT")
             else:
                 bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ""
                 if not bootstrap and chosen == "external":
                     raise pytest.UsageError("MEDSETTLE_TEST_BACKEND=external needs KAFKA_BOOTSTRAP_SERVERS")
-                bootstrap = bootstrap or self._local("kafka")["KAFKA_BOOTSTRAP_SERVERS"]
-            stack.create_topics(bootstrap)  # idempotent; waits for the broker to answer
-            self._kafka = bootstrap
+                if chosen == "external":
+                    access = kafka_access()
+                else:
+                    bootstrap = bootstrap or self._local("kafka")["KAFKA_BOOTSTRAP_SERVERS"]
+                    access = local_access("admin", bootstrap)
+            stack.create_topics(access)  # idempotent; waits for the broker to answer
+            self._kafka = access
         return self._kafka
 
     def database(self) -> str:
@@ -143,9 +153,15 @@ def _backends() -> Iterator[_Backends]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(_backends: _Backends) -> str:
-    """Bootstrap servers of a real Kafka broker with the registry topics created."""
+def kafka_admin(_backends: _Backends) -> Any:
+    """The tests' access (`KafkaAccess`, admin) to a real Kafka broker with the registry topics created."""
     return _backends.kafka()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_admin: Any) -> str:
+    """Bootstrap servers of that broker."""
+    return str(kafka_admin.bootstrap_servers)
 
 
 @pytest.fixture(scope="session")

@@ -335,12 +335,59 @@ def stack_env() -> int:
 def stack_topics(wait: float) -> int:
     """Create the registry's topics on $KAFKA_BOOTSTRAP_SERVERS.
 
-    Only the topics of contracts.topics (and their dead-letter topics); idempotent. Used by
-    docker-compose.yml.
+    Only the topics of contracts.topics (and their dead-letter topics); idempotent. As the user
+    of KAFKA_USERNAME (and KAFKA_PASSWORD or KAFKA_PASSWORD_FILE), else the local stack's admin.
     """
     from tools import stack as local
 
     for name, state in local.create_topics(wait=wait).items():
+        click.echo(f"{name}: {state}")
+    return 0
+
+
+secrets_dir_option = click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path),
+                                  default="/secrets", show_default=True, help="The secrets volume.")
+
+
+@stack.command("compose-secrets", epilog=EXIT_CODES)
+@secrets_dir_option
+def stack_compose_secrets(secrets_dir: Path) -> int:
+    """docker-compose: generate the CA, certificates and passwords, render the broker's configuration.
+
+    The `secrets` init container of docker-compose.yml runs it into the secrets volume before the
+    broker starts (tools/stack/compose.py); idempotent. Prints what it generated, never a secret.
+    """
+    from tools.stack import compose
+    from tools.stack.common import project_root
+
+    made = compose.prepare(secrets_dir, project_root() / "infra" / "kafka" / "server.properties.template")
+    click.echo(f"generated in {secrets_dir}: {', '.join(made) or 'nothing (all there)'}")
+    return 0
+
+
+@stack.command("compose-setup", epilog=EXIT_CODES)
+@secrets_dir_option
+@click.option("--bootstrap", default="kafka:9092", show_default=True, help="The CLIENT listener (SASL_SSL).")
+@click.option("--internal", default="kafka:9094", show_default=True, help="The INTERNAL listener (mutual TLS).")
+def stack_compose_setup(secrets_dir: Path, bootstrap: str, internal: str) -> int:
+    """docker-compose: the principals' credentials and ACLs, then the registry's topics.
+
+    The `kafka-setup` init container of docker-compose.yml runs it once the broker is healthy:
+    as the broker (mutual TLS) it sets the SCRAM credentials from the secrets volume, then as admin
+    it grants the services' ACLs and creates the topics; idempotent.
+    """
+    from tools import stack as local
+    from tools.stack.kafka import ensure_topics
+    from tools.stack.secrets import StackSecrets, mutual_tls_context
+
+    secrets = StackSecrets.at(secrets_dir)
+
+    async def go() -> dict[str, str]:
+        internal_options = {"bootstrap_servers": internal, "security_protocol": "SSL",
+                            "ssl_context": mutual_tls_context(secrets)}
+        return await ensure_topics(await local.secure(secrets, bootstrap, internal_options))
+
+    for name, state in asyncio.run(go()).items():
         click.echo(f"{name}: {state}")
     return 0
 
@@ -350,6 +397,37 @@ def stack_topics(wait: float) -> int:
 
 prefix_option = click.option("--prefix", envvar="TOPIC_PREFIX", default="", show_envvar=True,
                              help="Topic and consumer-group prefix (a namespace).")
+credentials_option = click.option(
+    "--credentials", envvar="MEDSETTLE_CREDENTIALS", show_envvar=True, metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A hospital's credentials (from `operator hospital-credentials`): act as that hospital, on its own "
+         "topics hospital.ID.requests / hospital.ID.statements. Without: as the operator (admin).")
+
+
+def _hospital_credentials(path: Path | None, bootstrap: str | None) -> Any:
+    """The hospital's credentials in `path` (None: none given), at `bootstrap` if given."""
+    if path is None:
+        return None
+    from tools.hospital.credentials import CredentialsError, HospitalCredentials
+
+    try:
+        return HospitalCredentials.load(path).at(bootstrap)
+    except CredentialsError as exc:
+        raise click.BadParameter(str(exc), param_hint="--credentials") from None
+
+
+def _kafka(hospital: Any, bootstrap: str | None) -> Any:
+    """Who the hospital client is to the broker: the hospital (its credentials), else the operator
+    (the environment's user or the local admin), at `bootstrap` if given; once the broker answers."""
+    from dataclasses import replace
+
+    from tools.stack.connection import kafka_access, require_kafka
+
+    if hospital is not None:
+        return hospital.access if bootstrap else require_kafka(access=hospital.access)
+    if bootstrap:  # as before security: an address given is used as it is
+        return replace(kafka_access(), bootstrap_servers=bootstrap)
+    return require_kafka()
 
 
 def _publish_command(kind: str, summary: str, line: str) -> click.Command:
@@ -370,14 +448,19 @@ def _publish_command(kind: str, summary: str, line: str) -> click.Command:
                                                 "again, or to reverse a claim again after that.")
     @click.option("--direct", is_flag=True, help="Operators: put hospitals' requests on claims.discharges itself "
                                                 "(a back-fill), not on each hospital's requests topic.")
+    @credentials_option
     def command(files: tuple[Path, ...], bootstrap: str | None, prefix: str, skip_invalid: bool,
-                no_progress: bool, resend: bool, direct: bool) -> int:
+                no_progress: bool, resend: bool, direct: bool, credentials: Path | None) -> int:
         from tools.hospital.publish import publish_files
-        from tools.stack.connection import require_kafka
 
-        return publish_files(kind, files, lambda: bootstrap or require_kafka(), prefix=prefix,  # type: ignore[arg-type]
+        hospital = _hospital_credentials(credentials, bootstrap)
+        if hospital is not None and kind == "commands":
+            raise click.UsageError("enrollment commands are published by operators, not with a hospital's credentials")
+        if hospital is not None and direct:
+            raise click.UsageError("--direct is for operators: a hospital writes only its own requests topic")
+        return publish_files(kind, files, lambda: _kafka(hospital, bootstrap), prefix=prefix,  # type: ignore[arg-type]
                              skip_invalid=skip_invalid, progress=not no_progress, resend=resend,
-                             to_discharges=direct)
+                             to_discharges=direct, hospital=hospital.hospital_id if hospital else None)
 
     return command
 
@@ -417,22 +500,28 @@ publish.add_command(_publish_command(
 @click.option("--bootstrap", metavar="SERVERS", help="Kafka bootstrap servers (default: the environment or the "
                                                       "local stack).")
 @prefix_option
+@credentials_option
 def statements(hospital: str | None, from_beginning: bool, exit_when_idle: float | None, bootstrap: str | None,
-               prefix: str) -> int:
+               prefix: str, credentials: Path | None) -> int:
     """Follow settlement statements (一站式结算单) as a table.
 
     Statements, adjustments (补退: signed differences, with their cause) and reversals (冲正) from
     claims.statements, and the refusals of corrections and reversals from claims.refusals. With
     --hospital, only that hospital's, and its consumer group medsettle.hospital.ID remembers what was
     shown, so a restart continues where it stopped; a statement re-sent with the same event id is
-    shown once. Patients' identity numbers are masked.
+    shown once. Patients' identity numbers are masked. With --credentials, as that hospital: its
+    statements and refusals from hospital.ID.statements, in its group hospital.ID.statements.
     """
     from tools.hospital.statements import follow
-    from tools.stack.connection import require_kafka
 
+    own = _hospital_credentials(credentials, bootstrap)
+    if own is not None:
+        if hospital not in (None, own.hospital_id):
+            raise click.BadParameter(f"these credentials are hospital {own.hospital_id}'s", param_hint="--hospital")
+        hospital = own.hospital_id
     try:
-        shown, refused = asyncio.run(follow(hospital, bootstrap or require_kafka(), from_beginning=from_beginning,
-                                            idle_exit=exit_when_idle, prefix=prefix))
+        shown, refused = asyncio.run(follow(hospital, _kafka(own, bootstrap), from_beginning=from_beginning,
+                                            idle_exit=exit_when_idle, prefix=prefix, as_hospital=own is not None))
     except KeyboardInterrupt:
         return 0
     click.echo(f"{shown} statement(s), {refused} refusal(s)")
@@ -653,6 +742,37 @@ def operator_dlt_redrive(topic: str, offset: int | None, every: bool, dry_run: b
     return _run_async(commands.dlt_redrive(prefix, topic, offset, dry_run))
 
 
+@operator.command("hospital-credentials", epilog=EXIT_CODES)
+@click.argument("hospital_id")
+@prefix_option
+def operator_hospital_credentials(hospital_id: str, prefix: str) -> int:
+    """Issue a hospital's credentials (again: rotate them); shown once.
+
+    Creates the SCRAM user hospital-HOSPITAL_ID with a new generated password (the broker keeps
+    only its hash), the hospital's topics hospital.HOSPITAL_ID.requests and
+    hospital.HOSPITAL_ID.statements, and its rights: write its requests, read its statements and
+    its own consumer groups (hospital.HOSPITAL_ID.*), nothing else. Prints the credentials as JSON
+    on stdout, once — save them as the file the hospital gives to `--credentials`:
+
+    \b
+    ./medsettle operator hospital-credentials H001 > H001.credentials.json
+    chmod 600 H001.credentials.json
+    """
+    import json
+
+    from tools.operator import hospitals
+    from tools.stack.connection import require_kafka
+
+    try:
+        issued = asyncio.run(hospitals.issue(require_kafka(), hospital_id, prefix))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="HOSPITAL_ID") from None
+    click.echo(json.dumps(issued.to_json(), indent=2))
+    click.echo(f"issued credentials of {issued.access.username}: shown once, keep them readable by the hospital "
+               "only", err=True)
+    return 0
+
+
 # ===================================================================== running the tree
 
 
@@ -675,6 +795,10 @@ def _failure(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, refused):
         return 3, str(exc)
     if isinstance(exc, StackError):
+        return 1, str(exc)
+    from runtime.kafka_access import KafkaAccessError
+
+    if isinstance(exc, KafkaAccessError):
         return 1, str(exc)
     if isinstance(exc, OSError) and exc.filename is not None:
         return 1, f"{exc.filename}: {exc.strerror or exc}"

@@ -5,9 +5,11 @@
 1. starts the local stack (Kafka, PostgreSQL) and every service as a process;
 2. generates a population and a provider registry (deterministic for the seed) and enrolls them
    through the enrollment service;
-3. generates one day of discharges, publishes them as the hospitals would, waits until every
-   layer has settled them, and prints per-layer fund totals, what patients pay and the actual
-   compensation ratio;
+3. issues each generated hospital its credentials (kept in `.local/secrets/hospitals/<id>.json`,
+   0600; once per hospital), generates one day of discharges, publishes them as the hospitals would
+   — each as itself on `hospital.<id>.requests` once the intake service exists to move them on,
+   else as the operator on `claims.discharges` — waits until every layer has settled them, and
+   prints per-layer fund totals, what patients pay and the actual compensation ratio;
 4. prints the stack's status (topics, consumer lag, registered persons and providers).
 
 Everything it publishes has content-derived event ids, so running it again changes nothing.
@@ -29,9 +31,10 @@ from contracts.topics import (
     CATASTROPHIC_SETTLED,
     DISCHARGES,
     ENROLLMENT_COMMANDS,
-    HOSPITAL_REQUESTS,
+    INTAKE,
     hospital_requests_topic,
 )
+from runtime.kafka_access import KafkaAccess
 from tools import stack
 from tools.generate import (
     PERSONS_FILE,
@@ -42,21 +45,19 @@ from tools.generate import (
     write_discharges,
     write_population,
 )
-from tools.hospital.publish import Prepared, publish, read_lines
-from tools.stack import kafka, services
+from tools.hospital.credentials import HospitalCredentials
+from tools.hospital.publish import Prepared, for_hospital, publish, read_lines
+from tools.stack import services
 from tools.stack.common import StackError, paths
+from tools.stack.connection import local_access
 from tools.stack.lag import wait_drained
+from tools.stack.secrets import StackSecrets
 
 console = Console()
 ENROLLED = [(f"medsettle.enrollment.{ENROLLMENT_COMMANDS}", ENROLLMENT_COMMANDS)]
 SETTLED = [(f"medsettle.{service}.{topic}", topic) for service, topic in
            (("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED))]
 """The consumer groups (and their topics) that have processed everything once a step is done."""
-
-
-def intake_groups(hospitals: list[str]) -> list[tuple[str, str]]:
-    """The intake's consumer group on each of these hospitals' requests topics."""
-    return [(f"medsettle.intake.{HOSPITAL_REQUESTS}", hospital_requests_topic(h)) for h in hospitals]
 
 
 def _data() -> Path:
@@ -72,7 +73,36 @@ def _validated(path: Path, kind: str) -> list[Prepared]:
     return good
 
 
-async def enroll(bootstrap: str, persons: int, providers: int, seed: int, year: int) -> Path:
+INTAKE_GROUP = "medsettle.intake.hospital.requests"
+"""The intake's consumer group on every hospital's requests topic."""
+
+
+def intake_available() -> bool:
+    """Does the stack run an intake service to move hospitals' requests on?"""
+    return INTAKE in services.SERVICES
+
+
+async def hospital_credentials(admin: KafkaAccess, hospital_ids: list[str]) -> dict[str, HospitalCredentials]:
+    """Each hospital's credentials: kept from an earlier run, else issued now and kept (0600)."""
+    from tools.operator.hospitals import issue_many
+    from tools.stack.kafka_admin import KafkaAdmin
+
+    secrets = StackSecrets(paths().local)
+    kept = {h: HospitalCredentials.load(secrets.hospital_file(h)) for h in hospital_ids
+            if secrets.hospital_file(h).is_file()}
+    async with KafkaAdmin(admin) as as_admin:  # a wiped broker forgot them
+        known = await as_admin.scram_users([c.access.username for c in kept.values()])  # type: ignore[misc]
+    kept = {h: c for h, c in kept.items() if c.access.username in known}
+    missing = [h for h in hospital_ids if h not in kept]
+    if missing:
+        console.print(f"issuing credentials to {len(missing)} hospitals (kept in {secrets.hospitals})")
+        for c in await issue_many(admin, missing):
+            secrets.save_hospital(c.hospital_id, c.to_json())
+            kept[c.hospital_id] = c
+    return kept
+
+
+async def enroll(kafka: KafkaAccess, persons: int, providers: int, seed: int, year: int) -> Path:
     directory = _data() / f"population-{persons}-{providers}-{seed}-{year}"
     if not (directory / PERSONS_FILE).exists():
         write_population(directory, *generate_population(persons, providers, seed, year))
@@ -80,23 +110,34 @@ async def enroll(bootstrap: str, persons: int, providers: int, seed: int, year: 
     person_commands = _validated(directory / PERSONS_FILE, "commands")
     console.print(f"enrolling {len(person_commands):,} persons and {len(provider_commands):,} providers "
                   f"(from {directory})")
-    await publish(provider_commands + person_commands, bootstrap)
-    await wait_drained(bootstrap, ENROLLED, timeout=600)
+    await publish(provider_commands + person_commands, kafka)
+    await wait_drained(kafka, ENROLLED, timeout=600)
     return directory
 
 
-async def demo(bootstrap: str, population: Path, count: int, day: date, seed: int) -> list[str]:
+async def demo(kafka: KafkaAccess, population: Path, count: int, day: date, seed: int) -> list[str]:
     path = _data() / f"discharges-{population.name}-{day.isoformat()}-{count}-{seed}.jsonl"
     if not path.exists():
         providers, persons = read_population(population)
         write_discharges(path, generate_discharges(count, seed, day.year, providers, persons, day=day))
     discharges = _validated(path, "discharges")
-    hospitals = sorted({d.envelope.payload.hospital_id for d in discharges})
-    await kafka.ensure_topics(bootstrap, plans=kafka.hospital_topic_plan(hospitals))
-    console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} from {len(hospitals)} hospitals, "
-                  f"each on its requests topic (from {path})")
-    await publish(discharges, bootstrap)
-    await wait_drained(bootstrap, [*intake_groups(hospitals), *SETTLED], timeout=900)
+    providers, _ = read_population(population)
+    hospitals = await hospital_credentials(kafka, sorted(p.provider_id for p in providers))
+    settled = SETTLED
+    if intake_available():
+        console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} (from {path}), each "
+                      "hospital as itself")
+        by_hospital: dict[str, list[Prepared]] = {}
+        for d in discharges:
+            by_hospital.setdefault(d.envelope.payload.hospital_id, []).append(d)
+        for hospital_id, messages in by_hospital.items():
+            await publish([for_hospital(m, hospital_id) for m in messages], hospitals[hospital_id].access,
+                          progress=False)
+        settled = [*((INTAKE_GROUP, hospital_requests_topic(h)) for h in by_hospital), *SETTLED]
+    else:
+        console.print(f"publishing {len(discharges):,} discharges of {day.isoformat()} (from {path})")
+        await publish(discharges, kafka)
+    await wait_drained(kafka, settled, timeout=900)
     return [d.envelope.payload.claim_id for d in discharges]
 
 
@@ -138,12 +179,13 @@ def run(persons: int, providers: int, discharges: int, day: date, seed: int, no_
     """`./medsettle run`: the local stack and every service started, the population enrolled, the
     demo day settled and reported, the status printed. Returns the exit code."""
     settings = stack.start()  # the stack this command started is the one it uses (not $KAFKA_BOOTSTRAP_SERVERS)
-    bootstrap, server_url = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
+    server_url = settings["DATABASE_URL"]
+    admin = local_access("admin", settings["KAFKA_BOOTSTRAP_SERVERS"])
     for name in services.SERVICES:
         console.print(f"{name}: pid {services.start(name, settings)} (log {services.log_of(name)})")
-    population = asyncio.run(enroll(bootstrap, persons, providers, seed, day.year))
+    population = asyncio.run(enroll(admin, persons, providers, seed, day.year))
     if not no_demo:
-        claim_ids = asyncio.run(demo(bootstrap, population, discharges, day, seed))
+        claim_ids = asyncio.run(demo(admin, population, discharges, day, seed))
         report(asyncio.run(totals(server_url, claim_ids)), day)
     stack.status()
     console.print("the services keep running; stop everything with: ./medsettle stop")

@@ -43,6 +43,7 @@ from contracts.topics import (
     PROVIDERS,
     STATEMENTS,
 )
+from runtime.kafka_access import KafkaAccess
 from runtime.logging import mask_identity_numbers
 from tests.hostile.catalogue import ACCEPTED, DEAD, REJECTED, Case
 from tests.hostile.fuzz import identifiers
@@ -143,12 +144,12 @@ def reason_matches(case: Case, verdict: Verdict) -> bool:
 # ------------------------------------------------------------------ gathering the evidence
 
 
-async def gather(bootstrap: str, prefix: str, audit_dsn: str, published: Sequence[Published]) -> Evidence:
+async def gather(kafka: KafkaAccess, prefix: str, audit_dsn: str, published: Sequence[Published]) -> Evidence:
     """Read the dead-letter topics, the services' output topics and the audit's event store."""
     ev = Evidence()
     mine = {rec.origin for rec in published}
     for topic in OWNER:
-        for letter in await list_letters(bootstrap, prefix, topic):
+        for letter in await list_letters(kafka, prefix, topic):
             original = letter.original
             origin = (original[0].removeprefix(prefix), original[1], original[2]) if original else None
             if origin in mine:
@@ -163,7 +164,7 @@ async def gather(bootstrap: str, prefix: str, audit_dsn: str, published: Sequenc
                 if claim:
                     ev.letter_claims.add(claim)
     for topic in (STATEMENTS, ENROLLMENT_REJECTIONS, PERSONS, PROVIDERS):
-        for r in await read_all(bootstrap, prefix + topic):
+        for r in await read_all(kafka, prefix + topic):
             if (topic, r.partition, r.offset) in mine:
                 continue
             try:

@@ -40,6 +40,7 @@ from contracts.topics import (
     TOPICS,
     hospital_requests_topic,
 )
+from runtime.kafka_access import KafkaAccess
 from tests.hostile.accounting import Published, Tally, gather, tally
 from tests.hostile.catalogue import REGISTRY, Case, catalogue, record_size
 from tests.hostile.fuzz import Fuzzed, fuzz
@@ -216,7 +217,7 @@ class RawPublisher:
 
     async def __aenter__(self) -> Self:
         # not idempotent: a batch the broker refuses must not poison the sequence of the ones after it
-        common: dict[str, Any] = {"bootstrap_servers": self.ns.bootstrap, "max_request_size": 8 * 1024 * 1024,
+        common: dict[str, Any] = {**self.ns.kafka.options(), "max_request_size": 8 * 1024 * 1024,
                                   "acks": "all", "enable_idempotence": False, "linger_ms": 5}
         self.plain = AIOKafkaProducer(**common)
         self.gzip = AIOKafkaProducer(compression_type="gzip", **common)
@@ -298,7 +299,7 @@ class Supervisor:
 
 async def projection_lag(ns: Namespace) -> int:
     """Registry records settlement's projections have not applied yet."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**ns.kafka.options(), group_id=None)
     await consumer.start()
     try:
         ends: dict[tuple[str, int], int] = {}
@@ -346,7 +347,8 @@ async def wait_quiet(ns: Namespace, opts: Options, say: Say, inputs: Sequence[tu
 
 
 async def _run_cli(ns: Namespace, *args: str) -> None:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap, "TOPIC_PREFIX": ns.prefix}
+    env = {**os.environ, **({} if ns.kafka.secured else ns.kafka.env()), "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap,
+           "TOPIC_PREFIX": ns.prefix}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tools", "publish", *args, "--no-progress",
                                                 cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
@@ -359,7 +361,7 @@ async def register_population(ns: Namespace, commands: Sequence[object], persons
     """Publish the commands as an operator does and wait until enrollment published every snapshot."""
     prepared = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})  # type: ignore[attr-defined]
                 for c in commands]
-    await publish(prepared, ns.bootstrap, progress=False, prefix=ns.prefix)
+    await publish(prepared, ns.kafka, progress=False, prefix=ns.prefix)
     await ns.read(PERSONS, until=lambda rs: len(rs) >= persons, timeout=180)
     await ns.read(PROVIDERS, until=lambda rs: len(rs) >= providers, timeout=60)
 
@@ -367,14 +369,14 @@ async def register_population(ns: Namespace, commands: Sequence[object], persons
 # ------------------------------------------------------------------ the run
 
 
-async def run(bootstrap: str, server_url: str, opts: Options, say: Say = _stderr,
+async def run(kafka: KafkaAccess, server_url: str, opts: Options, say: Say = _stderr,
               services: Sequence[str] = SERVICES,
               inspect: Callable[[Namespace, Report], Awaitable[None]] | None = None) -> Report:
     """The whole hostile-input run in a fresh namespace, removed afterwards.
 
     `inspect(ns, report)` is awaited before the namespace is removed (tests look at the databases)."""
-    ns = await new_namespace(bootstrap, server_url)
-    say(f"namespace {ns.prefix} on {bootstrap}; services as processes: {', '.join(services)}")
+    ns = await new_namespace(kafka, server_url)
+    say(f"namespace {ns.prefix} on {kafka.bootstrap_servers}; services as processes: {', '.join(services)}")
     try:
         async with Supervisor(ns, services, say) as supervisor:
             providers, persons = generate_population(opts.persons, opts.providers, seed=opts.seed, year=2026)
@@ -413,7 +415,7 @@ async def run(bootstrap: str, server_url: str, opts: Options, say: Say = _stderr
             t2 = time.monotonic()
             exits = list(supervisor.exits)
 
-        evidence = await gather(bootstrap, ns.prefix, ns.settings("audit").dsn, raw.published)
+        evidence = await gather(kafka, ns.prefix, ns.settings("audit").dsn, raw.published)
         report = Report(
             options=opts,
             valid_statements={d.claim_id: len({e for e, _ in evidence.statements.get(d.claim_id, ())}) for d in valid},

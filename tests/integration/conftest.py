@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from runtime.kafka_access import KafkaAccess
 from tests.integration.harness import Namespace, new_namespace
 
 
 @pytest.fixture
-async def ns(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Namespace]:
+async def ns(kafka_admin: KafkaAccess, database_url: str) -> AsyncIterator[Namespace]:
     """A fresh namespace on the real broker and database, removed after the test."""
-    namespace = await new_namespace(kafka_bootstrap, database_url)
+    namespace = await new_namespace(kafka_admin, database_url)
     yield namespace
     await namespace.drop_databases()

@@ -1,5 +1,10 @@
 """Running services in-process against the real broker and database, each test in its own
-namespace: topics carry a unique prefix and every service gets a fresh database."""
+namespace: topics carry a unique prefix and every service gets a fresh database.
+
+On the platform's broker (SASL_SSL) the namespace also has its services' ACLs
+(`tools.stack.namespaces`): each service runs as its own principal, confined to exactly its rights
+in the namespace, so the whole suite exercises least privilege. The test itself acts as `admin`
+(`Namespace.kafka`)."""
 
 from __future__ import annotations
 
@@ -19,12 +24,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from contracts import Contract, Envelope, decode, encode, make_envelope
 from contracts.topics import BY_NAME, HOSPITAL_PRODUCER, subscription_of
 from runtime.app import ServiceSpec, create_app
+from runtime.kafka_access import KafkaAccess
 from runtime.settings import Settings, database_name, load_settings
-from tools.stack import create_topics
+from tools.hospital.credentials import HospitalCredentials
 from tools.stack.common import paths
 from tools.stack.kafka import ensure_topics, hospital_topic_plan
 from tools.stack.lag import lags
 from tools.stack.lag import wait_drained as drained
+from tools.stack.namespaces import close_namespace, open_namespace
+from tools.stack.principals import STACK_PRINCIPALS, hospital_user
+from tools.stack.secrets import StackSecrets
 from tools.stack.services import spawn
 
 
@@ -39,29 +48,56 @@ def owner_of(topic: str, payload: Contract) -> str:
 
 @dataclass
 class Namespace:
-    bootstrap: str
+    kafka: KafkaAccess
+    """The test's own access: admin."""
     server_url: str
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}.")
     databases: dict[str, str] = field(default_factory=dict)
+    users: list[str] = field(default_factory=list)
+    """SCRAM users made for this namespace (its hospitals): deleted with it."""
+    secrets: StackSecrets = field(default_factory=lambda: StackSecrets(paths().local))
+    """The services' passwords: the stack of the tests (fixed when the namespace is made, so a test
+    that points MEDSETTLE_LOCAL at a throwaway stack still runs its services as themselves)."""
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers
 
     def topic(self, name: str) -> str:
         return self.prefix + name
 
+    def access(self, principal: str) -> KafkaAccess:
+        """How `principal` (a service, intake) reaches the broker: its own credentials on the platform's
+        broker; the test's own elsewhere (a plaintext broker, a test-only service without a principal)."""
+        if not self.kafka.secured or principal not in STACK_PRINCIPALS:
+            return self.kafka
+        return self.secrets.access(self.bootstrap, principal)
+
     def settings(self, service: str, **overrides: Any) -> Settings:
         db = self.databases.setdefault(service, database_name(service, self.prefix))
-        return load_settings(service, kafka_bootstrap_servers=self.bootstrap, database_url=self.server_url,
+        a = self.access(service)
+        return load_settings(service, kafka_bootstrap_servers=a.bootstrap_servers,
+                             kafka_security_protocol=a.security_protocol, kafka_username=a.username,
+                             kafka_password=a.password, kafka_ca_file=a.ca_file, database_url=self.server_url,
                              database_name=db, topic_prefix=self.prefix, batch_timeout_ms=50, **overrides)
 
     def env(self, service: str) -> dict[str, str]:
-        """Environment for running `service` as a process in this namespace."""
+        """Environment for running `service` as a process in this namespace (as its own principal)."""
         s = self.settings(service)
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.server_url,
+        return {**self.access(service).env(), "DATABASE_URL": self.server_url,
                 "DATABASE_NAME": s.database, "TOPIC_PREFIX": self.prefix, "BATCH_TIMEOUT_MS": "50"}
 
     async def hospital_topics(self, *hospital_ids: str) -> None:
         """Create these hospitals' requests and statements topics (what issuing their credentials does)."""
-        await ensure_topics(self.bootstrap, prefix=self.prefix, plans=hospital_topic_plan(list(hospital_ids),
+        await ensure_topics(self.kafka, prefix=self.prefix, plans=hospital_topic_plan(list(hospital_ids),
                                                                                           self.prefix))
+
+    async def hospital(self, hospital_id: str) -> HospitalCredentials:
+        """Issue a hospital's credentials in this namespace (its user is deleted with the namespace)."""
+        from tools.operator.hospitals import issue
+
+        self.users.append(hospital_user(hospital_id))
+        return await issue(self.kafka, hospital_id, self.prefix)
 
     async def connect(self, service: str) -> asyncpg.Connection:
         return await asyncpg.connect(self.settings(service).dsn)
@@ -70,7 +106,7 @@ class Namespace:
                       producer_name: str | None = None) -> list[Envelope[Any]]:
         """Publish to the namespace's `topic`; a bare payload is wrapped in an envelope from
         `producer_name`, by default the topic's owner (as the audit expects)."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, linger_ms=5)
+        producer = AIOKafkaProducer(**self.kafka.options(), enable_idempotence=True, linger_ms=5)
         await producer.start()
         sent: list[Envelope[Any]] = []
         try:
@@ -92,7 +128,7 @@ class Namespace:
     async def read(self, topic: str, *, until: Callable[[list[ConsumerRecord]], bool], timeout: float = 60.0
                    ) -> list[ConsumerRecord]:
         """Read `topic` from the beginning until `until(records)` holds (or fail after `timeout`)."""
-        consumer = AIOKafkaConsumer(self.topic(topic), bootstrap_servers=self.bootstrap, group_id=None,
+        consumer = AIOKafkaConsumer(self.topic(topic), **self.kafka.options(), group_id=None,
                                     auto_offset_reset="earliest", enable_auto_commit=False)
         await consumer.start()
         records: list[ConsumerRecord] = []
@@ -111,7 +147,7 @@ class Namespace:
     async def read_for(self, topic: str, *, seconds: float) -> list[ConsumerRecord]:
         """Everything on `topic` from the beginning that arrives within `seconds` (to show that
         something did NOT arrive)."""
-        consumer = AIOKafkaConsumer(self.topic(topic), bootstrap_servers=self.bootstrap, group_id=None,
+        consumer = AIOKafkaConsumer(self.topic(topic), **self.kafka.options(), group_id=None,
                                     auto_offset_reset="earliest", enable_auto_commit=False)
         await consumer.start()
         records: list[ConsumerRecord] = []
@@ -125,17 +161,8 @@ class Namespace:
         return records
 
     async def drop_databases(self) -> None:
-        """Remove what the namespace made: its databases and its topics."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            mine = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
-            if mine:
-                await admin.delete_topics(mine)
-        finally:
-            await admin.close()
+        """Remove what the namespace made: its databases, its topics, its ACLs and users."""
+        await close_namespace(self.kafka, self.prefix, self.users)
         conn = await asyncpg.connect(f"{self.server_url.rstrip('/')}/postgres")
         try:
             for db in self.databases.values():
@@ -159,9 +186,10 @@ async def running(spec: ServiceSpec, settings: Settings) -> AsyncIterator[Any]:
         await app.stop()
 
 
-async def new_namespace(bootstrap: str, server_url: str) -> Namespace:
-    ns = Namespace(bootstrap, server_url)
-    await asyncio.to_thread(create_topics, bootstrap, 60.0, ns.prefix)
+async def new_namespace(kafka: KafkaAccess, server_url: str) -> Namespace:
+    """A namespace: its topics, and its services' rights on them."""
+    ns = Namespace(kafka, server_url)
+    await open_namespace(kafka, ns.prefix)
     return ns
 
 
@@ -212,20 +240,20 @@ def _groups(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, 
 
 async def wait_drained(ns: Namespace, pairs: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:
     """Wait until every (service, input topic) consumer group has committed everything published."""
-    await drained(ns.bootstrap, _groups(ns, pairs), timeout)
+    await drained(ns.kafka, _groups(ns, pairs), timeout)
 
 
 async def group_lags(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """What each (service, input topic) consumer group has not committed yet."""
     pairs = list(pairs)
-    lag = await lags(ns.bootstrap, _groups(ns, pairs))
+    lag = await lags(ns.kafka, _groups(ns, pairs))
     return {pair: lag[group] for pair, group in zip(pairs, _groups(ns, pairs), strict=True)}
 
 
 async def reset_group_to_earliest(ns: Namespace, service: str, topic: str) -> None:
     """Rewind a (stopped) service's consumer group to the beginning of its input topic."""
     group = f"{ns.settings(service).consumer_group}.{topic}"
-    consumer = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**ns.kafka.options(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         from aiokafka import TopicPartition
@@ -249,7 +277,9 @@ async def run_operator(ns: Namespace, *args: str, columns: int = 250) -> tuple[i
     import sys
     from pathlib import Path
 
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap, "DATABASE_URL": ns.server_url, "COLUMNS": str(columns),
+    # on the platform's broker the CLI finds the local stack's admin itself, as an operator's does
+    env = {**os.environ, **({} if ns.kafka.secured else ns.kafka.env()), "KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap,
+           "DATABASE_URL": ns.server_url, "COLUMNS": str(columns),
            "TOPIC_PREFIX": ns.prefix, "AUDIT_DATABASE": ns.settings("audit").database}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tools", "operator", *args,
                                                 cwd=Path(__file__).resolve().parents[2], env=env,

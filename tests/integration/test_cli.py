@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import DISCHARGES, ENROLLMENT_COMMANDS, dead_letter_topic, hospital_requests_topic
 from runtime.db import open_pool
+from runtime.kafka_access import KafkaAccess
 from services.assistance.app import SPEC as ASSISTANCE
 from services.audit.app import SPEC as AUDIT
 from services.catastrophic.app import SPEC as CATASTROPHIC
@@ -68,9 +69,9 @@ def one_line_error(err: str) -> str:
 # ------------------------------------------------------------------ what the commands could change
 
 
-async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+async def end_offsets(kafka: KafkaAccess, topics: Sequence[str]) -> dict[tuple[str, int], int]:
     """End offsets of every partition of `topics` (waiting for the metadata of topics just created)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.options())
     await admin.start()
     try:
         deadline = time.monotonic() + 30
@@ -84,7 +85,7 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, 
             await asyncio.sleep(0.3)
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.options(), enable_auto_commit=False)
     await consumer.start()
     try:
         return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(parts)).items()} if parts else {}
@@ -94,7 +95,7 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, 
 
 async def broker_state(ns: Namespace) -> dict[str, Any]:
     """The namespace's topics with their end offsets, its consumer groups with their committed offsets."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    admin = AIOKafkaAdminClient(**ns.kafka.options())
     await admin.start()
     try:
         topics = sorted(t for t in await admin.list_topics() if t.startswith(ns.prefix))
@@ -105,7 +106,7 @@ async def broker_state(ns: Namespace) -> dict[str, Any]:
             committed[group] = {(tp.topic, tp.partition): (om.offset, om.metadata) for tp, om in offsets.items()}
     finally:
         await admin.close()
-    return {"topics": topics, "end offsets": await end_offsets(ns.bootstrap, topics), "groups": committed}
+    return {"topics": topics, "end offsets": await end_offsets(ns.kafka, topics), "groups": committed}
 
 
 async def row_counts(ns: Namespace) -> dict[str, dict[str, int]]:
@@ -136,7 +137,7 @@ async def furnish(ns: Namespace) -> None:
     records = [(d["person_id"], json.dumps(d).encode()) for d in (discharge_line(hospital_claim_id=f"C{i}")
                                                                   for i in range(3))]
     await ns.publish(DISCHARGES, records)
-    producer = AIOKafkaProducer(bootstrap_servers=ns.bootstrap)
+    producer = AIOKafkaProducer(**ns.kafka.options())
     await producer.start()
     try:
         await producer.send_and_wait(ns.topic(dead_letter_topic(DISCHARGES)), b"{oops", key=b"k", headers=[
@@ -144,7 +145,7 @@ async def furnish(ns: Namespace) -> None:
             ("dlt.original.partition", b"0"), ("dlt.original.offset", b"0"), ("dlt.service", b"settlement")])
     finally:
         await producer.stop()
-    group = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap, group_id=f"{ns.prefix}medsettle.settlement.{DISCHARGES}",
+    group = AIOKafkaConsumer(**ns.kafka.options(), group_id=f"{ns.prefix}medsettle.settlement.{DISCHARGES}",
                              enable_auto_commit=False)
     await group.start()
     try:
@@ -286,7 +287,7 @@ async def test_a_file_with_a_bad_line_in_the_middle_sends_nothing(ns: Namespace,
                                                                   topic: str, good: Any, bad: str) -> None:
     env = in_namespace(ns)
     await ns.hospital_topics("H1")
-    before = await end_offsets(ns.bootstrap, [ns.topic(topic)])
+    before = await end_offsets(ns.kafka, [ns.topic(topic)])
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     first.write_text("".join(json.dumps(good(i)) + "\n" for i in range(5)))
     second.write_text("".join(json.dumps(good(i)) + "\n" for i in range(5, 10)) + bad + "\n"
@@ -294,11 +295,11 @@ async def test_a_file_with_a_bad_line_in_the_middle_sends_nothing(ns: Namespace,
     code, _, err = await asyncio.to_thread(medsettle, "publish", kind, str(first), str(second), "--no-progress",
                                            env=env)
     assert code == 1 and f"{second}:6" in err and "nothing published" in err, err
-    assert await end_offsets(ns.bootstrap, [ns.topic(topic)]) == before
+    assert await end_offsets(ns.kafka, [ns.topic(topic)]) == before
 
     code, _, err = await asyncio.to_thread(medsettle, "publish", kind, str(first), "--no-progress", env=env)
     assert code == 0 and f"published 5 {kind}" in err, err  # the same command does publish a good file
-    after = await end_offsets(ns.bootstrap, [ns.topic(topic)])
+    after = await end_offsets(ns.kafka, [ns.topic(topic)])
     assert sum(after.values()) - sum(before.values()) == 5
 
 

@@ -141,7 +141,7 @@ def as_json(payload: Contract) -> dict[str, Any]:
 
 async def dead_letters(ns: Namespace) -> dict[str, int]:
     """Records on each `.dlt` topic of the namespace (its topics are new: end offset = count)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap)
+    consumer = AIOKafkaConsumer(**ns.kafka.options())
     await consumer.start()
     try:
         from aiokafka import TopicPartition

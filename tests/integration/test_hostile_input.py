@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from runtime.kafka_access import KafkaAccess
 from runtime.logging import mask_identity_numbers
 from tests.hostile.accounting import Published, Verdict, case_problem
 from tests.hostile.catalogue import H_SNAPSHOT, P_SNAPSHOT, Case, catalogue
@@ -29,7 +30,7 @@ CASES = catalogue()
 
 
 @pytest.fixture(scope="module")
-async def hostile(kafka_bootstrap: str, database_url: str) -> tuple[Report, dict[str, Any]]:
+async def hostile(kafka_admin: KafkaAccess, database_url: str) -> tuple[Report, dict[str, Any]]:
     seen: dict[str, Any] = {}
 
     async def inspect(ns: Namespace, report: Report) -> None:
@@ -42,7 +43,7 @@ async def hostile(kafka_bootstrap: str, database_url: str) -> tuple[Report, dict
         finally:
             await conn.close()
 
-    report = await run(kafka_bootstrap, database_url, Options(fuzz=FUZZ, stall_s=45.0, quiet_s=5.0),
+    report = await run(kafka_admin, database_url, Options(fuzz=FUZZ, stall_s=45.0, quiet_s=5.0),
                        say=lambda msg: print(msg, flush=True), inspect=inspect)
     print(report.summary())
     return report, seen

@@ -89,7 +89,7 @@ async def test_a_hospital_added_while_the_platform_runs_is_picked_up(ns: Namespa
             running(INTAKE, ns.settings("intake", metadata_max_age_ms=1000)):
         await register(ns, [enroll(pid)], [provider("H1", 2), provider("H9", 1)])
         await asyncio.sleep(1)  # the intake is consuming before H9's topic exists
-        admin = AIOKafkaAdminClient(bootstrap_servers=ns.bootstrap)
+        admin = AIOKafkaAdminClient(**ns.kafka.options())
         await admin.start()
         try:  # only the requests topic: the intake creates the statements topic when it first answers H9
             await admin.create_topics([NewTopic(ns.topic(hospital_requests_topic("H9")), 3, 1)])

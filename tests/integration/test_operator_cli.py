@@ -129,7 +129,7 @@ async def test_trace_shows_the_whole_chain_of_a_corrected_then_reversed_claim(ns
 
 
 async def committed(ns: Namespace, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    admin = AIOKafkaAdminClient(**ns.kafka.options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -139,7 +139,7 @@ async def committed(ns: Namespace, group: str, topic: str) -> dict[int, int]:
 
 
 async def end_offsets(ns: Namespace, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap)
+    consumer = AIOKafkaConsumer(**ns.kafka.options())
     await consumer.start()
     try:
         parts = [TopicPartition(ns.topic(topic), p) for p in range(next(t.partitions for t in TOPICS
@@ -199,7 +199,7 @@ async def test_replay_refuses_while_active_then_resets_and_the_service_reprocess
 async def test_replay_of_one_partition_moves_only_it_exactly_to_the_offset(ns: Namespace) -> None:
     group = f"{ns.prefix}medsettle.settlement.{DISCHARGES}"
     partitions = next(t.partitions for t in TOPICS if t.name == DISCHARGES)
-    producer = AIOKafkaProducer(bootstrap_servers=ns.bootstrap)
+    producer = AIOKafkaProducer(**ns.kafka.options())
     await producer.start()
     try:
         for p in range(partitions):
@@ -228,7 +228,7 @@ async def test_replay_of_one_partition_moves_only_it_exactly_to_the_offset(ns: N
                                "--dry-run")
     assert code == 0 and f"{ns.prefix}medsettle.audit.{DISCHARGES}" in out, out
 
-    member = AIOKafkaConsumer(ns.topic(DISCHARGES), bootstrap_servers=ns.bootstrap, group_id=group,
+    member = AIOKafkaConsumer(ns.topic(DISCHARGES), **ns.kafka.options(), group_id=group,
                               enable_auto_commit=False)
     await member.start()
     try:
@@ -308,7 +308,7 @@ async def test_dead_letters_are_listed_with_their_reason_and_redriven_exactly_on
         await wait_payments(ns, [good.claim_id])
         # a second service dead-lettering the same original record: a copy with the same dlt.original.*
         first_bug = next(r for r in letters if keyed([r], bug1.person_id))
-        producer = AIOKafkaProducer(bootstrap_servers=ns.bootstrap)
+        producer = AIOKafkaProducer(**ns.kafka.options())
         await producer.start()
         try:
             headers = [(k, b"audit" if k == "dlt.service" else v) for k, v in first_bug.headers]

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 
 from contracts import decode_envelope, encode
 from contracts.topics import STATEMENTS, TOPICS
+from runtime.kafka_access import KafkaAccess
 from tests.hostile.scenario import SERVICES, Supervisor, inputs_with, register_population
 from tests.integration.harness import Namespace, ServiceProcess, new_namespace, wait_drained
 from tools import stack
@@ -79,7 +80,7 @@ class Stream:
     task: asyncio.Task | None = field(default=None, repr=False)
 
     async def _producer(self) -> AIOKafkaProducer | None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.ns.bootstrap, acks="all", request_timeout_ms=10_000)
+        producer = AIOKafkaProducer(**self.ns.kafka.options(), acks="all", request_timeout_ms=10_000)
         try:
             await producer.start()
         except (KafkaError, OSError):
@@ -169,10 +170,10 @@ async def _outage(component: str, procs: dict[str, ServiceProcess], say) -> dict
     return {n: _log_lines(p) - before[n] for n, p in procs.items()}
 
 
-async def test_the_chain_rides_out_database_and_broker_outages(kafka_bootstrap: str, database_url: str) -> None:
-    _local_stack_or_skip(kafka_bootstrap, database_url)
+async def test_the_chain_rides_out_database_and_broker_outages(kafka_admin: KafkaAccess, database_url: str) -> None:
+    _local_stack_or_skip(kafka_admin.bootstrap_servers, database_url)
     say = print
-    ns = await new_namespace(kafka_bootstrap, database_url)
+    ns = await new_namespace(kafka_admin, database_url)
     lines: dict[str, dict[str, int]] = {}
     resumed: dict[str, float | None] = {}
     stream: Stream | None = None
@@ -207,7 +208,7 @@ async def test_the_chain_rides_out_database_and_broker_outages(kafka_bootstrap: 
                 drained = True
             except TimeoutError:
                 drained = False
-            letters = {t.name: len(await list_letters(ns.bootstrap, ns.prefix, t.name)) for t in TOPICS}
+            letters = {t.name: len(await list_letters(ns.kafka, ns.prefix, t.name)) for t in TOPICS}
             alive = {n: p.alive for n, p in services.procs.items()}
             exits = list(services.exits)
     finally:

@@ -116,7 +116,7 @@ async def test_reset_refuses_while_a_platform_consumer_group_is_active_and_wipes
         await conn.close()
     await ns.publish(DISCHARGES, [("k", b"still here")])
     group = f"{ns.prefix}medsettle.resetcheck.{DISCHARGES}"
-    member = AIOKafkaConsumer(ns.topic(DISCHARGES), bootstrap_servers=ns.bootstrap, group_id=group,
+    member = AIOKafkaConsumer(ns.topic(DISCHARGES), **ns.kafka.options(), group_id=group,
                               enable_auto_commit=False)
     await member.start()
     try:

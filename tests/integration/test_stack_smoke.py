@@ -10,25 +10,26 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from runtime.kafka_access import KafkaAccess
 from tools.stack import database_dsn
 
 pytestmark = pytest.mark.integration
 
 
-async def test_message_round_trip_through_the_broker(kafka_bootstrap: str) -> None:
+async def test_message_round_trip_through_the_broker(kafka_admin: KafkaAccess) -> None:
     topic = f"smoke.{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_admin.options())
     await admin.start()
     try:
         assert "claims.discharges" in await admin.list_topics()  # the registry topics exist
         await admin.create_topics([NewTopic(topic, 1, 1)])
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**kafka_admin.options(), acks="all")
         await producer.start()
         try:
             await producer.send_and_wait(topic, b'{"hello": "kafka"}', key=b"person-1", headers=[("event_type", b"Smoke")])
         finally:
             await producer.stop()
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka_admin.options(), enable_auto_commit=False)
         await consumer.start()
         try:
             tp = TopicPartition(topic, 0)

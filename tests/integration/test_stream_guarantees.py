@@ -18,6 +18,7 @@ from contracts import SettlementStatement, decode_envelope, make_envelope
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS
 from policy import load_profile
 from policy.one_stop import OneStopClaim, OneStopYearState, settle_one_stop
+from runtime.kafka_access import KafkaAccess
 from services.enrollment.app import SPEC as ENROLLMENT
 from tests.integration.harness import (
     Namespace,
@@ -49,9 +50,9 @@ async def statement_messages(ns: Namespace) -> list:
 
 
 @pytest.fixture(scope="module")
-async def clean(kafka_bootstrap: str, database_url: str):
+async def clean(kafka_admin: KafkaAccess, database_url: str):
     """The reference run: every discharge published once, services undisturbed."""
-    ns = await new_namespace(kafka_bootstrap, database_url)
+    ns = await new_namespace(kafka_admin, database_url)
     async with platform(ns):
         await register(ns, PERSONS, PROVIDERS)
         await ns.publish(DISCHARGES, [(d.person_id, d) for d in STREAM], producer_name="hospital")
@@ -101,9 +102,9 @@ async def test_services_agree_with_the_pure_one_stop_chain(clean) -> None:
     assert checked > N * 0.9
 
 
-async def test_every_discharge_published_twice_settles_once(clean, kafka_bootstrap: str, database_url: str) -> None:
+async def test_every_discharge_published_twice_settles_once(clean, kafka_admin: KafkaAccess, database_url: str) -> None:
     _, reference, _ = clean
-    ns = await new_namespace(kafka_bootstrap, database_url)
+    ns = await new_namespace(kafka_admin, database_url)
     try:
         async with platform(ns):
             await register(ns, PERSONS, PROVIDERS)
@@ -126,9 +127,9 @@ async def test_every_discharge_published_twice_settles_once(clean, kafka_bootstr
     assert layer_totals(got["statements"]) == layer_totals(reference["statements"])
 
 
-async def test_sigkill_of_each_layer_mid_stream(clean, kafka_bootstrap: str, database_url: str) -> None:
+async def test_sigkill_of_each_layer_mid_stream(clean, kafka_admin: KafkaAccess, database_url: str) -> None:
     _, reference, _ = clean
-    ns = await new_namespace(kafka_bootstrap, database_url)
+    ns = await new_namespace(kafka_admin, database_url)
     layers = {spec.name: ServiceProcess(ns, spec.name) for spec in LAYERS}
     try:
         async with running(ENROLLMENT, ns.settings("enrollment")):

@@ -86,7 +86,7 @@ def test_topic_prefix_comes_from_the_environment(tmp_path: Path, monkeypatch) ->
     f.write_text(json.dumps(discharge_line()) + "\n")
     sent: dict = {}
 
-    async def fake_publish(messages, bootstrap, progress=True, prefix=""):
+    async def fake_publish(messages, kafka, progress=True, prefix=""):
         sent.update(prefix=prefix, topics={m.topic for m in messages})
         return len(messages)
 

@@ -49,6 +49,7 @@ from contracts import (
 from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
 from contracts.topics import DISCHARGES, hospital_requests_topic
 from contracts.topics import ENROLLMENT_COMMANDS as COMMANDS_TOPIC
+from runtime.kafka_access import KafkaAccess
 
 Kind = Literal["discharges", "corrections", "reversals", "commands"]
 SHOWN_ERRORS = 50
@@ -133,9 +134,25 @@ PREPARE: dict[Kind, Callable[[Any], Prepared]] = {
     "commands": prepare_command}
 
 
-def read_lines(path: Path, kind: Kind) -> tuple[list[Prepared], list[LineError]]:
-    """Every line of `path` prepared, or the reason it cannot be (blank lines are skipped)."""
-    prepare = PREPARE[kind]
+def for_hospital(message: Prepared, hospital_id: str) -> Prepared:
+    """What a hospital authenticated as itself sends: a discharge, correction or reversal, on its own
+    requests topic (`hospital.<id>.requests`; the intake moves it on). A request naming another
+    hospital is refused here already (the intake would refuse it too)."""
+    if message.topic == COMMANDS_TOPIC:
+        raise ValueError("a hospital publishes discharges, corrections and reversals only")
+    payload = message.envelope.payload
+    if payload.hospital_id != hospital_id:
+        raise ValueError(f"hospital_id: {payload.hospital_id} is not the hospital of these credentials ({hospital_id})")
+    return Prepared(hospital_requests_topic(hospital_id), message.key, message.envelope, message.value)
+
+
+def read_lines(path: Path, kind: Kind, hospital: str | None = None) -> tuple[list[Prepared], list[LineError]]:
+    """Every line of `path` prepared, or the reason it cannot be (blank lines are skipped); with
+    `hospital`, as that hospital sends it (`for_hospital`)."""
+    base = PREPARE[kind]
+
+    def prepare(obj: Any) -> Prepared:
+        return base(obj) if hospital is None else for_hospital(base(obj), hospital)
     good: list[Prepared] = []
     bad: list[LineError] = []
     with path.open("rb") as fh:
@@ -156,9 +173,9 @@ def read_lines(path: Path, kind: Kind) -> tuple[list[Prepared], list[LineError]]
     return good, bad
 
 
-async def publish(messages: Sequence[Prepared], bootstrap: str, progress: bool = True, prefix: str = "") -> int:
+async def publish(messages: Sequence[Prepared], kafka: KafkaAccess, progress: bool = True, prefix: str = "") -> int:
     """Send every message (in order, idempotent producer) and wait for the broker's acknowledgements."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=10,
+    producer = AIOKafkaProducer(**kafka.options(), enable_idempotence=True, linger_ms=10,
                                 max_batch_size=1 << 20, client_id="medsettle-publish")
     await producer.start()
     try:
@@ -189,18 +206,18 @@ def resent(message: Prepared) -> Prepared:
     return Prepared(message.topic, message.key, envelope, encode(envelope))
 
 
-def publish_files(kind: Kind, files: Sequence[Path], bootstrap: Callable[[], str], *, prefix: str = "",
+def publish_files(kind: Kind, files: Sequence[Path], kafka: Callable[[], KafkaAccess], *, prefix: str = "",
                   skip_invalid: bool = False, progress: bool = True, resend: bool = False,
-                  to_discharges: bool = False) -> int:
+                  to_discharges: bool = False, hospital: str | None = None) -> int:
     """`./medsettle publish KIND FILE...`: validate every line of every file, then (and only if all
-    are valid, or `skip_invalid`) publish the valid ones to the broker `bootstrap()` names (asked
-    only then). `resend`: as new events (see `resent`); `to_discharges`: hospitals' requests straight
-    to `claims.discharges` (see `direct`). Returns the exit code: 0 published, 1 bad lines and nothing
-    published."""
+    are valid, or `skip_invalid`) publish the valid ones to the broker `kafka()` names (asked only
+    then). `hospital`: as that hospital, with its credentials (`for_hospital`). `resend`: as new
+    events (see `resent`); `to_discharges`: hospitals' requests straight to `claims.discharges` (see
+    `direct`; operators only). Returns the exit code: 0 published, 1 bad lines and nothing published."""
     good: list[Prepared] = []
     bad_total = 0
     for path in files:
-        g, bad = read_lines(path, kind)
+        g, bad = read_lines(path, kind, hospital)
         good += g
         for e in bad[:SHOWN_ERRORS]:
             console.print(f"[red]{escape(str(path))}:{e.line}[/red] {escape(e.reason)}")
@@ -214,6 +231,6 @@ def publish_files(kind: Kind, files: Sequence[Path], bootstrap: Callable[[], str
         good = [resent(m) for m in good]
     if to_discharges:
         good = [direct(m) for m in good]
-    n = asyncio.run(publish(good, bootstrap(), progress=progress, prefix=prefix))
+    n = asyncio.run(publish(good, kafka(), progress=progress, prefix=prefix))
     console.print(f"published {n} {kind}" + (f", skipped {bad_total} invalid" if bad_total else ""))
     return 0

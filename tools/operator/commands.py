@@ -198,14 +198,14 @@ def _letters_table(title: str, letters: Sequence[Any]) -> Table:
 async def dlt_list(prefix: str, topic: str | None) -> int:
     from tools.operator.dlt import all_dlt_names, dlt_name, list_letters
 
-    bootstrap = require_kafka()
+    kafka = require_kafka()
     names = [dlt_name(prefix, topic)] if topic else all_dlt_names(prefix)
     found = 0
     with _progress() as progress:
         task = progress.add_task("reading dead-letter topics", total=len(names))
         results = []
         for name in names:
-            results.append((name, await list_letters(bootstrap, prefix, name)))
+            results.append((name, await list_letters(kafka, prefix, name)))
             progress.advance(task)
     for name, letters in results:
         if letters or topic:
@@ -217,12 +217,12 @@ async def dlt_list(prefix: str, topic: str | None) -> int:
 async def dlt_redrive(prefix: str, topic: str, offset: int | None, dry_run: bool) -> int:
     from tools.operator.dlt import dlt_name, redrive
 
-    bootstrap = require_kafka()
+    kafka = require_kafka()
     name = dlt_name(prefix, topic)
     try:
         with _progress() as progress:
             task = progress.add_task(f"redriving {name}", total=None)
-            result = await redrive(bootstrap, prefix, topic, offset=offset, dry_run=dry_run,
+            result = await redrive(kafka, prefix, topic, offset=offset, dry_run=dry_run,
                                    on_sent=lambda _: progress.advance(task))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

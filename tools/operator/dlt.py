@@ -36,6 +36,7 @@ from runtime.deadletter import (
     H_TOPIC,
     H_TRUNCATED,
 )
+from runtime.kafka_access import KafkaAccess
 
 REDRIVE_GROUP = "medsettle.operator.redrive"
 H_REDRIVE_FROM = "redrive.from"
@@ -131,9 +132,9 @@ def all_dlt_names(prefix: str) -> list[str]:
     return [prefix + t.name for t in DEAD_LETTER_TOPICS]
 
 
-async def read_all(bootstrap: str, topic: str, on_record: Callable[[int, int], None] | None = None
+async def read_all(kafka: KafkaAccess, topic: str, on_record: Callable[[int, int], None] | None = None
                     ) -> list[Letter]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**kafka.options(), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -196,12 +197,12 @@ def _mark(letters: list[Letter], progress: dict[int, Progress]) -> None:
             lt.status = "truncated"
 
 
-async def list_letters(bootstrap: str, prefix: str, topic: str, on_record: Callable[[int, int], None] | None = None
+async def list_letters(kafka: KafkaAccess, prefix: str, topic: str, on_record: Callable[[int, int], None] | None = None
                        ) -> list[Letter]:
     """Every letter on one dead-letter topic, with its redrive status."""
     name = dlt_name(prefix, topic)
-    letters = await read_all(bootstrap, name, on_record)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    letters = await read_all(kafka, name, on_record)
+    admin = AIOKafkaAdminClient(**kafka.options())
     await admin.start()
     try:
         progress = await _progress(admin, prefix + REDRIVE_GROUP, name, sorted({lt.partition for lt in letters}))
@@ -217,13 +218,13 @@ class RedriveResult:
     skipped: list[Letter] = field(default_factory=list)
 
 
-async def redrive(bootstrap: str, prefix: str, topic: str, *, offset: int | None = None, dry_run: bool = False,
+async def redrive(kafka: KafkaAccess, prefix: str, topic: str, *, offset: int | None = None, dry_run: bool = False,
                   on_sent: Callable[[Letter], None] | None = None) -> RedriveResult:
     """Republish one letter (`offset`) or every pending one (`offset=None`), each original once."""
     name = dlt_name(prefix, topic)
     group = prefix + REDRIVE_GROUP
-    letters = await read_all(bootstrap, name)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    letters = await read_all(kafka, name)
+    admin = AIOKafkaAdminClient(**kafka.options())
     await admin.start()
     try:
         partitions = sorted({lt.partition for lt in letters})
@@ -250,7 +251,7 @@ async def redrive(bootstrap: str, prefix: str, topic: str, *, offset: int | None
         result.sent = todo
         return result
     if todo:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+        producer = AIOKafkaProducer(**kafka.options(), enable_idempotence=True)
         await producer.start()
         try:
             for lt in todo:
@@ -268,7 +269,7 @@ async def redrive(bootstrap: str, prefix: str, topic: str, *, offset: int | None
     for lt in result.sent + [s for s in result.skipped if s.original is not None and s.status != "truncated"]:
         progress[lt.partition].add(lt.offset)
     if partitions:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka.options(), group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
             tps = {TopicPartition(name, p): OffsetAndMetadata(progress[p].watermark, progress[p].metadata())

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS
+from runtime.kafka_access import KafkaAccess
 from tools.stack.lag import describe_groups, is_active
 
 SERVICE_INPUTS: dict[str, tuple[str, ...]] = {
@@ -32,7 +33,8 @@ SERVICE_INPUTS: dict[str, tuple[str, ...]] = {
     "assistance": (CATASTROPHIC_SETTLED,),
     "audit": tuple(t.name for t in TOPICS),
 }
-"""The input topics of each service's consumer groups (registry projections use no group)."""
+"""The input topics of each service's consumer groups (registry projections use no group: they are
+among the topics `contracts.topics` lists the service as a reader of, but not here)."""
 
 class ReplayRefused(RuntimeError):
     """A group to reset has active members (the service is running)."""
@@ -137,15 +139,15 @@ def _one_partition(full: str, parts: list[int], partition: int, offset: int, beg
                          f"cannot move to {offset}")
 
 
-async def plan_replay(bootstrap: str, prefix: str, service: str, target: Target, topic: str | None = None,
+async def plan_replay(kafka: KafkaAccess, prefix: str, service: str, target: Target, topic: str | None = None,
                       partition: int | None = None) -> list[GroupPlan]:
     """What a reset would do, group by group and partition by partition (changes nothing). With
     `partition`, only that partition of the one group (needs an offset target and a single topic)."""
     topics = input_topics(service, topic)
     if partition is not None:
         _check_one_partition(service, topics, target)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**kafka.options())
+    consumer = AIOKafkaConsumer(**kafka.options(), enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
@@ -178,11 +180,11 @@ async def plan_replay(bootstrap: str, prefix: str, service: str, target: Target,
         await admin.close()
 
 
-async def apply_replay(bootstrap: str, prefix: str, plans: Sequence[GroupPlan],
+async def apply_replay(kafka: KafkaAccess, prefix: str, plans: Sequence[GroupPlan],
                        on_group: Callable[[GroupPlan], None] | None = None) -> None:
     """Commit the planned offsets, group by group (only the planned partitions: a group's others keep
     their committed offsets); refuses if any group is active (checked again now)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.options())
     await admin.start()
     try:
         for plan in plans:
@@ -193,7 +195,7 @@ async def apply_replay(bootstrap: str, prefix: str, plans: Sequence[GroupPlan],
     finally:
         await admin.close()
     for plan in plans:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=plan.group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka.options(), group_id=plan.group, enable_auto_commit=False)
         await consumer.start()
         try:
             tps = {TopicPartition(prefix + p.topic, p.partition): p.target for p in plan.partitions}

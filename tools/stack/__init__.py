@@ -30,9 +30,15 @@ Logs are bounded: the broker's log4j2 files roll (`infra/kafka/log4j2.properties
 is `medsettle.…` or `<prefix>medsettle.…` (a service run some other way, a test, a benchmark).
 It names them; `--stop-services` stops the `tools.stack.services` ones first, then resets.
 
+The broker takes TLS + SASL/SCRAM clients only: at start the stack generates its secrets
+(`secrets`: a CA, the broker's certificate, a password per principal, in `.local/secrets/`), sets
+the principals' credentials and grants their ACLs (`principals`, derived from the topic registry;
+`kafka_admin` speaks the requests). `namespaces` gives a test namespace its topics and ACLs.
+
 Connection settings of every service (and of the test fixtures):
 
-* `KAFKA_BOOTSTRAP_SERVERS` - e.g. `127.0.0.1:19092`.
+* `KAFKA_BOOTSTRAP_SERVERS` - e.g. `127.0.0.1:19092`; who a client is: `KAFKA_USERNAME`,
+  `KAFKA_PASSWORD` (or `KAFKA_PASSWORD_FILE`), `KAFKA_CA_FILE` (`runtime.kafka_access`).
 * `DATABASE_URL` - a PostgreSQL **server** URL without a database, e.g.
   `postgresql://postgres@127.0.0.1:15432`. Each service appends its own database
   `medsettle_<service>` (`database_dsn(DATABASE_URL, "medsettle_enrollment")` ->
@@ -52,6 +58,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.kafka_access import KafkaAccess
 from tools.stack import kafka, pg, services
 from tools.stack.common import (
     HOST,
@@ -66,8 +73,10 @@ from tools.stack.common import (
     stack_lock,
     write_state,
 )
-from tools.stack.connection import START_HINT, database_url, kafka_bootstrap
+from tools.stack.connection import START_HINT, database_url, kafka_access, local_access
 from tools.stack.pg import database_dsn
+from tools.stack.principals import STACK_PRINCIPALS
+from tools.stack.secrets import StackSecrets
 
 __all__ = [
     "ResetBlockers",
@@ -112,9 +121,12 @@ def _kafka_state_from_properties(p: Paths) -> dict[str, Any]:
                 for listener in line.split("=", 1)[1].split(","):
                     name, _, addr = listener.partition("://")
                     port = int(addr.rsplit(":", 1)[1])
-                    if name == "PLAINTEXT":
+                    if name == "CLIENT":
                         out["broker_port"] = port
                         out["bootstrap_servers"] = f"{HOST}:{port}"
+                    elif name == "INTERNAL":
+                        out["internal_port"] = port
+                        out["internal_servers"] = f"{HOST}:{port}"
                     elif name == "CONTROLLER":
                         out["controller_port"] = port
     except (OSError, ValueError, IndexError):
@@ -134,6 +146,12 @@ def start(
         state = read_state(p)
         launched = False
         if kafka_enabled:
+            made = StackSecrets(p.local).ensure(STACK_PRINCIPALS)
+            if made:
+                echo(f"generated in {p.secrets}: {', '.join(made)}")
+            if kafka.broker_pids(p) and "internal_servers" not in _kafka_state_from_properties(p):
+                echo("the running Kafka broker predates authentication: restarting it with TLS, SCRAM and ACLs")
+                kafka.stop(p, echo=echo)
             if kafka.broker_pids(p):
                 k = dict(state.get("kafka") or {})
                 k.update(_kafka_state_from_properties(p))
@@ -161,7 +179,8 @@ def start(
             run_sync(lambda: kafka.wait_ready(p, k, timeout))
             if launched:
                 echo(f"Kafka broker answered after {time.monotonic() - t0:.1f}s")
-            topics = run_sync(lambda: kafka.ensure_topics(k["bootstrap_servers"]))
+            admin = run_sync(lambda: _secure(p, k))
+            topics = run_sync(lambda: kafka.ensure_topics(admin))
             fresh = [n for n, s in topics.items() if s == "created"]
             if fresh:
                 echo(f"created {len(fresh)} topics")
@@ -175,6 +194,29 @@ def start(
     if postgres_enabled:
         settings["DATABASE_URL"] = state["postgres"]["url"]
     return settings
+
+
+async def _secure(p: Paths, k: dict[str, Any]) -> KafkaAccess:
+    """`secure` for the local stack; returns the admin's access."""
+    return await secure(StackSecrets(p.local), k["bootstrap_servers"], kafka.internal_options(p, k))
+
+
+async def secure(secrets: StackSecrets, bootstrap: str, internal: dict[str, Any]) -> KafkaAccess:
+    """Set the SCRAM credentials of admin, the services and intake from the secrets' password files
+    (as the broker itself, over mutual TLS on its INTERNAL listener, `internal`: no user exists
+    before), then, as admin, the services' ACLs (`tools.stack.principals`). Idempotent; returns the
+    admin's access."""
+    from tools.stack import principals
+    from tools.stack.kafka_admin import KafkaAdmin
+
+    passwords = {name: secrets.password(name).get_secret_value() for name in STACK_PRINCIPALS}
+    admin = secrets.access(bootstrap, principals.ADMIN)
+    async with KafkaAdmin(**internal) as as_broker:
+        await as_broker.set_passwords(passwords)
+        await as_broker.wait_user(admin)
+    async with KafkaAdmin(admin) as as_admin:
+        await principals.grant(as_admin, principals.service_acls())
+    return admin
 
 
 def stop(*, kafka_enabled: bool = True, postgres_enabled: bool = True, echo: Echo = _echo_stderr) -> dict[str, bool]:
@@ -246,7 +288,8 @@ def reset_blockers(p: Paths | None = None) -> ResetBlockers:
         try:
             from tools.stack.lag import active_groups
 
-            groups = run_sync(lambda: asyncio.wait_for(active_groups(bootstrap, is_platform_group), 30.0))
+            admin = local_access("admin", bootstrap)
+            groups = run_sync(lambda: asyncio.wait_for(active_groups(admin, is_platform_group), 30.0))
         except Exception as exc:
             raise ResetRefused(f"cannot list the consumer groups on {bootstrap} ({exc!r}); stop the stack first "
                                "(./medsettle stack stop): a stopped broker has no consumers") from exc
@@ -278,7 +321,8 @@ def reset(*, stop_services: bool = False, echo: Echo = _echo_stderr) -> None:
     stop(echo=echo)
     with stack_lock(p):
         state = read_state(p)
-        for d in (p.kafka_data, p.kafka_logs, p.kafka_properties):
+        # the hospitals' credentials the demo kept name users of the wiped broker: gone with it
+        for d in (p.kafka_data, p.kafka_logs, p.kafka_properties, StackSecrets(p.local).hospitals):
             if d.is_dir():
                 shutil.rmtree(d)
             elif d.exists():
@@ -314,18 +358,20 @@ def connection_settings() -> dict[str, str]:
     return {"KAFKA_BOOTSTRAP_SERVERS": k["bootstrap_servers"], "DATABASE_URL": d["url"]}
 
 
-def create_topics(bootstrap: str | None = None, wait: float = 60.0, prefix: str = "") -> dict[str, str]:
-    """Create the registry topics (idempotent) on `bootstrap`, else $KAFKA_BOOTSTRAP_SERVERS,
-    else the local stack; waits up to `wait` seconds for the broker to answer."""
-    bootstrap = bootstrap or kafka_bootstrap()
+def create_topics(access: KafkaAccess | None = None, wait: float = 60.0, prefix: str = "") -> dict[str, str]:
+    """Create the registry topics (idempotent) as `access` (an admin), else as the tools' admin
+    (`connection.kafka_access()`: the environment's, else the local stack's); waits up to `wait`
+    seconds for the broker to answer."""
+    admin = access or kafka_access()
 
     async def go() -> dict[str, str]:
         deadline = time.monotonic() + wait
-        while not await kafka.broker_answers(bootstrap, timeout=5.0):
+        while not await kafka.broker_answers(admin.options(), timeout=5.0):
             if time.monotonic() > deadline:
-                raise StackError(f"no Kafka broker answers on {bootstrap} (waited {wait:.0f}s)")
+                raise StackError(f"no Kafka broker answers on {admin.bootstrap_servers} as {admin.username} "
+                                 f"(waited {wait:.0f}s)")
             await asyncio.sleep(1.0)
-        return await kafka.ensure_topics(bootstrap, prefix=prefix)
+        return await kafka.ensure_topics(admin, prefix=prefix)
 
     return run_sync(go)
 
@@ -370,7 +416,7 @@ def status(*, console: Any = None) -> dict[str, Any]:
 
     if up["kafka"]:
         try:
-            info = run_sync(lambda: kafka.inspect(kafka_addr))
+            info = run_sync(lambda: kafka.inspect(local_access("admin", kafka_addr)))
         except Exception as exc:  # noqa: BLE001 - status must not crash on a half-up broker
             console.print(f"[yellow]broker does not answer yet: {exc!r}[/]")
         else:

@@ -26,6 +26,7 @@ T = TypeVar("T")
 HOST = "127.0.0.1"
 DEFAULT_BROKER_PORT = 19092
 DEFAULT_CONTROLLER_PORT = 19093
+DEFAULT_INTERNAL_PORT = 19094
 DEFAULT_PG_PORT = 15432
 PG_SUPERUSER = "postgres"
 
@@ -92,6 +93,11 @@ class Paths:
     @property
     def log4j2_config(self) -> Path:
         return self.root / "infra" / "kafka" / "log4j2.properties"
+
+    @property
+    def secrets(self) -> Path:
+        """The stack's secrets (CA, broker key, passwords): `tools.stack.secrets`."""
+        return self.local / "secrets"
 
     @property
     def kafka(self) -> Path:

@@ -1,6 +1,11 @@
 """Where the command-line tools find Kafka and PostgreSQL: the environment first
 (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`), else the local stack (`.local/stack.json`).
 
+Who the tools are to the broker (`kafka_access()`): the user the environment names
+(`KAFKA_USERNAME` with `KAFKA_PASSWORD` or `KAFKA_PASSWORD_FILE`, `KAFKA_CA_FILE`: the settings of
+`runtime.settings.Settings`), else the local stack's `admin` (its password and CA in
+`.local/secrets/`): the one helper every tool gets its Kafka client options from.
+
 `require_kafka()` and `require_database()` also check that something answers there, so a command
 run while the stack is stopped says so in one line (`StackError`) instead of retrying or failing
 deep inside a client library."""
@@ -11,7 +16,8 @@ import os
 import socket
 from urllib.parse import urlsplit
 
-from tools.stack.common import StackError
+from runtime.kafka_access import KafkaAccess
+from tools.stack.common import StackError, paths
 
 START_HINT = "start it with `./medsettle stack start` (or `./medsettle run`)"
 
@@ -24,6 +30,23 @@ def _local(name: str) -> str:
 
 def kafka_bootstrap() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _local("KAFKA_BOOTSTRAP_SERVERS")
+
+
+def local_access(principal: str = "admin", bootstrap: str | None = None) -> KafkaAccess:
+    """How `principal` (admin, a service) reaches the local stack's broker (or `bootstrap`), with the
+    password and CA the stack generated."""
+    from tools.stack.secrets import StackSecrets
+
+    return StackSecrets(paths().local).access(bootstrap or kafka_bootstrap(), principal)
+
+
+def kafka_access() -> KafkaAccess:
+    """The tools' access to the broker: the environment's user if it names one, else the local admin."""
+    if os.environ.get("KAFKA_USERNAME") or os.environ.get("KAFKA_SECURITY_PROTOCOL") == "PLAINTEXT":
+        from runtime.settings import Settings
+
+        return Settings().kafka_access()
+    return local_access()
 
 
 def database_url() -> str:
@@ -44,13 +67,13 @@ def _down(nobody_answers: str, variable: str) -> StackError:
     return StackError(f"the local stack is not running ({nobody_answers}): {START_HINT}")
 
 
-def require_kafka(timeout: float = 3.0) -> str:
-    """`kafka_bootstrap()`, once one of its brokers accepts a connection; else StackError."""
-    bootstrap = kafka_bootstrap()
+def require_kafka(timeout: float = 3.0, access: KafkaAccess | None = None) -> KafkaAccess:
+    """`kafka_access()` (or `access`), once one of its brokers accepts a connection; else StackError."""
+    bootstrap = access.bootstrap_servers if access is not None else kafka_bootstrap()
     for hostport in (h.strip() for h in bootstrap.split(",") if h.strip()):
         host, _, port = hostport.rpartition(":")
         if port.isdigit() and _answers(host.strip("[]"), int(port), timeout):
-            return bootstrap
+            return access or kafka_access()
     raise _down(f"no Kafka broker answers on {bootstrap}", "KAFKA_BOOTSTRAP_SERVERS")
 
 

@@ -24,10 +24,12 @@ from contracts.topics import (
     hospital_requests_topic,
     hospital_statements_topic,
 )
+from runtime.kafka_access import KafkaAccess
 from tools.stack import logpipe
 from tools.stack.common import (
     DEFAULT_BROKER_PORT,
     DEFAULT_CONTROLLER_PORT,
+    DEFAULT_INTERNAL_PORT,
     HOST,
     Echo,
     Paths,
@@ -41,6 +43,7 @@ from tools.stack.common import (
     tail,
     wait_gone,
 )
+from tools.stack.secrets import StackSecrets, mutual_tls_context
 
 JVM_HEAP = ["-Xms256m", "-Xmx512m"]
 POM_STAMP = ".pom.sha256"
@@ -66,20 +69,20 @@ def topic_plan(prefix: str = "") -> list[TopicPlan]:
 
 
 def hospital_topic_plan(hospital_ids: list[str], prefix: str = "") -> list[TopicPlan]:
-    """Each hospital's requests and statements topics (`contracts.topics`, "Hospitals' own topics")."""
+    """Each hospital's requests and statements topics (`contracts.topics`, "hospitals' topics")."""
     config = {"cleanup.policy": "delete", **HOSPITAL_TOPIC_CONFIG}
     return [TopicPlan(prefix + name(h), HOSPITAL_TOPIC_PARTITIONS, config)
             for h in hospital_ids for name in (hospital_requests_topic, hospital_statements_topic)]
 
 
-async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "",
+async def ensure_topics(kafka: KafkaAccess, timeout: float = 60.0, prefix: str = "",
                         plans: list[TopicPlan] | None = None) -> dict[str, str]:
-    """Create every topic of `plans` (default: every registry topic) that is missing. Returns
-    {topic: "created"|"exists"|warning}."""
+    """Create every registry topic (or every one of `plans`) that is missing. Returns {topic:
+    "created"|"exists"|warning}."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     plans = topic_plan(prefix) if plans is None else plans
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(**kafka.options(), request_timeout_ms=int(timeout * 1000))
     result: dict[str, str] = {}
     await admin.start()
     try:
@@ -110,18 +113,19 @@ async def ensure_topics(bootstrap: str, timeout: float = 60.0, prefix: str = "",
     return {p.name: result.get(p.name, "?") for p in plans}
 
 
-async def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True when the broker answers a metadata request and reports a controller."""
+async def broker_answers(options: dict[str, Any], timeout: float = 5.0) -> bool:
+    """True when the broker answers a metadata request and reports a controller (`options`: an
+    aiokafka client's, `KafkaAccess.options()` or the stack's mutual-TLS ones)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     # a plain TCP probe first, so aiokafka does not log "Unable connect" on every try
-    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
+    hosts = [h.strip() for h in options["bootstrap_servers"].split(",") if h.strip()]
     for h in hosts:
         if await _tcp_open(h, min(timeout, 2.0)):
             break
     else:
         return False
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(**options, request_timeout_ms=int(timeout * 1000))
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
@@ -193,11 +197,25 @@ def random_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def render_properties(p: Paths, broker_port: int, controller_port: int) -> None:
-    template = string.Template(p.server_template.read_text())
-    text = template.substitute(
-        host=HOST, broker_port=broker_port, controller_port=controller_port, data_dir=str(p.kafka_data)
-    )
+def render_server_properties(template: str, *, listeners: str, advertised_listeners: str, controller_address: str,
+                             data_dir: str, secrets_dir: str) -> str:
+    """`infra/kafka/server.properties.template` filled in (the local stack's, and docker-compose's
+    through `medsettle stack secrets --compose`)."""
+    return string.Template(template).substitute(
+        listeners=listeners, advertised_listeners=advertised_listeners, controller_address=controller_address,
+        data_dir=data_dir, secrets_dir=secrets_dir)
+
+
+def listeners(host: str, ports: Ports) -> str:
+    return (f"CLIENT://{host}:{ports.broker},INTERNAL://{host}:{ports.internal},"
+            f"CONTROLLER://{host}:{ports.controller}")
+
+
+def render_properties(p: Paths, ports: Ports) -> None:
+    addresses = listeners(HOST, ports)
+    text = render_server_properties(p.server_template.read_text(), listeners=addresses, advertised_listeners=addresses,
+                                    controller_address=f"{HOST}:{ports.controller}", data_dir=str(p.kafka_data),
+                                    secrets_dir=str(StackSecrets(p.local).root))
     p.kafka.mkdir(parents=True, exist_ok=True)
     p.kafka_properties.write_text(text)
 
@@ -229,25 +247,35 @@ def broker_pids(p: Paths) -> list[int]:
     return pids
 
 
-def choose_ports(state: dict[str, Any]) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Ports:
+    broker: int
+    """CLIENT: TLS + SCRAM, the bootstrap address."""
+    controller: int
+    internal: int
+    """INTERNAL: mutual TLS, the broker's own."""
+
+
+def choose_ports(state: dict[str, Any]) -> Ports:
     """The ports used last time if free (a restarted broker keeps its address: its clients
-    reconnect), else the default ports if free, else the next free pair."""
+    reconnect), else the default ports if free, else the next free three."""
     k = state.get("kafka") or {}
-    for b, c in ((k.get("broker_port"), k.get("controller_port")), (DEFAULT_BROKER_PORT, DEFAULT_CONTROLLER_PORT)):
-        if b and c and port_is_free(int(b)) and port_is_free(int(c)):
-            return int(b), int(c)
-    b, c = pick_ports([DEFAULT_BROKER_PORT], count=2)
-    return b, c
+    last = (k.get("broker_port"), k.get("controller_port"), k.get("internal_port"))
+    for ports in (last, (DEFAULT_BROKER_PORT, DEFAULT_CONTROLLER_PORT, DEFAULT_INTERNAL_PORT)):
+        if all(ports) and all(port_is_free(int(str(x))) for x in ports):
+            return Ports(*(int(str(x)) for x in ports))
+    b, c, i = pick_ports([DEFAULT_BROKER_PORT], count=3)
+    return Ports(b, c, i)
 
 
 def launch(p: Paths, state: dict[str, Any], java: str) -> dict[str, Any]:
     """Format storage if needed and spawn the broker; returns the kafka part of the state."""
     k = dict(state.get("kafka") or {})
-    broker_port, controller_port = choose_ports(state)
+    ports = choose_ports(state)
     cluster_id = k.get("cluster_id") if (p.kafka_data / "meta.properties").is_file() else None
     cluster_id = cluster_id or random_cluster_id()
     p.kafka_logs.mkdir(parents=True, exist_ok=True)
-    render_properties(p, broker_port, controller_port)
+    render_properties(p, ports)
     format_storage(p, java, cluster_id)
     cmd = [
         java, *JVM_HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
@@ -261,9 +289,11 @@ def launch(p: Paths, state: dict[str, Any], java: str) -> dict[str, Any]:
         )
     k.update(
         host=HOST,
-        broker_port=broker_port,
-        controller_port=controller_port,
-        bootstrap_servers=f"{HOST}:{broker_port}",
+        broker_port=ports.broker,
+        controller_port=ports.controller,
+        internal_port=ports.internal,
+        bootstrap_servers=f"{HOST}:{ports.broker}",
+        internal_servers=f"{HOST}:{ports.internal}",
         cluster_id=cluster_id,
         pid=proc.pid,
         server_properties=str(p.kafka_properties),
@@ -283,13 +313,20 @@ async def wait_ready(p: Paths, k: dict[str, Any], timeout: float) -> None:
                 f"the Kafka broker exited during start-up; see {p.kafka_server_log} and {p.kafka_stdout}\n"
                 + tail(p.kafka_server_log, 25) + "\n" + tail(p.kafka_stdout, 10)
             )
-        if await broker_answers(k["bootstrap_servers"], timeout=3.0):
+        if await broker_answers(internal_options(p, k), timeout=3.0):
             return
         await asyncio.sleep(0.5)
     raise StackError(
         f"the Kafka broker did not answer on {k['bootstrap_servers']} within {timeout:.0f}s; "
         f"see {p.kafka_server_log}\n" + tail(p.kafka_server_log, 25)
     )
+
+
+def internal_options(p: Paths, k: dict[str, Any]) -> dict[str, Any]:
+    """aiokafka options of the broker's own identity on its INTERNAL listener (mutual TLS): how the
+    stack checks that the broker is up and sets the SCRAM credentials before any user exists."""
+    return {"bootstrap_servers": k["internal_servers"], "security_protocol": "SSL",
+            "ssl_context": mutual_tls_context(StackSecrets(p.local))}
 
 
 def stop(p: Paths, timeout: float = 30.0, echo: Echo = print) -> bool:
@@ -311,7 +348,7 @@ def stop(p: Paths, timeout: float = 30.0, echo: Echo = print) -> bool:
 # --------------------------------------------------------------------------- inspection (status)
 
 
-async def inspect(bootstrap: str, timeout: float = 10.0, *, everything: bool = False) -> dict[str, Any]:
+async def inspect(kafka: KafkaAccess, timeout: float = 10.0, *, everything: bool = False) -> dict[str, Any]:
     """Topics with partitions, offsets and message counts; consumer groups with lag.
 
     Only the registry's topics and the platform's groups (`medsettle.*`) unless `everything`:
@@ -320,9 +357,8 @@ async def inspect(bootstrap: str, timeout: float = 10.0, *, everything: bool = F
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(**kafka.options(), request_timeout_ms=int(timeout * 1000))
+    consumer = AIOKafkaConsumer(**kafka.options(), enable_auto_commit=False, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     await consumer.start()
     try:

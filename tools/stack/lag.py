@@ -15,6 +15,8 @@ from aiokafka.errors import (
     NotCoordinatorForGroupError,
 )
 
+from runtime.kafka_access import KafkaAccess
+
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     parts = consumer.partitions_for_topic(topic)
@@ -58,9 +60,9 @@ async def describe_groups(admin: AIOKafkaAdminClient, groups: Sequence[str]) -> 
     return found
 
 
-async def active_groups(bootstrap: str, match: Callable[[str], bool]) -> dict[str, int]:
+async def active_groups(kafka: KafkaAccess, match: Callable[[str], bool]) -> dict[str, int]:
     """The consumer groups whose name `match`es that have active members: {group: members}."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.options())
     await admin.start()
     try:
         names = sorted({g[0] for g in await admin.list_consumer_groups() if match(g[0])})
@@ -70,15 +72,15 @@ async def active_groups(bootstrap: str, match: Callable[[str], bool]) -> dict[st
     return {group: members for group, (state, members) in described.items() if is_active(state, members)}
 
 
-async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+async def group_lag(kafka: KafkaAccess, group: str, topic: str) -> int:
     """Messages of `topic` the group has not committed (all of them if it never committed)."""
-    return (await lags(bootstrap, [(group, topic)]))[(group, topic)]
+    return (await lags(kafka, [(group, topic)]))[(group, topic)]
 
 
-async def lags(bootstrap: str, groups: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+async def lags(kafka: KafkaAccess, groups: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """`group_lag` of several (group, topic) pairs through one pair of clients."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.options(), group_id=None)
+    admin = AIOKafkaAdminClient(**kafka.options())
     await consumer.start()
     await admin.start()
     out: dict[tuple[str, str], int] = {}
@@ -96,13 +98,13 @@ async def lags(bootstrap: str, groups: Iterable[tuple[str, str]]) -> dict[tuple[
         await consumer.stop()
 
 
-async def wait_drained(bootstrap: str, groups: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:
+async def wait_drained(kafka: KafkaAccess, groups: Iterable[tuple[str, str]], timeout: float = 300.0) -> None:
     """Wait until every (group, topic) has committed everything published so far."""
     deadline = time.monotonic() + timeout
     for group, topic in groups:
         while True:
             try:
-                lag: int | str = await group_lag(bootstrap, group, topic)
+                lag: int | str = await group_lag(kafka, group, topic)
             except COORDINATOR_NOT_READY:
                 lag = "an unknown number of"  # the group's coordinator is still coming up
             if lag == 0:

@@ -23,7 +23,7 @@ from runtime.logging import LogSettings
 from runtime.settings import SERVICES as SERVICES
 from tools.stack import logpipe
 from tools.stack.common import paths, process_alive, project_root, reap
-from tools.stack.connection import database_url, kafka_bootstrap
+from tools.stack.connection import database_url, local_access
 
 
 def _pid_file(name: str) -> Path:
@@ -48,20 +48,26 @@ def spawn(name: str, env: dict[str, str], log: Path, detach: bool = True) -> sub
     """`python -m services.<name>` with `env` added, logging to `log` (rotated, `LOG_FILE`) and its raw
     stdout/stderr to `log` with the suffix `.out` (rotated by tools.stack.logpipe). `detach`: in its
     own session, so it outlives the terminal that started it."""
-    full_env = {**os.environ, **env, "LOG_FILE": str(log)}
+    inherited = dict(os.environ)
+    if any(k.startswith("KAFKA_") for k in env):  # who it is to the broker is `env`'s alone
+        inherited = {k: v for k, v in inherited.items() if not k.startswith("KAFKA_")}
+    full_env = {**inherited, **env, "LOG_FILE": str(log)}
     with logpipe.output_to(log.with_suffix(".out"), LogSettings.of(full_env)) as out:
         return subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=project_root(), env=full_env,
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=detach)
 
 
 def start(name: str, env: dict[str, str] | None = None) -> int:
-    """Start a service unless it runs; returns its pid."""
+    """Start a service unless it runs; returns its pid. It is its own principal to the broker: its
+    password (from `.local/secrets/kafka/<name>.password`) reaches it in its environment only."""
     if (pid := pid_of(name)) is not None:
         return pid
     p = paths()
     p.run.mkdir(parents=True, exist_ok=True)
-    proc = spawn(name, {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(), "DATABASE_URL": database_url(), **(env or {})},
-                 log_of(name))
+    env = {"DATABASE_URL": database_url(), **(env or {})}
+    if "KAFKA_USERNAME" not in env:  # the caller did not say who it is: itself, from the stack's secrets
+        env = {**local_access(name, env.get("KAFKA_BOOTSTRAP_SERVERS")).env(), **env}
+    proc = spawn(name, env, log_of(name))
     _pid_file(name).write_text(str(proc.pid))
     return proc.pid
 
