@@ -1,7 +1,9 @@
 # One image for every service; the service is chosen by the command:
 #   docker run medsettle:local python -m services.<enrollment|settlement|catastrophic|assistance|audit>
-# Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (a PostgreSQL
-# server URL without a database; each service appends its own medsettle_<service>).
+# Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL (a PostgreSQL server
+# URL without a database and without a password; each service logs in as its own role and appends
+# its own database medsettle_<service>) and PGPASSFILE (the service's password file, mounted at run
+# time: no password is ever in the image).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

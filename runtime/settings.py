@@ -1,15 +1,20 @@
 """Settings from the environment (pydantic-settings).
 
 `KAFKA_BOOTSTRAP_SERVERS` — the broker, e.g. `127.0.0.1:19092`.
-`DATABASE_URL` — a PostgreSQL *server* URL without database, e.g. `postgresql://postgres@127.0.0.1:15432`;
-each service connects to its own database on it, named by `database_name` (`DATABASE_NAME` overrides).
+`DATABASE_URL` — a PostgreSQL *server* URL without database and without password, naming the
+service's own login role, e.g. `postgresql://medsettle_settlement@127.0.0.1:15432`; each service
+connects to its own database on it, named by `database_name` (`DATABASE_NAME` overrides), owned by
+its role (`database_role`). The password is never in the URL: it comes from the password file
+`PGPASSFILE` (libpq's format, 0600), which asyncpg reads itself, so no setting, repr or log line
+of the service ever holds it.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
@@ -22,12 +27,23 @@ def database_name(service: str, topic_prefix: str = "") -> str:
     return f"{topic_prefix.rstrip('.') or 'medsettle'}_{service}"
 
 
+def database_role(service: str) -> str:
+    """The login role of a service: `medsettle_<service>`, the owner of its databases (of every
+    namespace too) and of nothing else; not a superuser, may not create databases or roles."""
+    return f"medsettle_{service}"
+
+
+OPERATOR_ROLE = "medsettle_operator"
+"""The login role of the operator's tools (`medsettle operator`): may read the audit database only."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     service_name: str = Field(default="medsettle", alias="SERVICE_NAME")
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:19092", alias="KAFKA_BOOTSTRAP_SERVERS")
-    database_url: str = Field(default="postgresql://postgres@127.0.0.1:15432", alias="DATABASE_URL")
+    database_url: str = Field(default="postgresql://127.0.0.1:15432", alias="DATABASE_URL")
+    """The server, as the service's role; no database, no password (see the module)."""
     database_name: str | None = Field(default=None, alias="DATABASE_NAME")
     policy_profile: str = Field(default="demo-county", alias="POLICY_PROFILE")
     batch_max_records: int = Field(default=500, ge=1, alias="BATCH_MAX_RECORDS")
@@ -37,6 +53,15 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", alias="TOPIC_PREFIX")
     """Prepended to every topic name (isolated test runs, or several environments on one cluster)."""
     consumer_group_override: str | None = Field(default=None, alias="CONSUMER_GROUP")
+
+    @model_validator(mode="after")
+    def _as_the_service_role(self) -> Settings:
+        """A `DATABASE_URL` without a user means the service's own role (`database_role`)."""
+        parts = urlsplit(self.database_url)
+        if parts.username is None and parts.hostname:
+            netloc = f"{database_role(self.service_name)}@{parts.netloc}"
+            self.database_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return self
 
     @property
     def database(self) -> str:

@@ -1,5 +1,12 @@
 """Running services in-process against the real broker and database, each test in its own
-namespace: topics carry a unique prefix and every service gets a fresh database."""
+namespace: topics carry a unique prefix and every service gets a fresh database.
+
+`Namespace.server_url` is the admin's URL (the stack's superuser, password from `PGPASSFILE`): the
+harness creates a namespace's databases with it, each owned by its service's role and closed to the
+others (`tools.stack.pg.create_service_database`), and drops them afterwards. The services of a
+namespace, in-process or as processes, connect as their own roles (`Namespace.settings`), exactly
+as in production; a service a test defines itself runs as `TEST_SERVICE_ROLE`'s role.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +25,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from contracts import Contract, Envelope, decode, encode, make_envelope
 from runtime.app import ServiceSpec, create_app
-from runtime.settings import Settings, database_name, load_settings
+from runtime.settings import SERVICES, Settings, database_name, database_role, load_settings
 from tools.stack import create_topics
-from tools.stack.common import paths
+from tools.stack.common import paths, run_sync
+from tools.stack.connection import passfile
 from tools.stack.lag import lags
 from tools.stack.lag import wait_drained as drained
+from tools.stack.pg import create_service_database, database_dsn, with_user
 from tools.stack.services import spawn
+
+TEST_SERVICE_ROLE = "settlement"
+"""Whose role a service that a test defines (not one of `runtime.settings.SERVICES`) runs as: a
+least-privileged service role like any other, so no role has to be made for it."""
 
 
 @dataclass
@@ -36,19 +49,39 @@ class Namespace:
     def topic(self, name: str) -> str:
         return self.prefix + name
 
+    @staticmethod
+    def role(service: str) -> str:
+        """The login role `service` runs as (a service a test defines: `TEST_SERVICE_ROLE`'s)."""
+        return database_role(service if service in SERVICES else TEST_SERVICE_ROLE)
+
+    def database(self, service: str) -> str:
+        """The namespace's database of `service`, created (owned by its role) the first time it is asked for."""
+        if service not in self.databases:
+            name = database_name(service, self.prefix)
+            owner = service if service in SERVICES else TEST_SERVICE_ROLE
+            run_sync(lambda: create_service_database(self.server_url, name, owner, passfile()))
+            self.databases[service] = name
+        return self.databases[service]
+
     def settings(self, service: str, **overrides: Any) -> Settings:
-        db = self.databases.setdefault(service, database_name(service, self.prefix))
-        return load_settings(service, kafka_bootstrap_servers=self.bootstrap, database_url=self.server_url,
-                             database_name=db, topic_prefix=self.prefix, batch_timeout_ms=50, **overrides)
+        return load_settings(service, kafka_bootstrap_servers=self.bootstrap,
+                             database_url=with_user(self.server_url, self.role(service)),
+                             database_name=self.database(service), topic_prefix=self.prefix, batch_timeout_ms=50,
+                             **overrides)
 
     def env(self, service: str) -> dict[str, str]:
-        """Environment for running `service` as a process in this namespace."""
+        """Environment for running `service` as a process in this namespace: as its own role, the
+        password from the password file in use (never in the environment itself)."""
         s = self.settings(service)
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.server_url,
-                "DATABASE_NAME": s.database, "TOPIC_PREFIX": self.prefix, "BATCH_TIMEOUT_MS": "50"}
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": s.database_url, "DATABASE_NAME": s.database,
+               "TOPIC_PREFIX": self.prefix, "BATCH_TIMEOUT_MS": "50"}
+        if (found := passfile(self.role(service))) is not None:
+            env["PGPASSFILE"] = found
+        return env
 
     async def connect(self, service: str) -> asyncpg.Connection:
-        return await asyncpg.connect(self.settings(service).dsn)
+        """A connection to `service`'s database as the service's role."""
+        return await asyncpg.connect(self.settings(service).dsn, passfile=passfile(self.role(service)))
 
     async def publish(self, topic: str, items: Iterable[tuple[str, Contract | Envelope[Any] | bytes]],
                       producer_name: str = "test") -> list[Envelope[Any]]:
@@ -118,7 +151,7 @@ class Namespace:
                 await admin.delete_topics(mine)
         finally:
             await admin.close()
-        conn = await asyncpg.connect(f"{self.server_url.rstrip('/')}/postgres")
+        conn = await asyncpg.connect(database_dsn(self.server_url, "postgres"), passfile=passfile())
         try:
             for db in self.databases.values():
                 await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
