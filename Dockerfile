@@ -2,8 +2,10 @@
 #   docker run medsettle:local python -m services.<enrollment|settlement|catastrophic|assistance|audit>
 # Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS, who the service is to the broker
 # (KAFKA_SECURITY_PROTOCOL=SASL_SSL, KAFKA_USERNAME, KAFKA_PASSWORD_FILE, KAFKA_CA_FILE: from the secrets
-# volume of docker-compose.yml, never baked in) and DATABASE_URL (a PostgreSQL server URL without a
-# database; each service appends its own medsettle_<service>).
+# volume of docker-compose.yml, never baked in), DATABASE_URL (a PostgreSQL server URL without a
+# database and without a password; each service logs in as its own role and appends its own database
+# medsettle_<service>) and PGPASSFILE (the service's password file, mounted at run time: no password
+# is ever in the image).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -49,6 +49,7 @@ def main() -> int:
     if not bootstrap or not server:
         settings = stack.start()
         bootstrap, server = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
+        os.environ["PGPASSFILE"] = settings["PGPASSFILE"]  # the admin's password file (a path), for the namespace
     t0 = time.monotonic()
     report = asyncio.run(run(local_access("admin", bootstrap), server, Options(fuzz=args.fuzz, seed=args.seed, valid=args.valid,
                                                         stall_s=args.stall, cases=args.cases)))

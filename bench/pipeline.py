@@ -29,30 +29,34 @@ from runtime.settings import database_name  # noqa: E402
 from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
 from tools.hospital.publish import prepare_command, prepare_discharge, publish  # noqa: E402
-from tools.stack.connection import local_access  # noqa: E402
+from tools.stack.connection import local_access, service_connection  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
 from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
+from tools.stack.pg import create_service_database  # noqa: E402
 from tools.stack.services import spawn  # noqa: E402
 
 LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
+SERVICES = ("enrollment", "settlement", "catastrophic", "assistance")
 
 
 def start_services(env: dict[str, str], prefix: str, bootstrap: str) -> list[subprocess.Popen[bytes]]:
     """The four services as processes in the namespace, each as its own principal (as in production),
     logging to `/tmp/bench-<name>.log`."""
     level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
-    return [spawn(name, {**env, **local_access(name, bootstrap).env(), "DATABASE_NAME": database_name(name, prefix),
-                         "LOG_LEVEL": level},
+    return [spawn(name, {**env, **local_access(name, bootstrap).env(), **service_connection(name, env["DATABASE_URL"]),
+                         "DATABASE_NAME": database_name(name, prefix), "LOG_LEVEL": level},
                   Path(f"/tmp/bench-{name}.log"), detach=False)
-            for name in ("enrollment", "settlement", "catastrophic", "assistance")]
+            for name in SERVICES]
 
 
 async def main(n: int, persons: int) -> None:
     settings = stack.start()
-    bootstrap, server = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
+    bootstrap, server, passfile = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"], settings["PGPASSFILE"]
     admin = local_access("admin", bootstrap)
     prefix = f"b{uuid.uuid4().hex[:8]}."
     await open_namespace(admin, prefix)
+    for name in SERVICES:  # the namespace's databases, each owned by its service's role
+        await create_service_database(server, database_name(name, prefix), name, passfile)
     env = {"DATABASE_URL": server, "TOPIC_PREFIX": prefix}
     procs = start_services(env, prefix, bootstrap)
     try:
@@ -71,7 +75,7 @@ async def main(n: int, persons: int) -> None:
         t_publish = time.perf_counter() - t0
         done: dict[str, float] = {}
         for name, _ in LAYERS:  # a layer is done when its ledger has a row for every discharge
-            conn = await asyncpg.connect(f"{server}/{database_name(name, prefix)}")
+            conn = await asyncpg.connect(f"{server}/{database_name(name, prefix)}", passfile=passfile)
             try:
                 while True:
                     if await conn.fetchval("SELECT count(*) FROM ledger") >= n:
@@ -80,7 +84,7 @@ async def main(n: int, persons: int) -> None:
             finally:
                 await conn.close()
             done[name] = time.perf_counter() - t0
-        conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}")
+        conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}", passfile=passfile)
         statements = await conn.fetchval("SELECT count(*) FROM statement")
         await conn.close()
         print(f"machine: {os.cpu_count()} cores; {persons:,} persons enrolled in {t_enroll:.1f}s "
@@ -95,8 +99,8 @@ async def main(n: int, persons: int) -> None:
         for p in procs:
             p.wait(timeout=30)
         await close_namespace(admin, prefix)
-        conn = await asyncpg.connect(f"{server}/postgres")
-        for name in ("enrollment", "settlement", "catastrophic", "assistance"):
+        conn = await asyncpg.connect(f"{server}/postgres", passfile=passfile)
+        for name in SERVICES:
             await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, prefix)}" WITH (FORCE)')
         await conn.close()
 

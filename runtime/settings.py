@@ -3,16 +3,21 @@
 `KAFKA_BOOTSTRAP_SERVERS` — the broker, e.g. `127.0.0.1:19092`; `KAFKA_SECURITY_PROTOCOL` (`SASL_SSL`, the
 default, or `PLAINTEXT`), `KAFKA_USERNAME`, `KAFKA_PASSWORD` (or `KAFKA_PASSWORD_FILE`), `KAFKA_CA_FILE` — who
 the service is to the broker (`runtime.kafka_access`).
-`DATABASE_URL` — a PostgreSQL *server* URL without database, e.g. `postgresql://postgres@127.0.0.1:15432`;
-each service connects to its own database on it, named by `database_name` (`DATABASE_NAME` overrides).
+`DATABASE_URL` — a PostgreSQL *server* URL without database and without password, naming the
+service's own login role, e.g. `postgresql://medsettle_settlement@127.0.0.1:15432`; each service
+connects to its own database on it, named by `database_name` (`DATABASE_NAME` overrides), owned by
+its role (`database_role`). The password is never in the URL: it comes from the password file
+`PGPASSFILE` (libpq's format, 0600), which asyncpg reads itself, so no setting, repr or log line
+of the service ever holds it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.kafka_access import KafkaAccess, SecurityProtocol
@@ -27,6 +32,16 @@ def database_name(service: str, topic_prefix: str = "") -> str:
     return f"{topic_prefix.rstrip('.') or 'medsettle'}_{service}"
 
 
+def database_role(service: str) -> str:
+    """The login role of a service: `medsettle_<service>`, the owner of its databases (of every
+    namespace too) and of nothing else; not a superuser, may not create databases or roles."""
+    return f"medsettle_{service}"
+
+
+OPERATOR_ROLE = "medsettle_operator"
+"""The login role of the operator's tools (`medsettle operator`): may read the audit database only."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
@@ -38,7 +53,8 @@ class Settings(BaseSettings):
     kafka_password_file: str | None = Field(default=None, alias="KAFKA_PASSWORD_FILE")
     """A file holding the password (docker-compose's secrets volume); `KAFKA_PASSWORD` wins."""
     kafka_ca_file: str | None = Field(default=None, alias="KAFKA_CA_FILE")
-    database_url: str = Field(default="postgresql://postgres@127.0.0.1:15432", alias="DATABASE_URL")
+    database_url: str = Field(default="postgresql://127.0.0.1:15432", alias="DATABASE_URL")
+    """The server, as the service's role; no database, no password (see the module)."""
     database_name: str | None = Field(default=None, alias="DATABASE_NAME")
     policy_profile: str = Field(default="demo-county", alias="POLICY_PROFILE")
     batch_max_records: int = Field(default=500, ge=1, alias="BATCH_MAX_RECORDS")
@@ -51,6 +67,15 @@ class Settings(BaseSettings):
     metadata_max_age_ms: int = Field(default=30_000, ge=1000, alias="KAFKA_METADATA_MAX_AGE_MS")
     """How often the consumers refresh topic metadata: a new hospital's requests topic reaches
     the intake's pattern subscription within this time."""
+
+    @model_validator(mode="after")
+    def _as_the_service_role(self) -> Settings:
+        """A `DATABASE_URL` without a user means the service's own role (`database_role`)."""
+        parts = urlsplit(self.database_url)
+        if parts.username is None and parts.hostname:
+            netloc = f"{database_role(self.service_name)}@{parts.netloc}"
+            self.database_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return self
 
     @property
     def database(self) -> str:

@@ -6,13 +6,19 @@ Fixtures (all lazy: a test that does not ask for them starts nothing):
   tests' access to it: `admin` (TLS + SCRAM, from the local stack's secrets) on the platform's
   broker; `**kafka_admin.options()` makes any aiokafka client. The topics of `contracts.topics`
   (and their `.dlt`) exist. `kafka_bootstrap` (session, str) is its address, e.g. "127.0.0.1:19092".
-* `database_url` (session, str) - a PostgreSQL *server* URL without a database, e.g.
-  "postgresql://postgres@127.0.0.1:15432" (append a database: `tools.stack.database_dsn`). The five
-  `medsettle_<service>` databases exist, but tests should use their own (below).
+* `database_url` (session, str) - a PostgreSQL *server* URL without a database and without a
+  password, as the server's superuser, e.g. "postgresql://medsettle_admin@127.0.0.1:15432" (append
+  a database: `tools.stack.database_dsn`). Its password, and those of the services' and the
+  operator's roles, are in the password file `PGPASSFILE`, which the session sets (never a
+  password in the environment or a URL). The roles and the five `medsettle_<service>` databases
+  exist (`tools.stack.create_databases`), but tests should use their own (below, and the
+  namespaces of `tests/integration/harness.py`).
 * `fresh_database` (function) - a factory: `dsn = fresh_database()` or `fresh_database("ledger")`
   creates a new, uniquely named, empty database and returns its DSN; all it created are dropped
-  after the test. `fresh_database_module` is the same, living until the end of the module (usable
-  from module-scoped fixtures).
+  after the test. With `service="settlement"` the database belongs to that service's role and the
+  DSN connects as it (least privilege, as the service would); without, as the superuser.
+  `fresh_database_module` is the same, living until the end of the module (usable from
+  module-scoped fixtures).
 
 Where Kafka and PostgreSQL come from is one setting, `MEDSETTLE_TEST_BACKEND`:
 * `local` (the default): the local processes of `./medsettle stack start` (Apache Kafka 4.1.0 in
@@ -21,7 +27,12 @@ Where Kafka and PostgreSQL come from is one setting, `MEDSETTLE_TEST_BACKEND`:
   themselves, and stop at session end what they started (unless MEDSETTLE_KEEP_STACK=1);
 * `testcontainers`: containers of the same versions on a Docker engine (`tests/containers.py`:
   `apache/kafka:4.1.0`, `postgres:15`), stopped at session end;
-* `external`: the broker and server named by `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL`.
+* `external`: the broker and server named by `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` (a
+  superuser; its password from `PGPASSFILE` or `~/.pgpass`). The session gives the platform's roles
+  on that server new passwords of its own.
+
+With `testcontainers` and `external` the roles' passwords are generated for the session into a
+temporary directory (`tools.stack.pg_secrets.PgSecrets`), whose password file becomes `PGPASSFILE`.
 
 Tests under tests/integration/ are marked `integration` automatically (`-m "not integration"` skips them).
 """
@@ -30,7 +41,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,6 +84,7 @@ class _Backends:
         self._database: str | None = None
         self._containers: list[Any] = []
         self._local_started: dict[str, bool] = {"kafka": False, "postgres": False}
+        self._secrets_dir: Path | None = None
 
     def kafka(self) -> Any:
         """The tests' `KafkaAccess`: admin on the local stack (its secrets), the environment's user on an
@@ -102,21 +116,53 @@ class _Backends:
     def database(self) -> str:
         if self._database is None:
             from tools import stack
+            from tools.stack.common import PG_ADMIN
 
             chosen = backend()
+            secrets = None
             if chosen == "testcontainers":
                 from tests.containers import postgres_container
 
-                self._containers.append(container := postgres_container())
+                secrets = self._session_secrets()
+                self._containers.append(container := postgres_container(PG_ADMIN, secrets.password(PG_ADMIN)))
                 url = container.server_url
+                secrets.host = container.host
+                secrets.write_owner_file()
             else:
                 url = os.environ.get("DATABASE_URL") or ""
                 if not url and chosen == "external":
                     raise pytest.UsageError("MEDSETTLE_TEST_BACKEND=external needs DATABASE_URL")
-                url = url or self._local("postgres")["DATABASE_URL"]
-            stack.create_databases(url)
+                if url and chosen == "external":
+                    secrets = self._session_secrets(url)
+                if not url:
+                    local = self._local("postgres")
+                    url = local["DATABASE_URL"]
+                    os.environ.setdefault("PGPASSFILE", local["PGPASSFILE"])
+            if secrets is not None:  # the session's own password file, for this process and its children
+                os.environ["PGPASSFILE"] = str(secrets.passfile())
+            stack.create_databases(url, secrets)
             self._database = url
         return self._database
+
+    def _session_secrets(self, external_url: str | None = None) -> Any:
+        """New passwords for the platform's roles (and the admin's, for a container), in a temporary
+        directory; with an external server, the admin's lines of the password file in use are kept."""
+        from urllib.parse import urlsplit
+
+        from tools.stack.common import PG_LOGIN_ROLES, PG_ROLES
+        from tools.stack.pg_secrets import PgSecrets
+
+        self._secrets_dir = Path(tempfile.mkdtemp(prefix="medsettle-test-secrets-"))
+        if external_url is None:
+            secrets = PgSecrets(self._secrets_dir / "postgres")
+            secrets.generate(PG_ROLES)
+            return secrets
+        secrets = PgSecrets(self._secrets_dir / "postgres", host=urlsplit(external_url).hostname or "*")
+        secrets.generate(PG_LOGIN_ROLES)
+        given = Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+        if given.is_file():
+            secrets.keep_lines(given.read_text())
+        return secrets
 
     # -- sources
 
@@ -131,6 +177,8 @@ class _Backends:
     # -- teardown
 
     def close(self) -> None:
+        if self._secrets_dir is not None:
+            shutil.rmtree(self._secrets_dir, ignore_errors=True)
         for container in reversed(self._containers):
             try:
                 container.stop()
@@ -176,14 +224,22 @@ class _DatabaseFactory:
         self.default_prefix = default_prefix
         self.created: list[str] = []
 
-    def __call__(self, prefix: str | None = None) -> str:
+    def __call__(self, prefix: str | None = None, service: str | None = None) -> str:
+        from runtime.settings import database_role
         from tools.stack import database_dsn
+        from tools.stack.common import run_sync
+        from tools.stack.connection import passfile
+        from tools.stack.pg import create_service_database, with_user
 
         slug = re.sub(r"[^a-z0-9]+", "_", (prefix or self.default_prefix).lower()).strip("_")[:40] or "db"
         name = f"t_{slug}_{uuid.uuid4().hex[:10]}"
-        self._execute(f'CREATE DATABASE "{name}"')
+        if service is None:
+            self._execute(f'CREATE DATABASE "{name}"')
+        else:
+            run_sync(lambda: create_service_database(self.server_url, name, service, passfile()))
         self.created.append(name)
-        return database_dsn(self.server_url, name)
+        server = self.server_url if service is None else with_user(self.server_url, database_role(service))
+        return database_dsn(server, name)
 
     def drop_all(self) -> None:
         while self.created:
@@ -195,9 +251,10 @@ class _DatabaseFactory:
 
         from tools.stack import database_dsn
         from tools.stack.common import run_sync
+        from tools.stack.connection import passfile
 
         async def go() -> None:
-            conn = await asyncpg.connect(database_dsn(self.server_url, "postgres"), timeout=15)
+            conn = await asyncpg.connect(database_dsn(self.server_url, "postgres"), timeout=15, passfile=passfile())
             try:
                 await conn.execute(sql)
             finally:
@@ -208,7 +265,8 @@ class _DatabaseFactory:
 
 @pytest.fixture
 def fresh_database(database_url: str, request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
-    """Factory: `fresh_database(prefix=None) -> DSN` of a new empty database, dropped after the test."""
+    """Factory: `fresh_database(prefix=None, service=None) -> DSN` of a new empty database (a service's:
+    owned by its role, the DSN as that role), dropped after the test."""
     factory = _DatabaseFactory(database_url, request.node.name)
     try:
         yield factory

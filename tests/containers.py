@@ -59,14 +59,18 @@ def kafka_container(image: str = KAFKA_IMAGE) -> Any:
     return container
 
 
-def postgres_container(image: str = POSTGRES_IMAGE) -> Any:
-    """A started PostgreSQL; `.server_url` is a server URL without a database."""
+def postgres_container(user: str, password: str, image: str = POSTGRES_IMAGE) -> Any:
+    """A started PostgreSQL whose superuser is `user` with `password` (SCRAM-SHA-256 for every TCP
+    client: the image's default with a password); `.server_url` is a server URL without a database
+    and without the password (the caller's password file has it), `.host` the host to name there."""
     try:
         from testcontainers.community.postgres import PostgresContainer
     except ImportError:
         from testcontainers.postgres import PostgresContainer
-    container = PostgresContainer(image, username="postgres", password="postgres", dbname="postgres")
+    container = PostgresContainer(image, username=user, password=password, dbname="postgres")
+    container.with_env("POSTGRES_HOST_AUTH_METHOD", "scram-sha-256")
     container.start()
     host, port = container.get_container_host_ip(), container.get_exposed_port(5432)
-    container.server_url = f"postgresql://postgres:postgres@{host}:{port}"
+    container.host = host
+    container.server_url = f"postgresql://{user}@{host}:{port}"
     return container

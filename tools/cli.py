@@ -78,8 +78,9 @@ def cli() -> None:
     ./medsettle run     start everything, enroll a population, settle a demo day
     ./medsettle test    the whole test suite against a real Kafka and PostgreSQL
 
-    Connection settings come from KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL if set, else from the
-    local stack (.local/stack.json; MEDSETTLE_LOCAL=/dir names another stack directory).
+    Connection settings come from KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and PGPASSFILE (the
+    password file) if set, else from the local stack (.local/stack.json, .local/secrets/;
+    MEDSETTLE_LOCAL=/dir names another stack directory).
     """
 
 
@@ -116,9 +117,10 @@ def test(pytest_args: tuple[str, ...]) -> int:
     """Run the test suite against a real Kafka broker and PostgreSQL.
 
     With MEDSETTLE_TEST_BACKEND=local (the default) it starts the local stack if it is not
-    running and exports its KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL; with `testcontainers` the
-    tests start containers of the same versions on a Docker engine; with `external` they use the
-    broker and server those two variables name. Then it runs pytest from the checkout with
+    running and exports its KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and PGPASSFILE (a path: no
+    password); with `testcontainers` the tests start containers of the same versions on a Docker
+    engine; with `external` they use the broker and server KAFKA_BOOTSTRAP_SERVERS and
+    DATABASE_URL name. Then it runs pytest from the checkout with
     PYTEST_ARGS passed through as they are (`./medsettle test tests/unit -q`; pytest's own help:
     `./medsettle test -- --help`).
     """
@@ -318,7 +320,10 @@ def stack_reset(stop_services: bool) -> int:
 
 @stack.command("env", epilog=EXIT_CODES)
 def stack_env() -> int:
-    """Print `export` lines for KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL.
+    """Print `export` lines for KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and PGPASSFILE.
+
+    DATABASE_URL names the stack's admin role and no password; PGPASSFILE is the path of the
+    admin's password file (.local/secrets/postgres/pgpass, 0600). No password is printed.
 
     \b
     eval "$(./medsettle stack env)"
@@ -594,6 +599,8 @@ def _usage_on_value_error(step: Callable[[], str]) -> str:
 
 audit_db_option = click.option("--audit-db", envvar="AUDIT_DATABASE", default="medsettle_audit", show_default=True,
                                show_envvar=True, help="The audit service's database.")
+show_identity_option = click.option("--show-identity", is_flag=True,
+                                    help="Show identity numbers in full (masked by default: 110101********1234).")
 
 
 @cli.group(context_settings=CONTEXT, epilog=EXIT_CODES)
@@ -602,22 +609,24 @@ def operator() -> None:
 
     The operator's tools (经办/监管).
     trace, kpis, alerts and reconcile read the audit service's database (--audit-db, env
-    AUDIT_DATABASE); replay and dlt talk to the broker. --prefix (env TOPIC_PREFIX) names a
-    namespace: its topics, consumer groups and (reconcile) ledger databases.
+    AUDIT_DATABASE) as the read-only role medsettle_operator; replay and dlt talk to the broker.
+    --prefix (env TOPIC_PREFIX) names a namespace: its topics, consumer groups and (reconcile)
+    ledger databases. Identity numbers are masked unless --show-identity.
     """
 
 
 @operator.command("trace", epilog=EXIT_CODES)
 @click.argument("claim_id")
 @audit_db_option
-def operator_trace(claim_id: str, audit_db: str) -> int:
+@show_identity_option
+def operator_trace(claim_id: str, audit_db: str, show_identity: bool) -> int:
     """Every event of a claim, in order (exit 1: none).
 
     The claim's events across the topics as the audit stored them, with its alerts.
     """
     from tools.operator import commands
 
-    return _run_async(commands.trace(audit_db, claim_id))
+    return _run_async(commands.trace(audit_db, claim_id, show_identity))
 
 
 @operator.command("kpis", epilog=EXIT_CODES)
@@ -638,21 +647,23 @@ def operator_kpis(date_from: date, date_to: date, region: str | None, pool: str 
 @click.option("--claim", metavar="CLAIM_ID", help="Only this claim's alerts.")
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 @audit_db_option
-def operator_alerts(rule: str | None, claim: str | None, limit: int, audit_db: str) -> int:
+@show_identity_option
+def operator_alerts(rule: str | None, claim: str | None, limit: int, audit_db: str, show_identity: bool) -> int:
     """Fund-supervision and reconciliation alerts (exit 1: none)."""
     from tools.operator import commands
 
-    return _run_async(commands.alerts(audit_db, rule, claim, limit))
+    return _run_async(commands.alerts(audit_db, rule, claim, limit, show_identity))
 
 
 @operator.command("reconcile", epilog=EXIT_CODES)
 @prefix_option
 @audit_db_option
-def operator_reconcile(prefix: str, audit_db: str) -> int:
+@show_identity_option
+def operator_reconcile(prefix: str, audit_db: str, show_identity: bool) -> int:
     """Statements against ledgers, per layer (对账); read only."""
     from tools.operator import commands
 
-    return _run_async(commands.reconcile(audit_db, prefix))
+    return _run_async(commands.reconcile(audit_db, prefix, show_identity))
 
 
 REPLAYED = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
@@ -712,14 +723,15 @@ def _topic_name(ctx: click.Context, param: click.Parameter, value: str | None) -
 @operator_dlt.command("list", epilog=EXIT_CODES)
 @click.argument("topic", required=False, callback=_topic_name)
 @prefix_option
-def operator_dlt_list(topic: str | None, prefix: str) -> int:
+@show_identity_option
+def operator_dlt_list(topic: str | None, prefix: str, show_identity: bool) -> int:
     """Dead letters with their reason and origin (exit 1: none).
 
     Every dead-letter topic without TOPIC.
     """
     from tools.operator import commands
 
-    return _run_async(commands.dlt_list(prefix, topic))
+    return _run_async(commands.dlt_list(prefix, topic, show_identity))
 
 
 @operator_dlt.command("redrive", epilog=EXIT_CODES)

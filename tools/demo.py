@@ -141,8 +141,8 @@ async def demo(kafka: KafkaAccess, population: Path, count: int, day: date, seed
     return [d.envelope.payload.claim_id for d in discharges]
 
 
-async def totals(server_url: str, claim_ids: list[str]) -> dict[str, Decimal | int]:
-    conn = await asyncpg.connect(stack.database_dsn(server_url, "medsettle_assistance"))
+async def totals(server_url: str, passfile: str, claim_ids: list[str]) -> dict[str, Decimal | int]:
+    conn = await asyncpg.connect(stack.database_dsn(server_url, "medsettle_assistance"), passfile=passfile)
     try:
         row = await conn.fetchrow(
             """SELECT count(*) AS statements, count(*) FILTER (WHERE outcome = 'rejected') AS rejected,
@@ -186,7 +186,7 @@ def run(persons: int, providers: int, discharges: int, day: date, seed: int, no_
     population = asyncio.run(enroll(admin, persons, providers, seed, day.year))
     if not no_demo:
         claim_ids = asyncio.run(demo(admin, population, discharges, day, seed))
-        report(asyncio.run(totals(server_url, claim_ids)), day)
+        report(asyncio.run(totals(server_url, settings["PGPASSFILE"], claim_ids)), day)
     stack.status()
     console.print("the services keep running; stop everything with: ./medsettle stop")
     return 0

@@ -4,7 +4,8 @@ rules' state, and the fund-supervision rules (稽核规则) run on what is new, 
 same transaction.
 
 A record whose payload broke its contract is stored with the error (the audit keeps everything it
-saw) but no rule runs on it. Rules run once per event id and topic (`processed_event`), so a
+saw) but no rule runs on it. No person's name is ever stored (`payload_dict`): names stay in
+enrollment. Rules run once per event id and topic (`processed_event`), so a
 redelivered batch or a re-sent event changes nothing.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from contracts import DischargeRecorded, PersonSnapshot, ReversalRequested
 from contracts.envelope import Contract, now
 from contracts.limits import printable
-from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
+from contracts.topics import DISCHARGES, ENROLLMENT_COMMANDS, PERSONS, PROVIDERS
 from policy.profile import AuditPolicy
 from runtime.logging import get_logger
 from runtime.unit_of_work import Inbound, PostgresUnitOfWork
@@ -33,15 +34,29 @@ INVALID_PAYLOAD_CHARS = 16_000
 """What the event store keeps of a payload that broke its contract (as escaped JSON text)."""
 
 
-def payload_dict(msg: Inbound) -> dict[str, Any]:
+PROVIDER_PAYLOADS = frozenset({"RegisterProvider", "ProviderSnapshot"})
+"""The payloads whose `name` is a hospital's, not a person's."""
+
+
+def payload_dict(msg: Inbound, topic: str = "") -> dict[str, Any]:
     """The payload as stored: the validated model, or for a payload that broke its contract a
-    bounded, escaped copy of what was sent (it may hold anything a client can put in JSON)."""
+    bounded, escaped copy of what was sent (it may hold anything a client can put in JSON).
+
+    Never a person's name (names stay in enrollment): an `EnrollPerson` is kept without its `name`,
+    so is any payload that broke its contract (but a hospital's, whose `name` is the hospital's), and
+    an enrollment command that is not even a JSON object, or too long to be kept as one, only by its
+    length. What the audit needs of a command (its ids, its person, its dates) it keeps."""
     payload = msg.payload
+    event_type = msg.envelope.event_type
     if isinstance(payload, Contract):
-        return payload.model_dump(mode="json")
+        return payload.model_dump(mode="json", exclude={"name"} if event_type == "EnrollPerson" else None)
+    if isinstance(payload, dict) and event_type not in PROVIDER_PAYLOADS:
+        payload = {k: v for k, v in payload.items() if k != "name"}
     text = json.dumps(payload, ensure_ascii=True, default=repr)
     if isinstance(payload, dict) and len(text) <= INVALID_PAYLOAD_CHARS and "\\u0000" not in text:
         return payload  # as sent: reconciliation compares its fields
+    if event_type == "EnrollPerson" or topic == ENROLLMENT_COMMANDS:
+        return {"invalid_payload": "(not kept: an enrollment command may carry a person's name)", "length": len(text)}
     return {"invalid_payload": text[:INVALID_PAYLOAD_CHARS], "length": len(text)}
 
 
@@ -70,7 +85,7 @@ CLAIM_ID_FIELD = frozenset({"SettlementStatement", "SettlementAdjusted", "Settle
 
 def event_row(msg: Inbound, topic: str) -> store.EventRow:
     env = msg.envelope
-    payload = payload_dict(msg)
+    payload = payload_dict(msg, topic)
     return store.EventRow(
         topic=topic, partition=msg.partition, offset=msg.offset,
         key=printable(msg.key, 200) if msg.key is not None else None, event_type=env.event_type,

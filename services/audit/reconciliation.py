@@ -433,24 +433,37 @@ async def _record(conn: Connection, done: list[tuple[str, int]], figures: list[C
            WHERE a.claim_id = d.claim_id AND a.events = d.events""", claims, [n for _, n in done])
     if not figures:
         return
-    columns: list[list[Decimal | None]] = []
+    await conn.execute(
+        f"""INSERT INTO reconciled_claim (claim_id, reconciled_at, insurance_year, basic_stated, basic_result,
+                                          catastrophic_stated, catastrophic_result, assistance_stated, assistance_result)
+            SELECT claim_id, now(), insurance_year, basic_stated, basic_result, catastrophic_stated,
+                   catastrophic_result, assistance_stated, assistance_result FROM ({_FIGURES}) AS d
+            ON CONFLICT (claim_id) DO UPDATE SET reconciled_at = now(), insurance_year = EXCLUDED.insurance_year,
+                basic_stated = EXCLUDED.basic_stated, basic_result = EXCLUDED.basic_result,
+                catastrophic_stated = EXCLUDED.catastrophic_stated, catastrophic_result = EXCLUDED.catastrophic_result,
+                assistance_stated = EXCLUDED.assistance_stated, assistance_result = EXCLUDED.assistance_result""",
+        *_figure_columns(figures))
+
+
+_FIGURES = """SELECT * FROM unnest($1::text[], $2::int[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
+                                 $7::numeric[], $8::numeric[])
+                 AS d(claim_id, insurance_year, basic_stated, basic_result, catastrophic_stated, catastrophic_result,
+                      assistance_stated, assistance_result)"""
+"""Claims' figures as rows of `reconciled_claim`'s columns, from the parameters of `_figure_columns`."""
+
+
+def _figure_columns(figures: Sequence[ClaimFigures]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[f.claim_id for f in figures], [f.insurance_year for f in figures]]
     for layer in LAYERS:
         columns += [[f.stated[layer] for f in figures], [f.results[layer] for f in figures]]
-    await conn.execute(
-        """INSERT INTO reconciled_claim (claim_id, reconciled_at, insurance_year, basic_stated, basic_result,
-                                         catastrophic_stated, catastrophic_result, assistance_stated, assistance_result)
-           SELECT d.claim_id, now(), d.y, d.bs, d.br, d.cs, d.cr, d.ast, d.ar
-           FROM unnest($1::text[], $2::int[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
-                       $7::numeric[], $8::numeric[]) AS d(claim_id, y, bs, br, cs, cr, ast, ar)
-           ON CONFLICT (claim_id) DO UPDATE SET reconciled_at = now(), insurance_year = EXCLUDED.insurance_year,
-               basic_stated = EXCLUDED.basic_stated, basic_result = EXCLUDED.basic_result,
-               catastrophic_stated = EXCLUDED.catastrophic_stated, catastrophic_result = EXCLUDED.catastrophic_result,
-               assistance_stated = EXCLUDED.assistance_stated, assistance_result = EXCLUDED.assistance_result""",
-        [f.claim_id for f in figures], [f.insurance_year for f in figures], *columns)
+    return columns
 
 
-async def reconcile(conn: Connection, now: datetime, timeout: timedelta) -> ReconcileReport:
-    """Run every check as of `now`; marks the claims it checked. Findings are returned, not raised."""
+async def reconcile(conn: Connection, now: datetime, timeout: timedelta, record: bool = True) -> ReconcileReport:
+    """Run every check as of `now`; marks the claims it checked. Findings are returned, not raised.
+    With `record` False it writes nothing (the operator's look, in a read-only transaction as a role
+    that may only read): the claims stay open and the totals count this run's figures unrecorded."""
+    unrecorded: list[ClaimFigures] = []
     cutoff = now - timeout
     report = ReconcileReport(checked_at=now)
     report.findings += await _missing_statements(conn, now, cutoff)
@@ -475,24 +488,35 @@ async def reconcile(conn: Connection, now: datetime, timeout: timedelta) -> Reco
             done.append((claim, c.events))
             if check.figures is not None:
                 figures.append(check.figures)
-        await _record(conn, done, figures)
+        if record:
+            await _record(conn, done, figures)
+        else:
+            unrecorded += figures
         report.claims_checked += len(figures)
-    report.totals, totals_findings = await _totals(conn)
+    report.totals, totals_findings = await _totals(conn, unrecorded)
     report.findings += totals_findings
     return report
 
 
-async def _totals(conn: Connection) -> tuple[list[LayerTotal], list[Finding]]:
+async def _totals(conn: Connection, unrecorded: Sequence[ClaimFigures] = ()) -> tuple[list[LayerTotal], list[Finding]]:
     """Per layer and insurance year: the checked claims' net amounts against the layers' current
     results (claims with a layer result missing are left out). A statement that broke its contract
-    counts with whatever amounts it carries."""
+    counts with whatever amounts it carries. `unrecorded`: figures of this run that were not written
+    to `reconciled_claim` (a look only), counted in place of what is stored for their claims."""
     rows = await conn.fetch(
-        """SELECT insurance_year, sum(basic_stated) AS basic_stated, sum(basic_result) AS basic_result,
+        f"""WITH fresh AS ({_FIGURES}),
+           claims AS (SELECT insurance_year, basic_stated, basic_result, catastrophic_stated, catastrophic_result,
+                             assistance_stated, assistance_result
+                      FROM reconciled_claim WHERE claim_id NOT IN (SELECT claim_id FROM fresh)
+                      UNION ALL
+                      SELECT insurance_year, basic_stated, basic_result, catastrophic_stated, catastrophic_result,
+                             assistance_stated, assistance_result FROM fresh)
+           SELECT insurance_year, sum(basic_stated) AS basic_stated, sum(basic_result) AS basic_result,
                   sum(catastrophic_stated) AS catastrophic_stated, sum(catastrophic_result) AS catastrophic_result,
                   sum(assistance_stated) AS assistance_stated, sum(assistance_result) AS assistance_result
-           FROM reconciled_claim
+           FROM claims
            WHERE insurance_year IS NOT NULL AND basic_result IS NOT NULL AND catastrophic_result IS NOT NULL
-           GROUP BY insurance_year ORDER BY insurance_year""")
+           GROUP BY insurance_year ORDER BY insurance_year""", *_figure_columns(unrecorded))
     totals = [LayerTotal(layer, r["insurance_year"], r[f"{layer}_stated"], r[f"{layer}_result"])
               for layer in LAYERS for r in rows]
     totals.sort(key=lambda t: (t.layer, t.insurance_year))

@@ -4,7 +4,14 @@ namespace: topics carry a unique prefix and every service gets a fresh database.
 On the platform's broker (SASL_SSL) the namespace also has its services' ACLs
 (`tools.stack.namespaces`): each service runs as its own principal, confined to exactly its rights
 in the namespace, so the whole suite exercises least privilege. The test itself acts as `admin`
-(`Namespace.kafka`)."""
+(`Namespace.kafka`).
+
+`Namespace.server_url` is the admin's URL (the stack's superuser, password from `PGPASSFILE`): the
+harness creates a namespace's databases with it, each owned by its service's role and closed to the
+others (`tools.stack.pg.create_service_database`), and drops them afterwards. The services of a
+namespace, in-process or as processes, connect as their own roles (`Namespace.settings`), exactly
+as in production; a service a test defines itself runs as `TEST_SERVICE_ROLE`'s role.
+"""
 
 from __future__ import annotations
 
@@ -25,16 +32,22 @@ from contracts import Contract, Envelope, decode, encode, make_envelope
 from contracts.topics import BY_NAME, HOSPITAL_PRODUCER, subscription_of
 from runtime.app import ServiceSpec, create_app
 from runtime.kafka_access import KafkaAccess
-from runtime.settings import Settings, database_name, load_settings
+from runtime.settings import SERVICES, Settings, database_name, database_role, load_settings
 from tools.hospital.credentials import HospitalCredentials
-from tools.stack.common import paths
+from tools.stack.common import paths, run_sync
+from tools.stack.connection import passfile
 from tools.stack.kafka import ensure_topics, hospital_topic_plan
 from tools.stack.lag import lags
 from tools.stack.lag import wait_drained as drained
 from tools.stack.namespaces import close_namespace, open_namespace
+from tools.stack.pg import create_service_database, database_dsn, with_user
 from tools.stack.principals import STACK_PRINCIPALS, hospital_user
 from tools.stack.secrets import StackSecrets
 from tools.stack.services import spawn
+
+TEST_SERVICE_ROLE = "settlement"
+"""Whose role a service that a test defines (not one of `runtime.settings.SERVICES`) runs as: a
+least-privileged service role like any other, so no role has to be made for it."""
 
 
 def owner_of(topic: str, payload: Contract) -> str:
@@ -73,19 +86,38 @@ class Namespace:
             return self.kafka
         return self.secrets.access(self.bootstrap, principal)
 
+    @staticmethod
+    def role(service: str) -> str:
+        """The login role `service` runs as (a service a test defines: `TEST_SERVICE_ROLE`'s)."""
+        return database_role(service if service in SERVICES else TEST_SERVICE_ROLE)
+
+    def database(self, service: str) -> str:
+        """The namespace's database of `service`, created (owned by its role) the first time it is asked for."""
+        if service not in self.databases:
+            name = database_name(service, self.prefix)
+            owner = service if service in SERVICES else TEST_SERVICE_ROLE
+            run_sync(lambda: create_service_database(self.server_url, name, owner, passfile()))
+            self.databases[service] = name
+        return self.databases[service]
+
     def settings(self, service: str, **overrides: Any) -> Settings:
-        db = self.databases.setdefault(service, database_name(service, self.prefix))
         a = self.access(service)
         return load_settings(service, kafka_bootstrap_servers=a.bootstrap_servers,
                              kafka_security_protocol=a.security_protocol, kafka_username=a.username,
-                             kafka_password=a.password, kafka_ca_file=a.ca_file, database_url=self.server_url,
-                             database_name=db, topic_prefix=self.prefix, batch_timeout_ms=50, **overrides)
+                             kafka_password=a.password, kafka_ca_file=a.ca_file,
+                             database_url=with_user(self.server_url, self.role(service)),
+                             database_name=self.database(service), topic_prefix=self.prefix, batch_timeout_ms=50,
+                             **overrides)
 
     def env(self, service: str) -> dict[str, str]:
-        """Environment for running `service` as a process in this namespace (as its own principal)."""
+        """Environment for running `service` as a process in this namespace: as its own principal and
+        its own role, the password from the password file in use (never in the environment itself)."""
         s = self.settings(service)
-        return {**self.access(service).env(), "DATABASE_URL": self.server_url,
-                "DATABASE_NAME": s.database, "TOPIC_PREFIX": self.prefix, "BATCH_TIMEOUT_MS": "50"}
+        env = {**self.access(service).env(), "DATABASE_URL": s.database_url, "DATABASE_NAME": s.database,
+               "TOPIC_PREFIX": self.prefix, "BATCH_TIMEOUT_MS": "50"}
+        if (found := passfile(self.role(service))) is not None:
+            env["PGPASSFILE"] = found
+        return env
 
     async def hospital_topics(self, *hospital_ids: str) -> None:
         """Create these hospitals' requests and statements topics (what issuing their credentials does)."""
@@ -100,7 +132,8 @@ class Namespace:
         return await issue(self.kafka, hospital_id, self.prefix)
 
     async def connect(self, service: str) -> asyncpg.Connection:
-        return await asyncpg.connect(self.settings(service).dsn)
+        """A connection to `service`'s database as the service's role."""
+        return await asyncpg.connect(self.settings(service).dsn, passfile=passfile(self.role(service)))
 
     async def publish(self, topic: str, items: Iterable[tuple[str, Contract | Envelope[Any] | bytes]],
                       producer_name: str | None = None) -> list[Envelope[Any]]:
@@ -163,7 +196,7 @@ class Namespace:
     async def drop_databases(self) -> None:
         """Remove what the namespace made: its databases, its topics, its ACLs and users."""
         await close_namespace(self.kafka, self.prefix, self.users)
-        conn = await asyncpg.connect(f"{self.server_url.rstrip('/')}/postgres")
+        conn = await asyncpg.connect(database_dsn(self.server_url, "postgres"), passfile=passfile())
         try:
             for db in self.databases.values():
                 await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

@@ -132,7 +132,8 @@ async def furnish(ns: Namespace) -> None:
     """Give the namespace something a command could change: migrated databases of every service,
     discharges, a dead letter, a consumer group with committed offsets."""
     for spec in SPECS:
-        pool = await open_pool(ns.server_url, ns.settings(spec.name).database, *spec.migrations, size=1)
+        settings = ns.settings(spec.name)
+        pool = await open_pool(settings.database_url, settings.database, *spec.migrations, size=1)
         await pool.close()
     records = [(d["person_id"], json.dumps(d).encode()) for d in (discharge_line(hospital_claim_id=f"C{i}")
                                                                   for i in range(3))]
@@ -229,11 +230,12 @@ def stopped_stack(tmp_path: Path) -> dict[str, str]:
     local.mkdir()
     (local / "stack.json").write_text(json.dumps({
         "kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}"},
-        "postgres": {"url": f"postgresql://postgres@127.0.0.1:{free_port()}"}}))
+        "postgres": {"url": f"postgresql://medsettle_admin@127.0.0.1:{free_port()}",
+                     "passfile": str(local / "secrets" / "postgres" / "pgpass")}}))
     return {"MEDSETTLE_LOCAL": str(local)}
 
 
-CONNECTION = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX")
+CONNECTION = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "PGPASSFILE", "TOPIC_PREFIX")
 
 
 def test_status_is_not_zero_while_the_stack_is_down(stopped_stack: dict[str, str]) -> None:

@@ -6,8 +6,10 @@ and calls these; each returns the exit code (0 done, 1 nothing found, 3 refused)
 Connection: `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` from the environment, else the local stack
 (tools/stack/connection.py). `prefix` (env `TOPIC_PREFIX`) prefixes every topic and consumer group;
 `audit_db` (env `AUDIT_DATABASE`, default `medsettle_audit`) names the audit's database. `trace`,
-`kpis`, `alerts` and `reconcile` read the audit service's database; `replay` and `dlt` talk to the
-broker.
+`kpis`, `alerts` and `reconcile` read the audit service's database, as the operator role
+`medsettle_operator` (on the server of `DATABASE_URL`, whatever role that names; password from the
+password file), which may read that database and nothing else, in read-only transactions;
+`replay` and `dlt` talk to the broker. Identity numbers are shown masked unless `show_identity`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tools.operator.replay import ReplayRefused, Target, apply_replay, plan_replay
-from tools.stack.connection import require_database, require_kafka
+from tools.stack.connection import require_kafka
 
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200  # piped: do not squeeze the tables
 console = Console(width=_WIDTH)
@@ -39,13 +41,19 @@ def _progress() -> Progress:
 
 
 async def _audit_conn(audit_db: str) -> asyncpg.Connection:
-    return await asyncpg.connect(f"{require_database().rstrip('/')}/{audit_db}")
+    """The audit's database as the operator role, in a read-only session."""
+    from runtime.settings import OPERATOR_ROLE
+    from tools.stack.connection import connect
+
+    conn: asyncpg.Connection = await connect(audit_db, user=OPERATOR_ROLE)
+    await conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    return conn
 
 
 # ------------------------------------------------------------------- audit database views
 
 
-async def trace(audit_db: str, claim_id: str) -> int:
+async def trace(audit_db: str, claim_id: str, show_identity: bool = False) -> int:
     from services.audit import store
     from tools.operator.views import knock_on_table, trace_table
 
@@ -61,9 +69,9 @@ async def trace(audit_db: str, claim_id: str) -> int:
     if not events and not pending:
         errors.print(escape(f"no event of claim {claim_id} in the audit's event store"))
         return 1
-    console.print(trace_table(claim_id, events, pending))
+    console.print(trace_table(claim_id, events, pending, show_identity))
     if knock_on:
-        console.print(knock_on_table(claim_id, knock_on))
+        console.print(knock_on_table(claim_id, knock_on, show_identity))
     return 0
 
 
@@ -83,7 +91,7 @@ async def kpis(audit_db: str, date_from: date, date_to: date, region: str | None
     return 0
 
 
-async def alerts(audit_db: str, rule: str | None, claim: str | None, limit: int) -> int:
+async def alerts(audit_db: str, rule: str | None, claim: str | None, limit: int, show_identity: bool = False) -> int:
     from services.audit import store
     from tools.operator.views import alerts_table
 
@@ -92,24 +100,21 @@ async def alerts(audit_db: str, rule: str | None, claim: str | None, limit: int)
         found = await store.list_alerts(conn, rule=rule, claim_id=claim, limit=limit)
     finally:
         await conn.close()
-    console.print(alerts_table(found))
+    console.print(alerts_table(found, show_identity))
     return 0 if found else 1
 
 
-async def reconcile(audit_db: str, prefix: str) -> int:
+async def reconcile(audit_db: str, prefix: str, show_identity: bool = False) -> int:
     from services.audit.config import AuditConfig
     from services.audit.reconciliation import reconcile as run_reconciliation
+    from tools.operator.views import masked
 
     config = AuditConfig()
     conn = await _audit_conn(audit_db)
-    try:
-        tx = conn.transaction()
-        await tx.start()
-        try:  # a look only: what the run marks as checked is rolled back
+    try:  # a look only, in one read-only snapshot: it records nothing (the operator role may only read)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
             report = await run_reconciliation(conn, datetime.now().astimezone(),
-                                              timedelta(seconds=config.statement_timeout_s))
-        finally:
-            await tx.rollback()
+                                              timedelta(seconds=config.statement_timeout_s), record=False)
     finally:
         await conn.close()
     table = Table(title="per-layer fund totals: the claims' net amounts vs the layers' current results")
@@ -123,7 +128,7 @@ async def reconcile(audit_db: str, prefix: str) -> int:
                   "its way through the layers: checked again later)")
     for f in report.findings:
         evidence = ", ".join(f"{k}={v}" for k, v in f.evidence.items())
-        console.print(escape(f"{f.rule} {f.subject or f.claim_id}: {evidence}"))
+        console.print(escape(masked(f"{f.rule} {f.subject or f.claim_id}: {evidence}", show_identity)))
     return 0
 
 
@@ -180,8 +185,9 @@ async def replay(prefix: str, service: str, target: Target, topic: str | None, p
 # ------------------------------------------------------------------------- dead letters
 
 
-def _letters_table(title: str, letters: Sequence[Any]) -> Table:
+def _letters_table(title: str, letters: Sequence[Any], show_identity: bool = False) -> Table:
     from contracts.identity import mask_identity_number
+    from tools.operator.views import masked
 
     table = Table(title=title)
     for column in ("dlt offset", "status", "service", "original topic", "partition", "offset", "key", "field",
@@ -189,13 +195,15 @@ def _letters_table(title: str, letters: Sequence[Any]) -> Table:
         table.add_column(column, overflow="fold")
     for lt in letters:
         original = lt.original or ("?", "?", "?")
-        key = mask_identity_number(lt.key.decode("utf-8", "replace")) if lt.key else "-"
-        cells = (lt.offset, lt.status, lt.service or "-", *original, key, lt.field or "-", lt.reason)
+        key = lt.key.decode("utf-8", "replace") if lt.key else "-"
+        key = key if show_identity or not lt.key else mask_identity_number(key)
+        cells = (lt.offset, lt.status, lt.service or "-", *original, key, lt.field or "-",
+                 masked(str(lt.reason), show_identity))
         table.add_row(*(escape(str(c)) for c in cells))
     return table
 
 
-async def dlt_list(prefix: str, topic: str | None) -> int:
+async def dlt_list(prefix: str, topic: str | None, show_identity: bool = False) -> int:
     from tools.operator.dlt import all_dlt_names, dlt_name, list_letters
 
     kafka = require_kafka()
@@ -209,7 +217,7 @@ async def dlt_list(prefix: str, topic: str | None) -> int:
             progress.advance(task)
     for name, letters in results:
         if letters or topic:
-            console.print(_letters_table(f"{name}: {len(letters)} dead letters", letters))
+            console.print(_letters_table(f"{name}: {len(letters)} dead letters", letters, show_identity))
         found += len(letters)
     return 0 if found else 1
 

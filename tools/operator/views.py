@@ -1,5 +1,7 @@
 """What the operator CLI shows from the audit's database: a claim's trace (追溯), the KPIs
-(经办指标) and the alerts (预警), as rich tables. Personal ids are shown masked."""
+(经办指标) and the alerts (预警), as rich tables. Identity numbers are shown masked
+(`110101********1234`) unless the operator asks for them (`--show-identity`: `show_identity=True`);
+names are never shown (the audit does not keep them)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from rich.table import Table
 from contracts.identity import mask_identity_number
 from runtime.logging import mask_identity_numbers
 from services.audit.kpis import Kpis
+
+
+def masked(text: str, show_identity: bool = False) -> str:
+    """`text` with every identity number in it masked, unless `show_identity`."""
+    return text if show_identity else mask_identity_numbers(text)
 
 
 def _row(table: Table, *cells: Any) -> None:
@@ -61,8 +68,8 @@ def cause_of(p: dict[str, Any], claim_id: str | None = None) -> str:
     return f"{cause.get('kind')}{of}: {cause.get('reason')}"
 
 
-def summarize(event_type: str, p: dict[str, Any], error: str | None) -> str:
-    """One line on what an event says (no names; identity numbers masked)."""
+def summarize(event_type: str, p: dict[str, Any], error: str | None, show_identity: bool = False) -> str:
+    """One line on what an event says (no names; identity numbers masked unless `show_identity`)."""
     if error:
         return f"INVALID: {error}"
     rejection = p.get("rejection") or {}
@@ -100,7 +107,7 @@ def summarize(event_type: str, p: dict[str, Any], error: str | None) -> str:
             text = f"{p.get('rule')} [{p.get('severity')}] {evidence} ({p.get('source')})"
         case _:
             text = ""
-    return mask_identity_numbers(text)
+    return masked(text, show_identity)
 
 
 _TRACE_COLUMNS = ("#", "occurred at (UTC)", "topic", "p/offset", "event", "rev", "cause", "producer", "event id",
@@ -111,28 +118,30 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _trace_row(table: Table, n: str, e: dict[str, Any], claim_id: str) -> None:
+def _trace_row(table: Table, n: str, e: dict[str, Any], claim_id: str, show_identity: bool) -> None:
     _row(table, n, _when(e["occurred_at"]), e["topic"], f"{e['partition']}/{e['offset']}",
          e["event_type"], revision_of(e["event_type"], e["payload"]),
-         mask_identity_numbers(cause_of(e["payload"], claim_id)), e["producer"], _short(e["event_id"]),
-         _short(e["causation_id"]), summarize(e["event_type"], e["payload"], e["error"]))
+         masked(cause_of(e["payload"], claim_id), show_identity), e["producer"], _short(e["event_id"]),
+         _short(e["causation_id"]), summarize(e["event_type"], e["payload"], e["error"], show_identity))
 
 
-def trace_table(claim_id: str, events: list[dict[str, Any]], extra_alerts: list[dict[str, Any]]) -> Table:
+def trace_table(claim_id: str, events: list[dict[str, Any]], extra_alerts: list[dict[str, Any]],
+                show_identity: bool = False) -> Table:
     """Every event of the claim in order: the discharge, its corrections and reversal, each layer's
     revisions (with revision and cause), every statement, refusals and alerts."""
     table = Table(title=f"claim {claim_id}", show_lines=False)
     for column in _TRACE_COLUMNS:
         table.add_column(column, overflow="fold")
     for i, e in enumerate(events, 1):
-        _trace_row(table, str(i), e, claim_id)
+        _trace_row(table, str(i), e, claim_id, show_identity)
     for a in extra_alerts:  # raised but not yet consumed back from audit.alerts
         _row(table, "+", _when(a["detected_at"]), "audit.alerts", "(pending)", "AuditAlert",
-             "-", "-", "audit", "-", "-", summarize("AuditAlert", {**a, "evidence": a["evidence"]}, None))
+             "-", "-", "audit", "-", "-",
+             summarize("AuditAlert", {**a, "evidence": a["evidence"]}, None, show_identity))
     return table
 
 
-def knock_on_table(claim_id: str, events: list[dict[str, Any]]) -> Table:
+def knock_on_table(claim_id: str, events: list[dict[str, Any]], show_identity: bool = False) -> Table:
     """The revisions of other claims (of the same person-year) that this claim's correction or
     reversal caused."""
     table = Table(title=f"other claims re-priced by the requests about {claim_id}")
@@ -140,19 +149,20 @@ def knock_on_table(claim_id: str, events: list[dict[str, Any]]) -> Table:
         table.add_column(column, overflow="fold")
     for i, e in enumerate(events, 1):
         _row(table, str(i), _when(e["occurred_at"]), e["claim_id"] or "-", e["event_type"],
-             revision_of(e["event_type"], e["payload"]), mask_identity_numbers(cause_of(e["payload"], claim_id)),
-             summarize(e["event_type"], e["payload"], e["error"]))
+             revision_of(e["event_type"], e["payload"]), masked(cause_of(e["payload"], claim_id), show_identity),
+             summarize(e["event_type"], e["payload"], e["error"], show_identity))
     return table
 
 
-def alerts_table(alerts: list[dict[str, Any]]) -> Table:
+def alerts_table(alerts: list[dict[str, Any]], show_identity: bool = False) -> Table:
     table = Table(title=f"{len(alerts)} alerts")
     for column in ("detected at", "rule", "severity", "claim", "hospital", "person", "evidence", "source"):
         table.add_column(column, overflow="fold")
     for a in alerts:
+        person = a["person_id"] if show_identity else mask_identity_number(a["person_id"]) if a["person_id"] else None
         _row(table, a["detected_at"].isoformat(timespec="seconds"), a["rule"], a["severity"], a["claim_id"] or "-",
-                      a["hospital_id"] or "-", mask_identity_number(a["person_id"]) if a["person_id"] else "-",
-                      ", ".join(f"{k}={v}" for k, v in a["evidence"].items()), a["source"])
+             a["hospital_id"] or "-", person or "-",
+             masked(", ".join(f"{k}={v}" for k, v in a["evidence"].items()), show_identity), a["source"])
     return table
 
 

@@ -5,17 +5,19 @@
     ./medsettle stack stop     # pg_ctl stop -m fast; SIGTERM the broker (SIGKILL after 30 s)
     ./medsettle stack reset    # stop, then wipe .local/kafka/data and .local/pg (refused while in use)
     ./medsettle stack reset --stop-services   # stop the services of tools.stack.services first
-    ./medsettle stack env      # `export KAFKA_BOOTSTRAP_SERVERS=...` / `export DATABASE_URL=...`
+    ./medsettle stack env      # `export KAFKA_BOOTSTRAP_SERVERS=... DATABASE_URL=... PGPASSFILE=...`
     ./medsettle stack topics   # only create the registry topics on $KAFKA_BOOTSTRAP_SERVERS
 
 (`python -m tools.stack ...` is the same command group.) This package is the stack and what the
 tools need around it: `common` (paths, state file, ports, processes), `kafka` (the broker, topics),
-`pg` (the cluster, databases), `logpipe` (the rotating writer of their output), `services` (the
-platform's services as processes), `connection` (where clients find the stack), `lag` (consumer
-groups: lag and active members).
+`pg` (the cluster, its roles and databases), `pg_secrets` (the generated PostgreSQL passwords),
+`logpipe` (the rotating writer of their output), `services` (the platform's services as
+processes), `connection` (where clients find the stack), `lag` (consumer groups: lag and active
+members).
 
 Everything lives in the git-ignored `.local/`: `kafka/libs` (jars), `kafka/data`, `kafka/logs`
-(`server.log`: the broker's log), `pg/data`, `pg/log/postgres.log`, and the state file
+(`server.log`: the broker's log), `pg/data`, `pg/log/postgres.log`, `secrets/` (0700: the
+generated passwords, one 0600 file per principal, see `tools.stack.pg_secrets`), and the state file
 `stack.json` with the chosen ports that clients read (`connection_settings()`). Both listen on
 127.0.0.1 only; ports default to 19092 (broker) / 19093 (controller) / 15432 (PostgreSQL) and
 move to the next free ones when those are taken. `MEDSETTLE_LOCAL=/some/dir` keeps a separate
@@ -39,10 +41,14 @@ Connection settings of every service (and of the test fixtures):
 
 * `KAFKA_BOOTSTRAP_SERVERS` - e.g. `127.0.0.1:19092`; who a client is: `KAFKA_USERNAME`,
   `KAFKA_PASSWORD` (or `KAFKA_PASSWORD_FILE`), `KAFKA_CA_FILE` (`runtime.kafka_access`).
-* `DATABASE_URL` - a PostgreSQL **server** URL without a database, e.g.
-  `postgresql://postgres@127.0.0.1:15432`. Each service appends its own database
-  `medsettle_<service>` (`database_dsn(DATABASE_URL, "medsettle_enrollment")` ->
-  `postgresql://postgres@127.0.0.1:15432/medsettle_enrollment`).
+* `DATABASE_URL` - a PostgreSQL **server** URL without a database and without a password, as the
+  role of whoever uses it: `postgresql://medsettle_admin@127.0.0.1:15432` for the stack owner
+  (tools, tests), `postgresql://medsettle_enrollment@127.0.0.1:15432` for the enrollment service.
+  Each service appends its own database `medsettle_<service>` (`database_dsn(DATABASE_URL,
+  "medsettle_enrollment")`).
+* `PGPASSFILE` - the password file (libpq's format): the stack owner's
+  `.local/secrets/postgres/pgpass`, a service's `.local/secrets/postgres/medsettle_<service>.pgpass`.
+  `stack env` prints its path, never a password.
 
 Topics come from `contracts.topics.TOPICS` (plus every `<topic>.dlt`); the databases are
 `medsettle_enrollment`, `medsettle_settlement`, `medsettle_catastrophic`, `medsettle_assistance`,
@@ -62,6 +68,7 @@ from runtime.kafka_access import KafkaAccess
 from tools.stack import kafka, pg, services
 from tools.stack.common import (
     HOST,
+    PG_LOGIN_ROLES,
     Echo,
     Paths,
     StackError,
@@ -73,8 +80,9 @@ from tools.stack.common import (
     stack_lock,
     write_state,
 )
-from tools.stack.connection import START_HINT, database_url, kafka_access, local_access
+from tools.stack.connection import START_HINT, database_url, kafka_access, local_access, passfile
 from tools.stack.pg import database_dsn
+from tools.stack.pg_secrets import PgSecrets
 from tools.stack.principals import STACK_PRINCIPALS
 from tools.stack.secrets import StackSecrets
 
@@ -169,7 +177,9 @@ def start(
         if postgres_enabled:
             state["postgres"] = pg.start(p, state, echo=echo)
             write_state(state, p)
-            created = run_sync(lambda: pg.ensure_databases(state["postgres"]["url"]))
+            secrets = PgSecrets.of(p)
+            created = run_sync(lambda: pg.provision(state["postgres"]["url"], secrets.passwords(PG_LOGIN_ROLES),
+                                                    passfile=secrets.passfile()))
             fresh = [n for n, s in created.items() if s == "created"]
             if fresh:
                 echo(f"created databases: {', '.join(fresh)}")
@@ -192,7 +202,7 @@ def start(
     if kafka_enabled:
         settings["KAFKA_BOOTSTRAP_SERVERS"] = state["kafka"]["bootstrap_servers"]
     if postgres_enabled:
-        settings["DATABASE_URL"] = state["postgres"]["url"]
+        settings.update(DATABASE_URL=state["postgres"]["url"], PGPASSFILE=state["postgres"]["passfile"])
     return settings
 
 
@@ -349,13 +359,14 @@ def is_running() -> dict[str, bool]:
 
 
 def connection_settings() -> dict[str, str]:
-    """`KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` (server URL, no database) of the local stack,
-    read from `.local/stack.json`. Raises StackError when the stack was never started."""
+    """`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL` (server URL as the stack's admin, no database, no
+    password) and `PGPASSFILE` (the path of the admin's password file) of the local stack, read from
+    `.local/stack.json`. Raises StackError when the stack was never started."""
     state = read_state()
     k, d = state.get("kafka") or {}, state.get("postgres") or {}
-    if not k.get("bootstrap_servers") or not d.get("url"):
+    if not k.get("bootstrap_servers") or not d.get("url") or not d.get("passfile"):
         raise StackError(f"the local stack has not been started: {START_HINT}")
-    return {"KAFKA_BOOTSTRAP_SERVERS": k["bootstrap_servers"], "DATABASE_URL": d["url"]}
+    return {"KAFKA_BOOTSTRAP_SERVERS": k["bootstrap_servers"], "DATABASE_URL": d["url"], "PGPASSFILE": d["passfile"]}
 
 
 def create_topics(access: KafkaAccess | None = None, wait: float = 60.0, prefix: str = "") -> dict[str, str]:
@@ -376,10 +387,14 @@ def create_topics(access: KafkaAccess | None = None, wait: float = 60.0, prefix:
     return run_sync(go)
 
 
-def create_databases(server_url: str | None = None) -> dict[str, str]:
-    """Create the five service databases on `server_url` (else $DATABASE_URL, else the local stack)."""
+def create_databases(server_url: str | None = None, secrets: PgSecrets | None = None) -> dict[str, str]:
+    """The roles (passwords from `secrets`, else the local stack's) and the five service databases on
+    the server of the admin URL `server_url` (else $DATABASE_URL, else the local stack); the admin's
+    password from `passfile()`. Idempotent (`pg.provision`)."""
     server_url = server_url or database_url()
-    return run_sync(lambda: pg.ensure_databases(server_url))
+    secrets = secrets or PgSecrets.of(paths())
+    passwords = secrets.passwords(PG_LOGIN_ROLES)  # the admin is whoever `server_url` names
+    return run_sync(lambda: pg.provision(server_url, passwords, passfile=passfile()))
 
 
 # --------------------------------------------------------------------------- status
@@ -438,7 +453,7 @@ def status(*, console: Any = None) -> dict[str, Any]:
 
     if up["postgres"] and d.get("url"):
         try:
-            info = run_sync(lambda: pg.inspect(d["url"]))
+            info = run_sync(lambda: pg.inspect(d["url"], d.get("passfile")))
         except Exception as exc:  # noqa: BLE001
             console.print(f"[yellow]PostgreSQL does not answer: {exc!r}[/]")
         else:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runtime.settings import SERVICES, database_name
+from runtime.settings import OPERATOR_ROLE, SERVICES, database_name, database_role
 
 T = TypeVar("T")
 
@@ -28,10 +28,17 @@ DEFAULT_BROKER_PORT = 19092
 DEFAULT_CONTROLLER_PORT = 19093
 DEFAULT_INTERNAL_PORT = 19094
 DEFAULT_PG_PORT = 15432
-PG_SUPERUSER = "postgres"
+PG_ADMIN = "medsettle_admin"
+"""The local cluster's superuser (initdb's bootstrap user): the stack itself and the tests' fixtures only."""
 
 SERVICE_DATABASES: tuple[str, ...] = tuple(database_name(s) for s in SERVICES)
 """`medsettle_enrollment` … `medsettle_audit` (the naming rule is `runtime.settings.database_name`)."""
+SERVICE_ROLES: tuple[str, ...] = tuple(database_role(s) for s in SERVICES)
+"""`medsettle_enrollment` … `medsettle_audit`: one login role per service (`runtime.settings.database_role`)."""
+PG_LOGIN_ROLES: tuple[str, ...] = (*SERVICE_ROLES, OPERATOR_ROLE)
+"""The least-privileged login roles `tools.stack.pg.provision` makes: the services' and the operator's."""
+PG_ROLES: tuple[str, ...] = (PG_ADMIN, *PG_LOGIN_ROLES)
+"""Every role of the local cluster with a generated password (tools.stack.pg_secrets)."""
 
 Echo = Callable[[str], None]
 """Where a stack command reports its progress (`print`, or stderr)."""
@@ -131,6 +138,10 @@ class Paths:
     @property
     def pg_conf_template(self) -> Path:
         return self.root / "infra" / "postgres" / "medsettle.conf.template"
+
+    @property
+    def pg_hba_template(self) -> Path:
+        return self.root / "infra" / "postgres" / "pg_hba.conf"
 
     @property
     def pg_local(self) -> Path:

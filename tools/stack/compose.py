@@ -5,8 +5,8 @@
    password into the secrets volume, and renders `infra/kafka/server.properties.template` for the
    container (`server.properties`) with the client properties its health check authenticates with
    (`broker-client.properties`: the broker's own certificate, mutual TLS on INTERNAL). Files are
-   0600 (the CA certificate 0644), owned by the broker's user (its key, its properties) or the
-   services' (their passwords). Nothing secret is in the compose file or the image.
+   0600 (the CA certificate 0644), owned by the broker's user (its key, its properties) or each
+   service's own uid (its password). Nothing secret is in the compose file or the image.
 2. the broker formats its storage and starts from that file;
 3. `medsettle stack compose-setup` (the `kafka-setup` init container, once the broker is healthy)
    sets the SCRAM credentials as the broker (mutual TLS), grants the services' ACLs and creates the
@@ -28,8 +28,10 @@ ADVERTISED = f"CLIENT://{HOSTNAME}:9092,HOST://127.0.0.1:29092,INTERNAL://{HOSTN
 DATA_DIR = "/tmp/kraft-combined-logs"
 BROKER_UID = 1000
 """`appuser` of the apache/kafka image."""
-SERVICE_UID = 10001
-"""`medsettle` of this project's Dockerfile."""
+SERVICE_UIDS = {"enrollment": 10011, "settlement": 10012, "catastrophic": 10013, "assistance": 10014,
+                "audit": 10015, "intake": 10016}
+"""The uid each service's container runs as (docker-compose.yml `user:`; the PostgreSQL password files
+of infra/postgres/compose/generate-secrets.sh are owned the same way): each reads its own password."""
 
 
 def prepare(root: Path, template: Path, chown: bool = True) -> list[str]:
@@ -49,6 +51,6 @@ def prepare(root: Path, template: Path, chown: bool = True) -> list[str]:
     if chown:
         for path in (secrets.broker_pem, root / "server.properties", root / "broker-client.properties"):
             os.chown(path, BROKER_UID, BROKER_UID)
-        for principal in STACK_PRINCIPALS:
-            os.chown(secrets.password_file(principal), SERVICE_UID, SERVICE_UID)
+        for principal, uid in SERVICE_UIDS.items():  # admin's stays root's (kafka-setup runs as root)
+            os.chown(secrets.password_file(principal), uid, uid)
     return made

@@ -1,5 +1,11 @@
 """Where the command-line tools find Kafka and PostgreSQL: the environment first
-(`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`), else the local stack (`.local/stack.json`).
+(`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `PGPASSFILE`), else the local stack (`.local/stack.json`).
+
+`DATABASE_URL` names the server and the stack owner's role (`medsettle_admin` on the local stack),
+never a password; passwords come from a password file (`PGPASSFILE`, else the local stack's
+`.local/secrets/postgres/pgpass`; tools/stack/pg_secrets.py). A service is given its own role and its
+own password file only (`service_connection`); the operator's tools connect as the operator role
+(`connect(..., user=OPERATOR_ROLE)`).
 
 Who the tools are to the broker (`kafka_access()`): the user the environment names
 (`KAFKA_USERNAME` with `KAFKA_PASSWORD` or `KAFKA_PASSWORD_FILE`, `KAFKA_CA_FILE`: the settings of
@@ -14,9 +20,11 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 from runtime.kafka_access import KafkaAccess
+from runtime.settings import database_role
 from tools.stack.common import StackError, paths
 
 START_HINT = "start it with `./medsettle stack start` (or `./medsettle run`)"
@@ -51,6 +59,46 @@ def kafka_access() -> KafkaAccess:
 
 def database_url() -> str:
     return os.environ.get("DATABASE_URL") or _local("DATABASE_URL")
+
+
+def _local_secrets() -> Any:
+    from tools.stack.pg_secrets import PgSecrets
+
+    return PgSecrets.of(paths())
+
+
+def passfile(role: str | None = None) -> str | None:
+    """The password file to use: `PGPASSFILE`, else the local stack's file of `role` (None: the stack
+    owner's, with every role) if there is one."""
+    if os.environ.get("PGPASSFILE"):
+        return os.environ["PGPASSFILE"]
+    found = _local_secrets().passfile(role)
+    return str(found) if found.is_file() else None
+
+
+def service_connection(service: str, server: str | None = None, given: str | None = None) -> dict[str, str]:
+    """What a service process is given to reach its database: `DATABASE_URL` as its own role (no
+    password) and `PGPASSFILE`, the password file of that role alone (the local stack's; where this
+    stack has none, the password file `given`, if any)."""
+    from tools.stack.pg import with_user
+
+    role = database_role(service)
+    own = _local_secrets().passfile(role)
+    found = str(own) if own.is_file() else given
+    return {"DATABASE_URL": with_user(server or database_url(), role), **({"PGPASSFILE": found} if found else {})}
+
+
+async def connect(database: str, user: str | None = None, timeout: float = 10.0) -> Any:
+    """An asyncpg connection to `database` on `require_database()`'s server, as `user` (default: the
+    URL's), the password from `passfile()`."""
+    import asyncpg
+
+    from tools.stack.pg import database_dsn, with_user
+
+    server = require_database()
+    if user is not None:
+        server = with_user(server, user)
+    return await asyncpg.connect(database_dsn(server, database), passfile=passfile(user), timeout=timeout)
 
 
 def _answers(host: str, port: int, timeout: float) -> bool:

@@ -2,7 +2,9 @@
 
 `./medsettle services start|stop|status [NAME ...]` drives these functions. Each service runs as
 `python -m services.<name>` with the local stack's connection settings and its pid in
-`.local/run/<name>.pid`. It writes its own log, JSON with personal data masked, to
+`.local/run/<name>.pid`: to PostgreSQL as its own role (`medsettle_<name>`), with the password
+file of that role alone as `PGPASSFILE` (`tools.stack.connection.service_connection`), in the
+environment, never on its command line. It writes its own log, JSON with personal data masked, to
 `.local/logs/<name>.log` (`LOG_FILE`), rotated: at most `LOG_BACKUPS` + 1 files of `LOG_MAX_BYTES`
 (3 × 20 MiB by default). Its raw stdout/stderr (FastStream's access log; a failure before logging is
 set up, an interpreter crash) go to `.local/logs/<name>.out`, rotated the same way by
@@ -23,7 +25,7 @@ from runtime.logging import LogSettings
 from runtime.settings import SERVICES as SERVICES
 from tools.stack import logpipe
 from tools.stack.common import paths, process_alive, project_root, reap
-from tools.stack.connection import database_url, local_access
+from tools.stack.connection import database_url, local_access, service_connection
 
 
 def _pid_file(name: str) -> Path:
@@ -52,6 +54,7 @@ def spawn(name: str, env: dict[str, str], log: Path, detach: bool = True) -> sub
     if any(k.startswith("KAFKA_") for k in env):  # who it is to the broker is `env`'s alone
         inherited = {k: v for k, v in inherited.items() if not k.startswith("KAFKA_")}
     full_env = {**inherited, **env, "LOG_FILE": str(log)}
+    full_env.pop("PGPASSWORD", None)  # a password in the environment would be the caller's, not the service's
     with logpipe.output_to(log.with_suffix(".out"), LogSettings.of(full_env)) as out:
         return subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=project_root(), env=full_env,
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=detach)
@@ -64,10 +67,11 @@ def start(name: str, env: dict[str, str] | None = None) -> int:
         return pid
     p = paths()
     p.run.mkdir(parents=True, exist_ok=True)
-    env = {"DATABASE_URL": database_url(), **(env or {})}
+    env = dict(env or {})
     if "KAFKA_USERNAME" not in env:  # the caller did not say who it is: itself, from the stack's secrets
         env = {**local_access(name, env.get("KAFKA_BOOTSTRAP_SERVERS")).env(), **env}
-    proc = spawn(name, env, log_of(name))
+    connection = service_connection(name, env.get("DATABASE_URL") or database_url(), env.get("PGPASSFILE"))
+    proc = spawn(name, {**env, **connection}, log_of(name))
     _pid_file(name).write_text(str(proc.pid))
     return proc.pid
 
