@@ -50,7 +50,8 @@ class Namespace:
     def settings(self, service: str, **overrides: Any) -> Settings:
         db = self.databases.setdefault(service, database_name(service, self.prefix))
         return load_settings(service, kafka_bootstrap_servers=self.bootstrap, database_url=self.server_url,
-                             database_name=db, topic_prefix=self.prefix, batch_timeout_ms=50, **overrides)
+                             database_name=db, topic_prefix=self.prefix, batch_timeout_ms=50,
+                             **{"health_port_setting": 0, **overrides})
 
     def env(self, service: str) -> dict[str, str]:
         """Environment for running `service` as a process in this namespace."""

@@ -30,6 +30,21 @@ def _pid_file(name: str) -> Path:
     return paths().run / f"{name}.pid"
 
 
+def endpoint_file(name: str) -> Path:
+    """Where the service `name` started by `start` writes its health and metrics endpoint (JSON)."""
+    return paths().run / f"{name}.health.json"
+
+
+def endpoint_of(name: str) -> str | None:
+    """The URL of the health and metrics endpoint of the service `name` started here, while it runs."""
+    from runtime.health import read_endpoint
+
+    if pid_of(name) is None:
+        return None
+    found = read_endpoint(endpoint_file(name))
+    return found["url"] if found is not None else None
+
+
 def log_of(name: str) -> Path:
     """Where the service `name` started by `start` logs."""
     return paths().logs / f"{name}.log"
@@ -47,8 +62,10 @@ def pid_of(name: str) -> int | None:
 def spawn(name: str, env: dict[str, str], log: Path, detach: bool = True) -> subprocess.Popen[bytes]:
     """`python -m services.<name>` with `env` added, logging to `log` (rotated, `LOG_FILE`) and its raw
     stdout/stderr to `log` with the suffix `.out` (rotated by tools.stack.logpipe). `detach`: in its
-    own session, so it outlives the terminal that started it."""
+    own session, so it outlives the terminal that started it. Its health endpoint listens on a free
+    port (`HEALTH_PORT=0`) unless `env` or the environment names one: several stacks share a host."""
     full_env = {**os.environ, **env, "LOG_FILE": str(log)}
+    full_env.setdefault("HEALTH_PORT", "0")
     with logpipe.output_to(log.with_suffix(".out"), LogSettings.of(full_env)) as out:
         return subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=project_root(), env=full_env,
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=detach)
@@ -60,8 +77,9 @@ def start(name: str, env: dict[str, str] | None = None) -> int:
         return pid
     p = paths()
     p.run.mkdir(parents=True, exist_ok=True)
-    proc = spawn(name, {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(), "DATABASE_URL": database_url(), **(env or {})},
-                 log_of(name))
+    endpoint_file(name).unlink(missing_ok=True)
+    proc = spawn(name, {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(), "DATABASE_URL": database_url(),
+                        "HEALTH_PORT_FILE": str(endpoint_file(name)), **(env or {})}, log_of(name))
     _pid_file(name).write_text(str(proc.pid))
     return proc.pid
 
