@@ -93,7 +93,7 @@ def receivers() -> list[Receiver]:
 def _schemas() -> tuple[dict[str, str], dict[str, Any]]:
     """The envelope of every payload model as JSON Schema: the envelope's schema name per event
     type, and every definition (refs point into `components.schemas`)."""
-    keys, defs = models_json_schema([(Envelope[EVENT_TYPES[t]], "validation") for t in sorted(EVENT_TYPES)],  # type: ignore[misc]
+    keys, defs = models_json_schema([(Envelope[EVENT_TYPES[t]], "validation") for t in sorted(EVENT_TYPES)],  # type: ignore[valid-type]
                                     ref_template="#/components/schemas/{model}")
     names = {t: str(ref["$ref"]).rsplit("/", 1)[-1] for t, ((_, _), ref) in zip(sorted(EVENT_TYPES), keys.items(),
                                                                                   strict=True)}
