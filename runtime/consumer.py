@@ -171,9 +171,8 @@ class BatchConsumer:
             dead += [DeadLetter(m.topic, m.partition, m.offset, m.key.encode() if m.key is not None else None, m.value,
                                 m.headers, getattr(m.error, "reason", str(m.error)), getattr(m.error, "field", None))
                      for m in inbound if m.error is not None]
-        for m in inbound:  # each record's span: the parent of what the handler emits in answer to it
-            trace_index.add(tracing.record_span(self.service, m.topic, m.headers, m.offset), m.envelope.event_id,
-                            m.envelope.correlation_id, m.key)
+        for m in inbound:  # each record's span (made when needed): the parent of what the handler emits for it
+            trace_index.add(m.topic, m.offset, m.headers, m.envelope.event_id, m.envelope.correlation_id, m.key)
         t_decoded = time.perf_counter()
         if inbound:
             dead += await self._store(inbound)

@@ -2,8 +2,8 @@
 services can be followed in a tracing tool.
 
 Every record a service consumes may carry a `traceparent` header (W3C Trace Context). The batch
-consumer starts one span per batch and, per decoded record, one span whose parent is the record's
-context (a record without one starts a new trace). What the handler emits in answer to a record
+consumer starts one span per batch and, per decoded record that causes an event, one span whose
+parent is the record's context (a record without one starts a new trace). What the handler emits in answer to a record
 is found by its envelope — its `causation_id` (the record's event id), else its `correlation_id`
 (the claim id), else its key (the person id, e.g. a later claim re-priced by a correction) — and
 gets that record's span as its parent: the outbox stores the `traceparent` with the row and
@@ -142,29 +142,48 @@ def trace_id_of(traceparent: str | bytes | None) -> str | None:
 
 
 @dataclass
-class TraceIndex:
-    """The spans of one batch's records, found by what an outgoing event says about its cause."""
+class _Record:
+    """A consumed record as the index keeps it: its span is made only when something it caused is
+    emitted (most records an observer such as the audit reads cause nothing)."""
 
+    service: str
+    topic: str
+    offset: int
+    headers: Sequence[tuple[str, bytes]]
+    span: Span | None = None
+
+
+@dataclass
+class TraceIndex:
+    """The records of one batch, found by what an outgoing event says about its cause, and their spans."""
+
+    service: str
     batch: Span
-    by_event: dict[str, Span] = field(default_factory=dict)
-    by_correlation: dict[str, Span] = field(default_factory=dict)
-    by_key: dict[str, Span] = field(default_factory=dict)
+    by_event: dict[str, _Record] = field(default_factory=dict)
+    by_correlation: dict[str, _Record] = field(default_factory=dict)
+    by_key: dict[str, _Record] = field(default_factory=dict)
     _headers: dict[int, str | None] = field(default_factory=dict)
 
-    def add(self, span: Span, event_id: Any, correlation_id: str | None, key: str | None) -> None:
-        self.by_event[str(event_id)] = span
+    def add(self, topic: str, offset: int, headers: Sequence[tuple[str, bytes]], event_id: Any,
+            correlation_id: str | None, key: str | None) -> None:
+        record = _Record(self.service, topic, offset, headers)
+        self.by_event[str(event_id)] = record
         if correlation_id:
-            self.by_correlation.setdefault(correlation_id, span)
+            self.by_correlation.setdefault(correlation_id, record)
         if key:
-            self.by_key.setdefault(key, span)
+            self.by_key.setdefault(key, record)
 
     def span_for(self, causation_id: Any, correlation_id: str | None, key: str | None) -> Span:
-        span = self.by_event.get(str(causation_id)) if causation_id is not None else None
-        if span is None and correlation_id:
-            span = self.by_correlation.get(correlation_id)
-        if span is None and key:
-            span = self.by_key.get(key)
-        return span if span is not None else self.batch
+        record = self.by_event.get(str(causation_id)) if causation_id is not None else None
+        if record is None and correlation_id:
+            record = self.by_correlation.get(correlation_id)
+        if record is None and key:
+            record = self.by_key.get(key)
+        if record is None:
+            return self.batch
+        if record.span is None:
+            record.span = record_span(record.service, record.topic, record.headers, record.offset)
+        return record.span
 
     def traceparent_for(self, causation_id: Any, correlation_id: str | None, key: str | None) -> str | None:
         span = self.span_for(causation_id, correlation_id, key)
@@ -173,7 +192,7 @@ class TraceIndex:
         return self._headers[id(span)]
 
     def spans(self) -> list[Span]:
-        return [self.batch, *self.by_event.values()]
+        return [self.batch, *(r.span for r in self.by_event.values() if r.span is not None)]
 
 
 CURRENT: ContextVar[TraceIndex | None] = ContextVar("medsettle_trace_index", default=None)
@@ -187,13 +206,13 @@ def traceparent_for(causation_id: Any, correlation_id: str | None, key: str | No
 
 @contextmanager
 def traced_batch(service: str, subscription: str, size: int) -> Iterator[TraceIndex]:
-    """A span for one batch of a subscription; the records' spans are added to the index
-    (`record_span`) and every span ends with the batch."""
+    """A span for one batch of a subscription; the batch's records are added to the index, each
+    gets its span (`record_span`) when an event it caused is emitted, and every span ends with the batch."""
     t = tracer(service)
     batch = t.start_span(f"{subscription} process", kind=SpanKind.CONSUMER,
                          attributes={"messaging.system": "kafka", "messaging.destination.name": subscription,
                                      "messaging.batch.message_count": size, "medsettle.service": service})
-    index = TraceIndex(batch)
+    index = TraceIndex(service, batch)
     token = CURRENT.set(index)
     try:
         yield index

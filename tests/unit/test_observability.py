@@ -74,20 +74,21 @@ def test_what_a_handler_emits_carries_the_span_of_the_record_that_caused_it() ->
     caused = make_envelope(discharge, correlation_id="H1:1", producer="settlement")
     other_claim = make_envelope(discharge, correlation_id="H1:2", producer="settlement")
     uow = InMemoryUnitOfWork()
-    with tracing.traced_batch("unit", "claims.discharges", 2) as index:
-        by_event = tracing.record_span("unit", "t", [("traceparent", PARENT.encode())], 1)
-        by_claim = tracing.record_span("unit", "t", [], 2)
-        index.add(by_event, "e-1", "H9:9", "k-1")
-        index.add(by_claim, "e-2", "H1:2", "k-2")
+    with tracing.traced_batch("unit", "claims.discharges", 3) as index:
+        index.add("t", 1, [("traceparent", PARENT.encode())], "e-1", "H9:9", "k-1")
+        index.add("t", 2, [], "e-2", "H1:2", "k-2")
+        index.add("t", 3, [], "e-3", "H3:3", "k-3")
         uow.emit("claims.basic-settled", caused.model_copy(update={"causation_id": None}))  # by claim: none
-        uow.emit("claims.basic-settled", other_claim)  # by correlation id: by_claim
+        uow.emit("claims.basic-settled", other_claim)  # by correlation id: the record e-2
         first, second = uow.outgoing
+        by_event = index.span_for("e-1", "H1:2", None)  # the causation id wins over the correlation id
+        assert tracing.trace_id_of(tracing.traceparent_of(by_event)) == TRACE_ID
+        by_claim = index.span_for(None, None, "k-2")  # the key last
+        assert by_claim is index.span_for(None, "H1:2", None)
+        assert len(index.spans()) == 3  # the batch, e-1 and e-2: e-3 caused nothing and has no span
     assert tracing.trace_id_of(second.traceparent) == tracing.trace_id_of(tracing.traceparent_of(by_claim))
     # nothing names a record of the batch: the batch's own span (the person key differs as well)
     assert tracing.trace_id_of(first.traceparent) == tracing.trace_id_of(tracing.traceparent_of(index.batch))
-    found = index.span_for("e-1", "H1:2", None)
-    assert found is by_event  # the causation id wins over the correlation id
-    assert index.span_for(None, None, "k-2") is by_claim  # the key last
     outside = InMemoryUnitOfWork()
     outside.emit("claims.basic-settled", caused)
     assert outside.outgoing[0].traceparent is None  # outside a traced batch, no header
