@@ -240,7 +240,8 @@ def services() -> None:
 
     Each runs as `python -m services.NAME` with the stack's connection settings; its pid is in
     .local/run/NAME.pid, its JSON log in .local/logs/NAME.log and its raw output in
-    .local/logs/NAME.out (rotated: 3 × 20 MiB by default). NAME is one of enrollment,
+    .local/logs/NAME.out (rotated: 3 × 20 MiB by default); its /healthz, /readyz and /metrics
+    endpoint listens on a free port, written to .local/run/NAME.health.json (`status` shows it). NAME is one of enrollment,
     settlement, catastrophic, assistance, audit; no NAME means all of them.
     """
 
