@@ -21,11 +21,13 @@ from faststream.middlewares import AckPolicy
 from contracts import Contract
 from runtime.consumer import BatchConsumer, Subscription
 from runtime.db import open_pool
+from runtime.health import Health, HealthServer, SubscriberProbe
 from runtime.logging import configure_logging, get_logger
 from runtime.outbox import publish_pending
 from runtime.projection import ApplyBatch, Projection
 from runtime.publisher import Publisher
 from runtime.settings import Settings
+from runtime.tracing import configure_tracing, shutdown_tracing
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class ServiceContext:
     pool: asyncpg.Pool | None = None
     projections: dict[str, Projection] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    subscribers: list[SubscriberProbe] = field(default_factory=list)
+    """the subscriptions' FastStream subscribers (readiness, lag)"""
+    projection_topics: tuple[str, ...] = ()
+    health: HealthServer | None = None
+    """the service's `/healthz`, `/readyz`, `/metrics` endpoint (`runtime.health`) while it runs"""
 
     def require_pool(self) -> asyncpg.Pool:
         if self.pool is None:
@@ -99,10 +106,13 @@ def make_broker(settings: Settings) -> KafkaBroker:
 
 def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, ServiceContext]:
     configure_logging(settings.log_level, service=spec.name)
+    configure_tracing(spec.name)
     log = get_logger(spec.name)
     broker = make_broker(settings)
     publisher = Publisher(settings.kafka_options(), client_id=f"medsettle-{spec.name}")
-    ctx = ServiceContext(settings=settings, broker=broker, publisher=publisher)
+    ctx = ServiceContext(settings=settings, broker=broker, publisher=publisher,
+                         projection_topics=tuple(p.topic for p in spec.projections))
+    health = Health(ctx, spec.name)
 
     app = FastStream(broker, logger=None)
 
@@ -115,14 +125,18 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
                                  on_fatal=stop_on_fatal)
 
         where: dict[str, Any] = {"pattern": sub.pattern} if sub.pattern else {}
-        broker.subscriber(
+        subscriber = broker.subscriber(
             *(() if sub.pattern else (settings.topic(sub.topic),)), **where,
             group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
             max_records=settings.batch_max_records, batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_raw,
-        )(_batch_handler(consumer))
+        )
+        subscriber(_batch_handler(consumer))
+        ctx.subscribers.append(SubscriberProbe(sub.topic, subscriber, required=sub.pattern is None))
 
     async def on_startup() -> None:
+        ctx.health = HealthServer(health, settings.health_host, settings.health_port, settings.health_port_file)
+        await ctx.health.start()  # first: live while starting, ready once started
         ctx.pool = await open_pool(settings.database_url, settings.database, *spec.migrations,
                                    size=settings.db_pool_size)
         await publisher.start()
@@ -141,6 +155,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
         sent = await publish_pending(ctx.require_pool(), publisher)
         if sent:
             log.info("published outbox rows left by a previous run", count=sent)
+        health.started = True
 
     async def after_shutdown() -> None:  # after the broker stopped consuming
         if spec.on_stop is not None:
@@ -150,6 +165,9 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
         await publisher.stop()
         if ctx.pool is not None:
             await ctx.pool.close()
+        if ctx.health is not None:
+            await ctx.health.stop()
+        shutdown_tracing()
         log.info("stopped")
 
     app.on_startup(on_startup)

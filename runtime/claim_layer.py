@@ -37,9 +37,12 @@ from runtime.ledger import (
     YearRow,
     state_values,
 )
+from runtime.logging import bound_claim, get_logger
 from runtime.unit_of_work import Inbound, InMemoryUnitOfWork, PostgresUnitOfWork, UnitOfWork
 
 S = TypeVar("S")
+
+log = get_logger("runtime.claim_layer")
 
 VOLATILE = frozenset({"revision", "cause", "reversed", "settled_at"})
 """Result fields that do not make a different settlement (compared without them)."""
@@ -200,6 +203,9 @@ class ClaimLayerHandler(Generic[S]):
             if change is None:
                 continue
             if not isinstance(change, Change):  # a refusal
+                with bound_claim(getattr(change, "claim_id", None)):
+                    log.debug("request refused", reason_code=getattr(change, "reason_code", None),
+                              layer=self.layer.producer)
                 uow.emit(REFUSALS, make_envelope(
                     change, correlation_id=getattr(change, "claim_id", ""), producer=self.layer.producer,
                     causation_id=msg.envelope.event_id,

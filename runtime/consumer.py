@@ -26,6 +26,7 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from contracts import Contract, ContractError, check_key, decode
+from runtime import metrics, tracing
 from runtime.db import Connection
 from runtime.deadletter import DeadLetter, send_dead_letters
 from runtime.errors import (
@@ -36,7 +37,7 @@ from runtime.errors import (
     classify,
     retry_infrastructure,
 )
-from runtime.logging import get_logger
+from runtime.logging import bound_claim, claim_id_of, get_logger
 from runtime.outbox import publish_pending
 from runtime.unit_of_work import Inbound, PostgresUnitOfWork
 
@@ -93,6 +94,7 @@ def decode_records(records: Sequence[ConsumerRecord], expected: tuple[type[Contr
     for r in records:
         key = _key(r)
         headers = tuple(r.headers or ())
+        env = None
         try:
             env = decode(r.value or b"", *expected)
             check_key(env, key)
@@ -103,7 +105,7 @@ def decode_records(records: Sequence[ConsumerRecord], expected: tuple[type[Contr
                                        headers=headers))
             else:
                 dead.append(DeadLetter(r.topic, r.partition, r.offset, r.key, r.value, headers, exc.reason,
-                                       exc.field))
+                                       exc.field, claim_id_of(env.payload if env is not None else exc.envelope)))
             continue
         inbound.append(Inbound(r.topic, r.partition, r.offset, key, env, value=r.value, headers=headers))
     return inbound, dead
@@ -131,6 +133,7 @@ class BatchConsumer:
             uow = self.sub.unit_of_work(conn, self.topic_prefix)
             await self.sub.handler(uow, batch)
             await uow.flush()
+        metrics.observe_emitted(self.service, uow.flushed)  # committed
 
     async def process(self, records: Sequence[ConsumerRecord]) -> None:
         """Process a batch. Returns normally when every record is stored or dead-lettered (the
@@ -140,18 +143,23 @@ class BatchConsumer:
         if self.fatal is not None:
             await asyncio.sleep(1)
             raise ServiceFatal(self.fatal)
+        started = time.perf_counter()
         try:
-            await self._process(records)
+            with tracing.traced_batch(self.service, self.sub.topic, len(records)) as trace_index:
+                await self._process(records, trace_index)
         except Exception as exc:
             if classify(exc) is ErrorClass.FATAL:
                 self._stop_on_fatal(exc)
                 raise
+            metrics.BATCH_FAILURES.labels(self.service, self.sub.topic).inc()
             self._failures.failed(exc, topic=self.sub.topic)
             await asyncio.sleep(self.backoff.delay(self._failures.attempts))
             raise
         self._failures.recovered(topic=self.sub.topic)
+        metrics.RECORDS_CONSUMED.labels(self.service, self.sub.topic).inc(len(records))
+        metrics.BATCH_SECONDS.labels(self.service, self.sub.topic).observe(time.perf_counter() - started)
 
-    async def _process(self, records: Sequence[ConsumerRecord]) -> None:
+    async def _process(self, records: Sequence[ConsumerRecord], trace_index: tracing.TraceIndex) -> None:
         started = time.perf_counter()
         if self.sub.before_batch is not None:
             await retry_infrastructure(f"{self.service}: catching up before a batch", self.sub.before_batch,
@@ -163,13 +171,18 @@ class BatchConsumer:
             dead += [DeadLetter(m.topic, m.partition, m.offset, m.key.encode() if m.key is not None else None, m.value,
                                 m.headers, getattr(m.error, "reason", str(m.error)), getattr(m.error, "field", None))
                      for m in inbound if m.error is not None]
+        for m in inbound:  # each record's span (made when needed): the parent of what the handler emits for it
+            trace_index.add(m.topic, m.offset, m.headers, m.envelope.event_id, m.envelope.correlation_id, m.key)
         t_decoded = time.perf_counter()
         if inbound:
             dead += await self._store(inbound)
         if dead:
+            claims = {(m.topic, m.partition, m.offset): claim_id_of(m.payload) for m in inbound}
             for d in dead:
-                log.warning("dead-lettered" if self.sub.dead_letters else "undecodable record skipped",
-                            topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
+                with bound_claim(d.claim_id or claims.get((d.topic, d.partition, d.offset))):
+                    log.warning("dead-lettered" if self.sub.dead_letters else "undecodable record skipped",
+                                topic=d.topic, partition=d.partition, offset=d.offset, reason=d.reason)
+                metrics.DEAD_LETTERS.labels(self.service, self.sub.topic, metrics.reason_class(d.reason, d.field)).inc()
             if self.sub.dead_letters:
                 await retry_infrastructure(f"{self.service}: publishing dead letters",
                                            lambda: send_dead_letters(self.publisher, dead, self.service),
@@ -199,29 +212,34 @@ class BatchConsumer:
     async def _one_by_one(self, inbound: list[Inbound]) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
         for msg in inbound:
-            attempt = 0
-            while True:
-                try:
-                    await retry_infrastructure(f"{self.service}: storing a record",
-                                               lambda msg=msg: self._transaction([msg]),  # type: ignore[misc]
-                                               self.backoff, topic=self.sub.topic)
-                    break
-                except Exception as exc:
-                    kind = classify(exc)
-                    if kind is ErrorClass.FATAL:
-                        raise
-                    attempt += 1
-                    if kind is ErrorClass.DATA or attempt >= self.unknown_error_attempts:
-                        reason = (f"data error: {type(exc).__name__}: {exc}" if kind is ErrorClass.DATA else
-                                  f"handler error after {attempt} attempts: {type(exc).__name__}: {exc}")
-                        log.error("record failed", topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                                  reason=reason)
-                        dead.append(DeadLetter(msg.topic, msg.partition, msg.offset,
-                                               msg.key.encode() if msg.key is not None else None, msg.value,
-                                               msg.headers, reason))
-                        break
-                    await asyncio.sleep(self.backoff.delay(attempt))
+            with bound_claim(claim_id_of(msg.payload)):  # every line about this one record names its claim
+                await self._isolate(msg, dead)
         return dead
+
+    async def _isolate(self, msg: Inbound, dead: list[DeadLetter]) -> None:
+        """Store one record alone; a record that cannot be stored is added to `dead`."""
+        attempt = 0
+        while True:
+            try:
+                await retry_infrastructure(f"{self.service}: storing a record",
+                                           lambda msg=msg: self._transaction([msg]),  # type: ignore[misc]
+                                           self.backoff, topic=self.sub.topic)
+                break
+            except Exception as exc:
+                kind = classify(exc)
+                if kind is ErrorClass.FATAL:
+                    raise
+                attempt += 1
+                if kind is ErrorClass.DATA or attempt >= self.unknown_error_attempts:
+                    reason = (f"data error: {type(exc).__name__}: {exc}" if kind is ErrorClass.DATA else
+                              f"handler error after {attempt} attempts: {type(exc).__name__}: {exc}")
+                    log.error("record failed", topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                              reason=reason)
+                    dead.append(DeadLetter(msg.topic, msg.partition, msg.offset,
+                                           msg.key.encode() if msg.key is not None else None, msg.value,
+                                           msg.headers, reason))
+                    break
+                await asyncio.sleep(self.backoff.delay(attempt))
 
     def _stop_on_fatal(self, exc: BaseException) -> None:
         if self.fatal is not None:

@@ -45,6 +45,8 @@ class DeadLetter:
     headers: tuple[tuple[str, bytes], ...]
     reason: str
     field: str | None = None
+    claim_id: str | None = None
+    """the claim the record is about, when its envelope decoded (for the log line, never sent)"""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ were dropped in between. An uncaught exception is logged (masked) before the pro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -35,6 +36,8 @@ _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{7,8})(\d{3}[0-9Xx])(?![0-9A
 
 ROOT_LOGGER = "medsettle"
 """structlog events go through the standard-library logger of this name (or a child of it)."""
+FOREIGN_EXTRAS = ("topic", "group_id", "message_id")
+"""What FastStream's log records carry besides their message (its log context): kept in the JSON line."""
 ADOPTED_LOGGERS = ("faststream",)
 """Libraries' loggers that come with a handler of their own (FastStream's, on import): theirs is
 removed and they propagate to the root like every other."""
@@ -192,6 +195,7 @@ def configure_logging(level: str = "INFO", service: str | None = None, options: 
     numeric = logging.getLevelName(level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,  # which library or module wrote the line (faststream, aiokafka, ...)
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
@@ -208,7 +212,7 @@ def configure_logging(level: str = "INFO", service: str | None = None, options: 
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[add_suppressed, structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.JSONRenderer()],
-        foreign_pre_chain=shared))
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(FOREIGN_EXTRAS), *shared]))
     handler.addFilter(RepeatLimiter(options.log_repeat_interval_s, clock))
     root = logging.getLogger()
     for old in root.handlers:
@@ -230,3 +234,29 @@ def configure_logging(level: str = "INFO", service: str | None = None, options: 
 
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
+
+
+# ------------------------------------------------------------------------- the claim on every line
+
+
+def claim_id_of(payload: Any) -> str | None:
+    """The claim a payload is about (`claim_id`, or its `claim` summary's), None for other events;
+    of an envelope whose payload broke its contract, the claim id it names (hospital id and claim id)."""
+    if isinstance(getattr(payload, "payload", None), dict):
+        raw = payload.payload
+        claim_id = raw.get("claim_id") or (f"{raw['hospital_id']}:{raw['hospital_claim_id']}"
+                                           if isinstance(raw.get("hospital_id"), str)
+                                           and isinstance(raw.get("hospital_claim_id"), str) else None)
+        return claim_id[:200] if isinstance(claim_id, str) else None
+    claim_id = getattr(payload, "claim_id", None)
+    if claim_id is None and (claim := getattr(payload, "claim", None)) is not None:
+        claim_id = getattr(claim, "claim_id", None)
+    return claim_id if isinstance(claim_id, str) else None
+
+
+def bound_claim(claim_id: str | None) -> Any:
+    """A context in which every log line (structlog or standard library) carries `claim_id`:
+    wrap the work on one claim in it (`with bound_claim(claim_id_of(payload)): ...`)."""
+    if claim_id is None:
+        return contextlib.nullcontext()
+    return structlog.contextvars.bound_contextvars(claim_id=claim_id)

@@ -8,8 +8,16 @@ from __future__ import annotations
 import asyncpg
 
 from runtime.publisher import Publisher
+from runtime.tracing import TRACEPARENT
 
 BATCH = 2000
+
+
+def _headers(row: asyncpg.Record) -> dict[str, str]:
+    """`event_type`, and `traceparent` (W3C, `runtime.tracing`) when the row was emitted in a traced batch."""
+    if row["traceparent"] is None:
+        return {"event_type": row["event_type"]}
+    return {"event_type": row["event_type"], TRACEPARENT: row["traceparent"]}
 
 
 async def publish_pending(pool: asyncpg.Pool, publisher: Publisher, limit: int = BATCH) -> int:
@@ -17,12 +25,11 @@ async def publish_pending(pool: asyncpg.Pool, publisher: Publisher, limit: int =
     while True:
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT id, topic, key, event_type, value FROM outbox
+                """SELECT id, topic, key, event_type, value, traceparent FROM outbox
                    WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
             if not rows:
                 return total
-            await publisher.send_all([(r["topic"], bytes(r["value"]), r["key"].encode(), {"event_type": r["event_type"]})
-                                      for r in rows])
+            await publisher.send_all([(r["topic"], bytes(r["value"]), r["key"].encode(), _headers(r)) for r in rows])
             await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                                [r["id"] for r in rows])
             total += len(rows)

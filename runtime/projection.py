@@ -94,6 +94,16 @@ class Projection:
             await self._consumer.stop()
             self._consumer = None
 
+    async def lag(self) -> int:
+        """Records of the topic not yet projected: its end offsets now minus the read positions."""
+        if self._consumer is None or self._offsets is None:
+            return 0
+        ends = await self._offsets.end_offsets(self._partitions)
+        behind = 0
+        for tp in self._partitions:
+            behind += max(0, int(ends[tp]) - int(await self._consumer.position(tp)))
+        return behind
+
     async def catch_up(self) -> int:
         """Apply everything published up to now; returns the number of records applied."""
         assert self._consumer is not None and self._offsets is not None, "projection not started"

@@ -59,6 +59,13 @@ class Publisher:
         await producer.start()
         return producer
 
+    async def ping(self) -> None:
+        """Raises unless the broker answers a metadata request (readiness)."""
+        await self.start()
+        producer = self._producer
+        assert producer is not None
+        await producer.client.fetch_all_metadata()
+
     async def send_all(self, records: list[tuple[str, bytes, bytes | None, Mapping[str, str]]]) -> None:
         """Send (topic, value, key, headers) records in order and wait for every acknowledgement."""
         await self.start()

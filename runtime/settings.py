@@ -42,6 +42,12 @@ OPERATOR_ROLE = "medsettle_operator"
 """The login role of the operator's tools (`medsettle operator`): may read the audit database only."""
 
 
+def health_port_of(service: str, base_port: int = 9400) -> int:
+    """A service's default health and metrics port: `base_port` + its index in `SERVICES`
+    (enrollment 9400, intake 9401, settlement 9402, catastrophic 9403, assistance 9404, audit 9405)."""
+    return base_port + (SERVICES.index(service) if service in SERVICES else len(SERVICES))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
@@ -67,6 +73,14 @@ class Settings(BaseSettings):
     metadata_max_age_ms: int = Field(default=30_000, ge=1000, alias="KAFKA_METADATA_MAX_AGE_MS")
     """How often the consumers refresh topic metadata: a new hospital's requests topic reaches
     the intake's pattern subscription within this time."""
+    health_host: str = Field(default="127.0.0.1", alias="HEALTH_HOST")
+    """Where the service's HTTP endpoint (`/healthz`, `/readyz`, `/metrics`) listens (`0.0.0.0` in a container)."""
+    health_port_setting: int | None = Field(default=None, ge=0, le=65535, alias="HEALTH_PORT")
+    """Its port; 0 picks a free one (logged, and written to `HEALTH_PORT_FILE`); unset:
+    `HEALTH_BASE_PORT` + the service's index in `SERVICES`, so the services of one host never collide."""
+    health_base_port: int = Field(default=9400, ge=1, le=65535 - 16, alias="HEALTH_BASE_PORT")
+    health_port_file: str | None = Field(default=None, alias="HEALTH_PORT_FILE")
+    """A file the service writes its endpoint to once it listens (JSON: host, port, pid)."""
 
     @model_validator(mode="after")
     def _as_the_service_role(self) -> Settings:
@@ -84,6 +98,13 @@ class Settings(BaseSettings):
     @property
     def dsn(self) -> str:
         return f"{self.database_url.rstrip('/')}/{self.database}"
+
+    @property
+    def health_port(self) -> int:
+        """The port of the service's health and metrics endpoint (see `HEALTH_PORT`)."""
+        if self.health_port_setting is not None:
+            return self.health_port_setting
+        return health_port_of(self.service_name, self.health_base_port)
 
     @property
     def consumer_group(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from contracts import Envelope, encode
 from runtime.db import Connection
+from runtime.tracing import traceparent_for
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class Outgoing:
     topic: str
     key: str
     envelope: Envelope[Any]
+    traceparent: str | None = None
+    """the W3C trace context the record will carry (the span of the input that caused it)"""
+
+
+def outgoing(topic: str, envelope: Envelope[Any]) -> Outgoing:
+    key = envelope.payload.message_key()
+    return Outgoing(topic, key, envelope, traceparent_for(envelope.causation_id, envelope.correlation_id, key))
 
 
 class UnitOfWork(Protocol):
@@ -80,6 +88,8 @@ class PostgresUnitOfWork:
     conn: Connection
     topic_prefix: str = ""
     outgoing: list[Outgoing] = field(default_factory=list)
+    flushed: list[Envelope[Any]] = field(default_factory=list)
+    """what `flush` wrote to the outbox (counted in the metrics once the transaction commits)"""
 
     async def first_time(self, topic: str, keys: Sequence[tuple[str, uuid.UUID | None]]) -> set[str]:
         """Record inputs as processed; returns the keys that had not been processed before."""
@@ -100,20 +110,21 @@ class PostgresUnitOfWork:
         return [m for k, m in first.items() if k in new]
 
     def emit(self, topic: str, envelope: Envelope[Any]) -> None:
-        self.outgoing.append(Outgoing(self.topic_prefix + topic, envelope.payload.message_key(), envelope))
+        self.outgoing.append(outgoing(self.topic_prefix + topic, envelope))
 
     async def flush(self) -> int:
         """Write emitted events to the outbox (an event id already there is not written again)."""
         if not self.outgoing:
             return 0
         await self.conn.execute(
-            """INSERT INTO outbox (event_id, topic, key, event_type, value)
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+            """INSERT INTO outbox (event_id, topic, key, event_type, value, traceparent)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
                ON CONFLICT (event_id) DO NOTHING""",
             [o.envelope.event_id for o in self.outgoing], [o.topic for o in self.outgoing],
             [o.key for o in self.outgoing], [o.envelope.event_type for o in self.outgoing],
-            [encode(o.envelope) for o in self.outgoing])
+            [encode(o.envelope) for o in self.outgoing], [o.traceparent for o in self.outgoing])
         n = len(self.outgoing)
+        self.flushed.extend(o.envelope for o in self.outgoing)
         self.outgoing.clear()
         return n
 
@@ -135,7 +146,7 @@ class InMemoryUnitOfWork:
         return new
 
     def emit(self, topic: str, envelope: Envelope[Any]) -> None:
-        self.outgoing.append(Outgoing(self.topic_prefix + topic, envelope.payload.message_key(), envelope))
+        self.outgoing.append(outgoing(self.topic_prefix + topic, envelope))
 
     async def flush(self) -> int:
         n = len(self.outgoing)

@@ -182,10 +182,52 @@ def _services_status(services: Any, names: Sequence[str]) -> dict[str, int]:
     running = {}
     for name in names:
         pid = services.pid_of(name)
-        click.echo(f"{name}: {f'running, pid {pid}' if pid else 'not running'}")
+        click.echo(f"{name}: {f'running, pid {pid}{_readiness(services, name)}' if pid else 'not running'}")
         if pid:
             running[name] = pid
     return running
+
+
+def _readiness(services: Any, name: str) -> str:
+    """`, ready, http://…` (its health and metrics endpoint) or why it is not ready."""
+    from runtime.health import probe
+
+    url = services.endpoint_of(name)
+    if url is None:
+        return ", no health endpoint yet"
+    status, body = probe(f"{url}/readyz", timeout=2.0)
+    if status == 200:
+        return f", ready, {url}"
+    failed = ", ".join((body or {}).get("failed") or ["no answer"])
+    return f", NOT ready ({failed}), {url}/readyz"
+
+
+# ============================================================================== contracts
+
+
+@cli.group(context_settings=CONTEXT, epilog=EXIT_CODES)
+def contracts() -> None:
+    """Documents generated from the contracts (the JSON Schemas: python -m contracts.schema)."""
+
+
+@contracts.command("asyncapi", epilog=EXIT_CODES)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if contracts/asyncapi.yaml is stale.")
+def contracts_asyncapi(check: bool) -> int:
+    """Write contracts/asyncapi.yaml, the AsyncAPI 3.0 document of every topic.
+
+    Generated from the topic registry, the payload models (the envelope wrapping each payload's
+    JSON Schema) and the services' subscriptions; CI checks that the committed one is current.
+    """
+    from tools import asyncapi
+
+    if check:
+        if asyncapi.stale():
+            click.echo(f"stale: {asyncapi.DOCUMENT.name} (run: ./medsettle contracts asyncapi)", err=True)
+            return 1
+        click.echo(f"{asyncapi.DOCUMENT.name} is current")
+        return 0
+    click.echo(f"{'wrote' if asyncapi.write() else 'unchanged:'} {asyncapi.DOCUMENT}")
+    return 0
 
 
 # ============================================================================== services
@@ -200,7 +242,8 @@ def services() -> None:
 
     Each runs as `python -m services.NAME` with the stack's connection settings; its pid is in
     .local/run/NAME.pid, its JSON log in .local/logs/NAME.log and its raw output in
-    .local/logs/NAME.out (rotated: 3 × 20 MiB by default). NAME is one of enrollment,
+    .local/logs/NAME.out (rotated: 3 × 20 MiB by default); its /healthz, /readyz and /metrics
+    endpoint listens on a free port, written to .local/run/NAME.health.json (`status` shows it). NAME is one of enrollment,
     settlement, catastrophic, assistance, audit; no NAME means all of them.
     """
 

@@ -13,11 +13,13 @@ from datetime import datetime
 
 from contracts import AuditAlert, derived_event_id, make_envelope
 from contracts.topics import ALERTS
+from runtime.logging import bound_claim, get_logger
 from runtime.unit_of_work import PostgresUnitOfWork
 from services.audit import store
 from services.audit.rules import Finding, unique
 
 PRODUCER = "audit"
+log = get_logger("audit.alerts")
 
 
 def alert_event_id(alert_id: str) -> uuid.UUID:
@@ -36,4 +38,6 @@ async def raise_alerts(uow: PostgresUnitOfWork, findings: Iterable[Finding], det
         uow.emit(ALERTS, make_envelope(
             alert, correlation_id=alert.message_key(), producer=PRODUCER, event_id=alert_event_id(alert.alert_id),
             causation_id=(causation or {}).get(alert.claim_id or ""), occurred_at=detected_at))
+        with bound_claim(alert.claim_id):
+            log.debug("alert raised", rule=alert.rule, alert_id=alert.alert_id)
     return raised

@@ -107,7 +107,7 @@ class Namespace:
                              kafka_password=a.password, kafka_ca_file=a.ca_file,
                              database_url=with_user(self.server_url, self.role(service)),
                              database_name=self.database(service), topic_prefix=self.prefix, batch_timeout_ms=50,
-                             **overrides)
+                             **{"health_port_setting": 0, **overrides})
 
     def env(self, service: str) -> dict[str, str]:
         """Environment for running `service` as a process in this namespace: as its own principal and
@@ -238,8 +238,22 @@ class ServiceProcess:
         """Its rotated log (and `.out` beside it, its raw output), as for the services of tools.stack.services."""
         return paths().logs / f"test-{self.ns.prefix}{self.name}.log"
 
+    @property
+    def endpoint_file(self) -> Path:
+        """Where it writes its health and metrics endpoint (`runtime.health`) once it listens."""
+        return self.log.with_suffix(".health.json")
+
+    def endpoint(self) -> str | None:
+        """The URL of its health and metrics endpoint, once it listens."""
+        from runtime.health import read_endpoint
+
+        found = read_endpoint(self.endpoint_file)
+        return found["url"] if found is not None and self.alive else None
+
     def start(self) -> None:
-        self.proc = spawn(self.name, self.ns.env(self.name), self.log, detach=False)
+        self.endpoint_file.unlink(missing_ok=True)
+        self.proc = spawn(self.name, {**self.ns.env(self.name), "HEALTH_PORT_FILE": str(self.endpoint_file)},
+                          self.log, detach=False)
 
     @property
     def alive(self) -> bool:

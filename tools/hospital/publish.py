@@ -50,6 +50,7 @@ from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
 from contracts.topics import DISCHARGES, hospital_requests_topic
 from contracts.topics import ENROLLMENT_COMMANDS as COMMANDS_TOPIC
 from runtime.kafka_access import KafkaAccess
+from runtime.tracing import new_traceparent
 
 Kind = Literal["discharges", "corrections", "reversals", "commands"]
 SHOWN_ERRORS = 50
@@ -183,14 +184,21 @@ async def publish(messages: Sequence[Prepared], kafka: KafkaAccess, progress: bo
                       console=console, disable=not progress) as bar:
             task = bar.add_task("publishing", total=len(messages))
             for chunk in _chunks(messages, 2000):
-                futures = [await producer.send(prefix + m.topic, m.value, key=m.key.encode(),
-                                               headers=[("event_type", m.envelope.event_type.encode())])
+                futures = [await producer.send(prefix + m.topic, m.value, key=m.key.encode(), headers=_headers(m))
                            for m in chunk]
                 await asyncio.gather(*futures)
                 bar.advance(task, len(chunk))
     finally:
         await producer.stop()
     return len(messages)
+
+
+def _headers(m: Prepared) -> list[tuple[str, bytes]]:
+    """`event_type`, and a `traceparent` that starts the request's trace (W3C Trace Context,
+    `runtime.tracing`): every event it causes downstream carries the same trace id."""
+    traceparent = new_traceparent("publish")
+    return [("event_type", m.envelope.event_type.encode()),
+            *((("traceparent", traceparent.encode()),) if traceparent else ())]
 
 
 def _chunks(items: Sequence[Prepared], size: int) -> Iterator[Sequence[Prepared]]:

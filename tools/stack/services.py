@@ -32,6 +32,21 @@ def _pid_file(name: str) -> Path:
     return paths().run / f"{name}.pid"
 
 
+def endpoint_file(name: str) -> Path:
+    """Where the service `name` started by `start` writes its health and metrics endpoint (JSON)."""
+    return paths().run / f"{name}.health.json"
+
+
+def endpoint_of(name: str) -> str | None:
+    """The URL of the health and metrics endpoint of the service `name` started here, while it runs."""
+    from runtime.health import read_endpoint
+
+    if pid_of(name) is None:
+        return None
+    found = read_endpoint(endpoint_file(name))
+    return found["url"] if found is not None else None
+
+
 def log_of(name: str) -> Path:
     """Where the service `name` started by `start` logs."""
     return paths().logs / f"{name}.log"
@@ -49,12 +64,14 @@ def pid_of(name: str) -> int | None:
 def spawn(name: str, env: dict[str, str], log: Path, detach: bool = True) -> subprocess.Popen[bytes]:
     """`python -m services.<name>` with `env` added, logging to `log` (rotated, `LOG_FILE`) and its raw
     stdout/stderr to `log` with the suffix `.out` (rotated by tools.stack.logpipe). `detach`: in its
-    own session, so it outlives the terminal that started it."""
+    own session, so it outlives the terminal that started it. Its health endpoint listens on a free
+    port (`HEALTH_PORT=0`) unless `env` or the environment names one: several stacks share a host."""
     inherited = dict(os.environ)
     if any(k.startswith("KAFKA_") for k in env):  # who it is to the broker is `env`'s alone
         inherited = {k: v for k, v in inherited.items() if not k.startswith("KAFKA_")}
     full_env = {**inherited, **env, "LOG_FILE": str(log)}
     full_env.pop("PGPASSWORD", None)  # a password in the environment would be the caller's, not the service's
+    full_env.setdefault("HEALTH_PORT", "0")
     with logpipe.output_to(log.with_suffix(".out"), LogSettings.of(full_env)) as out:
         return subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=project_root(), env=full_env,
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=detach)
@@ -71,7 +88,8 @@ def start(name: str, env: dict[str, str] | None = None) -> int:
     if "KAFKA_USERNAME" not in env:  # the caller did not say who it is: itself, from the stack's secrets
         env = {**local_access(name, env.get("KAFKA_BOOTSTRAP_SERVERS")).env(), **env}
     connection = service_connection(name, env.get("DATABASE_URL") or database_url(), env.get("PGPASSFILE"))
-    proc = spawn(name, {**env, **connection}, log_of(name))
+    endpoint_file(name).unlink(missing_ok=True)
+    proc = spawn(name, {**env, **connection, "HEALTH_PORT_FILE": str(endpoint_file(name))}, log_of(name))
     _pid_file(name).write_text(str(proc.pid))
     return proc.pid
 
