@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default="postgresql://postgres@127.0.0.1:15432", alias="DATABASE_URL")
     database_name: str | None = Field(default=None, alias="DATABASE_NAME")
     policy_profile: str = Field(default="demo-county", alias="POLICY_PROFILE")
+    policy_overlay: str | None = Field(default=None, alias="POLICY_OVERLAY")
+    """An overlay YAML of operator inputs merged into the profile (`policy.loader.read_overlay`):
+    the values a profile declares `!operator-input` (e.g. the employee scheme's)."""
     batch_max_records: int = Field(default=500, ge=1, alias="BATCH_MAX_RECORDS")
     batch_timeout_ms: int = Field(default=100, ge=1, alias="BATCH_TIMEOUT_MS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

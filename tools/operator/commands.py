@@ -38,8 +38,14 @@ def _progress() -> Progress:
                     transient=True)
 
 
+async def database_conn(database: str) -> asyncpg.Connection:
+    """A connection to one service's database, as the operator connects (`operator what-if` reads
+    settlement's, critical illness's and assistance's, the audit commands the audit's)."""
+    return await asyncpg.connect(f"{require_database().rstrip('/')}/{database}")
+
+
 async def _audit_conn(audit_db: str) -> asyncpg.Connection:
-    return await asyncpg.connect(f"{require_database().rstrip('/')}/{audit_db}")
+    return await database_conn(audit_db)
 
 
 # ------------------------------------------------------------------- audit database views
