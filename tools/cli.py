@@ -604,10 +604,12 @@ class Money(click.ParamType):  # type: ignore[type-arg]
               help="With --solve: the range searched (default 0 to 4 times the current amount, at least 10,000 "
                    "yuan; 0 to 1 for a ratio).")
 @click.option("--show-identity", is_flag=True, help="Show person ids (identity numbers) in clear.")
+@click.option("--workers", type=click.IntRange(0, 64), default=None,
+              help="Processes pricing the person-years [default: 2, or the cores if fewer; 0 or 1: this one].")
 @prefix_option
 def operator_what_if(profile: str, year: int, overlay: str | None, sets: tuple[str, ...], csv_path: Path | None,
                      top: int, solve_for: str | None, target: str | None, between: tuple[Any, Any] | None,
-                     show_identity: bool, prefix: str) -> int:
+                     show_identity: bool, workers: int | None, prefix: str) -> int:
     """What a candidate profile would have paid (政策测算), in a sandbox.
 
     PROFILE is a shipped profile id (e.g. demo-county) or a YAML file, validated like any profile
@@ -625,9 +627,10 @@ def operator_what_if(profile: str, year: int, overlay: str | None, sets: tuple[s
     target is not reached within the range.
     """
     from tools.operator import whatif_view
+    from tools.operator.whatif import DEFAULT_WORKERS
 
     return _run_async(whatif_view.command(profile, year, overlay, sets, csv_path, top, solve_for, target, between,
-                                          show_identity, prefix))
+                                          show_identity, prefix, DEFAULT_WORKERS if workers is None else workers))
 
 
 REPLAYED = ("enrollment", "settlement", "catastrophic", "assistance", "audit")

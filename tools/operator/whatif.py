@@ -23,13 +23,14 @@ the report as a table (CSV).
 from __future__ import annotations
 
 import csv
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import asyncpg
 
@@ -40,17 +41,18 @@ from policy.eligibility import categories_as_of
 from policy.profile import PolicyProfile
 from policy.whatif import (
     BURDEN_BANDS,
-    Aggregate,
     Figures,
     HistoricClaim,
     Pair,
     PersonYear,
     Totals,
     WhatIfReport,
-    aggregate_years,
     report_of,
 )
 from runtime.settings import database_name
+
+if TYPE_CHECKING:
+    from tools.operator.whatif_workers import Pool
 
 CLASSES = ("A", "B", "C", "SELF")
 
@@ -76,6 +78,9 @@ class ReadStats:
 
     live_profiles: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    """time spent reading (the databases, and the rows into plain values), pricing aside"""
+    claims: int = 0
+    person_years: int = 0
 
 
 @asynccontextmanager
@@ -102,13 +107,16 @@ _ASSISTANCE_CAP_SQL = """
 
 _CATASTROPHIC_SQL = """
     SELECT claim_id,
-           (result->'catastrophic'->>'deductible')::numeric AS threshold,
-           (result->'catastrophic'->>'accumulator_before')::numeric AS before,
-           (result->'catastrophic'->>'accumulator_after')::numeric AS after,
-           (result->'catastrophic'->>'cap_left')::numeric AS cap_left
-    FROM layer_claim WHERE status = 'current' AND insurance_year = $1"""
+           (cat->>'deductible')::numeric AS threshold,
+           (cat->>'accumulator_before')::numeric AS before,
+           (cat->>'accumulator_after')::numeric AS after,
+           (cat->>'cap_left')::numeric AS cap_left
+    FROM (SELECT claim_id, result->'catastrophic' AS cat FROM layer_claim
+          WHERE status = 'current' AND insurance_year = $1 OFFSET 0) c"""
 
 
+# The stored results are compressed (TOAST): each `->` on a column decompresses it again, so every
+# query takes the value once in a subquery (OFFSET 0 keeps it) and reads its fields from that copy.
 def _settlement_sql(needs: Needs) -> str:
     amounts = ", ".join(f"(c.result->'claim'->'amounts_by_class'->>'{k}')::numeric AS amount_{k.lower()}"
                         for k in CLASSES)
@@ -135,8 +143,9 @@ def _settlement_sql(needs: Needs) -> str:
                {coverage} AS coverage,
                CASE WHEN c.result->'rejection'->>'reason_code' = 'NO_POLICY' THEN
                    (SELECT p.snapshot FROM person_projection p WHERE p.person_id = c.person_id) END AS snapshot
-        FROM layer_claim c
-        WHERE c.status = 'current' AND c.insurance_year = $1
+        FROM (SELECT person_id, position, claim_id, hospital_id, admission_date, discharge_date, outcome, input,
+                     result || '{{}}'::jsonb AS result
+              FROM layer_claim WHERE status = 'current' AND insurance_year = $1 OFFSET 0) c
         ORDER BY c.person_id, c.position, c.claim_id"""
 
 
@@ -149,44 +158,83 @@ def consecutive_years(coverage: Sequence[int] | None, year: int) -> int:
     return n
 
 
-def _actual(stmt: asyncpg.Record | None, cat: asyncpg.Record | None, assist_cap: Decimal | None,
+Row = tuple[tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...] | None, Decimal | None]
+"""One claim as read: settlement's columns (`COLUMNS`), its statements' net (`NET_COLUMNS`, None: no
+statement yet), critical illness's current result (`CAT_COLUMNS`) and assistance's cap left. Plain
+values (picklable), turned into a `HistoricClaim` by `years_of` — in a worker process when there are."""
+
+COLUMNS = ("person_id", "claim_id", "hospital_id", "admission_date", "discharge_date", "outcome", "reason", "scheme",
+           "level", "categories", "grade", "total_cost", *(f"amount_{k.lower()}" for k in CLASSES), "care_location",
+           "referred", "basic_cap_left", "profile_id", "profile_version", "codes", "coverage", "snapshot")
+NET_COLUMNS = ("claim_id", "total_cost", "in_policy", "hifp_pay", "hifmi_pay", "maf_pay", "psn_pay", "last_kind",
+               "outcome", "reason")
+CAT_COLUMNS = ("claim_id", "threshold", "before", "after", "cap_left")
+
+
+def _actual(stmt: tuple[Any, ...] | None, cat: tuple[Any, ...] | None, assist_cap: Decimal | None,
             basic_cap_left: Decimal | None) -> Figures | None:
-    if stmt is None or stmt["last_kind"] == "reversal":
-        return None  # no statement yet, or a reinstatement on its way: in flight
+    """What the platform stated for a claim (`NET_COLUMNS`), with its layers' caps and thresholds."""
+    if stmt is None:
+        return None  # no statement yet: in flight
+    _, total, in_policy, hifp, hifmi, maf, psn, last_kind, outcome, reason = stmt
+    if last_kind == "reversal":
+        return None  # reversed, and sent again on its way through the layers: in flight
     above, crossed, cat_cap = ZERO, False, False
-    if cat is not None and cat["threshold"] is not None:
-        t = cat["threshold"]
-        above = max(cat["after"] - t, ZERO) - max(cat["before"] - t, ZERO)
-        crossed, cat_cap = cat["after"] > t, cat["cap_left"] == 0
-    return Figures(stmt["outcome"], stmt["total_cost"], stmt["in_policy"], stmt["hifp_pay"], stmt["hifmi_pay"],
-                   stmt["maf_pay"], stmt["psn_pay"], catastrophic_above=above, basic_cap=basic_cap_left == 0,
-                   catastrophic_threshold=crossed, catastrophic_cap=cat_cap, assistance_cap=assist_cap == 0,
-                   reason=stmt["reason"])
+    if cat is not None and cat[1] is not None:
+        _, t, before, after, cap_left = cat
+        above = max(after - t, ZERO) - max(before - t, ZERO)
+        crossed, cat_cap = after > t, cap_left == 0
+    return Figures(outcome, total, in_policy, hifp, hifmi, maf, psn, catastrophic_above=above,
+                   basic_cap=basic_cap_left == 0, catastrophic_threshold=crossed, catastrophic_cap=cat_cap,
+                   assistance_cap=assist_cap == 0, reason=reason)
 
 
-def _claim(r: asyncpg.Record, year: int, actual: Figures | None, persons: dict[str, PersonSnapshot | None]
+_AMOUNTS = tuple((k, COLUMNS.index(f"amount_{k.lower()}")) for k in CLASSES)
+
+
+def _claim(values: tuple[Any, ...], year: int, actual: Figures | None, persons: dict[str, PersonSnapshot | None]
            ) -> HistoricClaim:
-    amounts = {k: r[f"amount_{k.lower()}"] for k in CLASSES if r[f"amount_{k.lower()}"] is not None}
-    reason = r["reason"]
-    categories, grade = frozenset(r["categories"] or ()), r["grade"]
-    kept = reason if r["outcome"] == "rejected" and reason != "NO_POLICY" else None
+    (person_id, claim_id, hospital_id, admission, discharge, outcome, reason, scheme, level, cats, grade, total,
+     *_, care_location, referred, _basic_cap, _pid, _pversion, codes, coverage, snapshot_json) = values
+    amounts = {k: values[i] for k, i in _AMOUNTS if values[i] is not None}
+    categories = frozenset(cats or ())
+    kept = reason if outcome == "rejected" and reason != "NO_POLICY" else None
     if reason == "NO_POLICY":  # priced again: its categories as of the admission date
-        snapshot = persons.get(r["person_id"])
-        if r["person_id"] not in persons:
-            snapshot = persons[r["person_id"]] = (PersonSnapshot.model_validate_json(r["snapshot"])
-                                                  if r["snapshot"] is not None else None)
+        if person_id not in persons:
+            persons[person_id] = (PersonSnapshot.model_validate_json(snapshot_json)
+                                  if snapshot_json is not None else None)
+        snapshot = persons[person_id]
         if snapshot is None:
             kept = reason
         else:
-            period = categories_as_of(snapshot, r["admission_date"])
+            period = categories_as_of(snapshot, admission)
             categories, grade = frozenset(period.categories), period.disability_grade
     return HistoricClaim(
-        claim_id=r["claim_id"], hospital_id=r["hospital_id"], discharge_date=r["discharge_date"],
-        total_cost=r["total_cost"], amounts_by_class=amounts, scheme=r["scheme"], hospital_level=r["level"],
-        categories=categories, disability_grade=grade,
-        contribution_years=consecutive_years(r["coverage"], year) if r["coverage"] is not None else 0,
-        care_location=r["care_location"], referred=bool(r["referred"]), diagnosis_codes=tuple(r["codes"] or ()),
+        claim_id=claim_id, hospital_id=hospital_id, discharge_date=discharge, total_cost=total,
+        amounts_by_class=amounts, scheme=scheme, hospital_level=level, categories=categories, disability_grade=grade,
+        contribution_years=consecutive_years(coverage, year) if coverage is not None else 0,
+        care_location=care_location, referred=bool(referred), diagnosis_codes=tuple(codes or ()),
         kept_rejection=kept, actual=actual)
+
+
+_BASIC_CAP = COLUMNS.index("basic_cap_left")
+
+
+def years_of(rows: Sequence[Row], year: int) -> list[PersonYear]:
+    """The person-years of rows read in person order (a person's rows are never split between batches)."""
+    out: list[PersonYear] = []
+    persons: dict[str, PersonSnapshot | None] = {}
+    person: str | None = None
+    claims: list[HistoricClaim] = []
+    for values, stmt, cat, cap in rows:
+        if values[0] != person:
+            if claims:
+                out.append(PersonYear(person, year, tuple(claims)))  # type: ignore[arg-type]
+            person, claims = values[0], []
+        claims.append(_claim(values, year, _actual(stmt, cat, cap, values[_BASIC_CAP]), persons))
+    if claims:
+        out.append(PersonYear(person, year, tuple(claims)))  # type: ignore[arg-type]
+    return out
 
 
 @dataclass(frozen=True)
@@ -202,42 +250,57 @@ class Source:
         return await database_conn(database_name(service, self.prefix))
 
 
-async def read_years(source: Source, year: int, needs: Needs, stats: ReadStats | None = None,
-                     batch: int = 5000) -> AsyncIterator[PersonYear]:
-    """The insurance year's person-years, streamed in person order, each with its current claims in
-    position order and what was stated for them. Read-only snapshots; nothing is written."""
+async def read_rows(source: Source, year: int, needs: Needs, stats: ReadStats | None = None,
+                    batch: int = 5000) -> AsyncIterator[list[Row]]:
+    """The insurance year's claims in batches of about `batch` rows, in person-year order (each
+    person's claims in position order, never split between batches), with what was stated for
+    them. Read-only snapshots; nothing is written."""
     stats = stats if stats is not None else ReadStats()
     t0 = time.perf_counter()
+    pid, pv = COLUMNS.index("profile_id"), COLUMNS.index("profile_version")
     conns = [await source.connect(s) for s in ("settlement", "catastrophic", "assistance")]
     try:
         settlement, catastrophic, assistance = conns
         async with _snapshot(settlement), _snapshot(catastrophic), _snapshot(assistance):
-            nets = {r["claim_id"]: r for r in await assistance.fetch(_statement_nets_sql(), year)}
-            caps = {r["claim_id"]: r["cap_left"] for r in await assistance.fetch(_ASSISTANCE_CAP_SQL, year)}
-            cats = {r["claim_id"]: r for r in await catastrophic.fetch(_CATASTROPHIC_SQL, year)}
-            persons: dict[str, PersonSnapshot | None] = {}
-            person: str | None = None
-            claims: list[HistoricClaim] = []
+            nets = {r[0]: tuple(r) for r in await assistance.fetch(_statement_nets_sql(), year)}
+            caps = {r[0]: r[1] for r in await assistance.fetch(_ASSISTANCE_CAP_SQL, year)}
+            cats = {r[0]: tuple(r) for r in await catastrophic.fetch(_CATASTROPHIC_SQL, year)}
+            rows: list[Row] = []
+            person = None
             async for r in settlement.cursor(_settlement_sql(needs), year, prefetch=batch):
-                if r["person_id"] != person:
-                    if claims:
+                values = tuple(r)
+                if values[0] != person:
+                    stats.person_years += 1
+                    if len(rows) >= batch:
                         stats.seconds += time.perf_counter() - t0
-                        yield PersonYear(person, year, tuple(claims))  # type: ignore[arg-type]
+                        yield rows
                         t0 = time.perf_counter()
-                    person, claims = r["person_id"], []
-                    persons.clear()
-                cid = r["claim_id"]
-                actual = _actual(nets.get(cid), cats.get(cid), caps.get(cid), r["basic_cap_left"])
-                claims.append(_claim(r, year, actual, persons))
-                stats.live_profiles[f"{r['profile_id']} v{r['profile_version']}"] += 1
-            if claims:
+                        rows = []
+                    person = values[0]
+                cid = values[1]
+                rows.append((values, nets.get(cid), cats.get(cid), caps.get(cid)))
+                stats.claims += 1
+                stats.live_profiles[f"{values[pid]} v{values[pv]}"] += 1
+            if rows:
                 stats.seconds += time.perf_counter() - t0
-                yield PersonYear(person, year, tuple(claims))  # type: ignore[arg-type]
+                yield rows
                 t0 = time.perf_counter()
     finally:
         for conn in conns:
             await conn.close()
         stats.seconds += time.perf_counter() - t0
+
+
+async def read_years(source: Source, year: int, needs: Needs, stats: ReadStats | None = None
+                     ) -> AsyncIterator[PersonYear]:
+    """The insurance year's person-years (`read_rows`, built in this process)."""
+    async for rows in read_rows(source, year, needs, stats):
+        for py in years_of(rows, year):
+            yield py
+
+
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+"""Worker processes pricing the person-years (this machine has 2 cores)."""
 
 
 @dataclass(frozen=True)
@@ -248,64 +311,54 @@ class Run:
     live_profiles: dict[str, int]
     seconds: float
     read_seconds: float
+    workers: int
 
     @property
     def rate(self) -> float:
         return self.report.claims / self.seconds if self.seconds else 0.0
 
 
-async def run_what_if(source: Source, candidate: PolicyProfile, year: int, *, top: int = 20) -> Run:
-    """Re-price the insurance year under `candidate` (one pass, streaming)."""
+async def run_what_if(source: Source, candidate: PolicyProfile, year: int, *, top: int = 20,
+                      workers: int = DEFAULT_WORKERS) -> Run:
+    """Re-price the insurance year under `candidate` in one pass: the rows stream from the databases
+    to `workers` processes that price them as they come."""
+    from tools.operator.whatif_workers import pool
+
     stats = ReadStats()
-    counted = _Collector()
     t0 = time.perf_counter()
-    agg = _Aggregator(candidate, top)
-    async for py in read_years(source, year, Needs.of(candidate), stats):
-        counted.add(py)
-        agg.add(py)
-    total = agg.result()
+    shards = pool(workers, candidate, year, top)  # before any connection is opened (the workers are forked)
+    try:
+        async for rows in read_rows(source, year, Needs.of(candidate), stats):
+            shards.send(rows)
+        total, _, _ = shards.result()
+    finally:
+        shards.close()
     seconds = time.perf_counter() - t0
-    return Run(report_of(total, year, candidate, counted.years, counted.claims), dict(stats.live_profiles), seconds,
-               stats.seconds)
+    return Run(report_of(total, year, candidate, stats.person_years, stats.claims), dict(stats.live_profiles),
+               seconds, stats.seconds, max(workers, 1))
+
+
+async def load_shards(source: Source, candidate: PolicyProfile, year: int, *, top: int = 20,
+                      workers: int = DEFAULT_WORKERS) -> tuple[Pool, ReadStats]:
+    """The insurance year read into `workers` processes that keep it, to be priced again and again
+    (`Pool.run`: solving for a parameter). The caller closes the pool."""
+    from tools.operator.whatif_workers import pool
+
+    shards = pool(workers, candidate, year, top, hold=True)
+    stats = ReadStats()
+    try:
+        async for rows in read_rows(source, year, Needs.of(candidate), stats):
+            shards.send(rows)
+    except BaseException:
+        shards.close()
+        raise
+    return shards, stats
 
 
 async def read_all(source: Source, year: int, needs: Needs) -> tuple[list[PersonYear], ReadStats]:
+    """Every person-year of the insurance year, in this process."""
     stats = ReadStats()
     return [py async for py in read_years(source, year, needs, stats)], stats
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.years = self.claims = 0
-
-    def add(self, py: PersonYear) -> None:
-        self.years += 1
-        self.claims += len(py.claims)
-
-
-class _Aggregator:
-    """Prices person-years as they stream in, in chunks (`policy.whatif.aggregate_years`)."""
-
-    CHUNK = 2000
-
-    def __init__(self, candidate: PolicyProfile, top: int) -> None:
-        self.candidate, self.top = candidate, top
-        self.pending: list[PersonYear] = []
-        self.total = aggregate_years((), candidate, top=top)
-
-    def add(self, py: PersonYear) -> None:
-        self.pending.append(py)
-        if len(self.pending) >= self.CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            self.total.merge(aggregate_years(self.pending, self.candidate, top=self.top))
-            self.pending = []
-
-    def result(self) -> Aggregate:
-        self._flush()
-        return self.total
 
 
 # ------------------------------------------------------------------------------ as a table
@@ -380,5 +433,5 @@ def write_csv(report: WhatIfReport, out: TextIO, *, show_identity: bool = False)
     return len(rows)
 
 
-__all__ = ["CSV_HEADER", "Needs", "ReadStats", "Run", "Source", "consecutive_years", "read_all", "read_years",
-           "report_rows", "run_what_if", "write_csv"]
+__all__ = ["CSV_HEADER", "DEFAULT_WORKERS", "Needs", "ReadStats", "Row", "Run", "Source", "consecutive_years",
+           "load_shards", "read_all", "read_rows", "read_years", "report_rows", "run_what_if", "write_csv", "years_of"]

@@ -24,16 +24,16 @@ from policy.whatif import (
     RATIOS,
     Iteration,
     Pair,
-    Repricer,
     Solution,
     Totals,
     WhatIfReport,
     layer_of_parameter,
     parameter_kind,
+    report_of,
     solve,
 )
 from tools.operator.commands import console, errors
-from tools.operator.whatif import Needs, Source, read_all, run_what_if, write_csv
+from tools.operator.whatif import DEFAULT_WORKERS, Source, load_shards, run_what_if, write_csv
 
 
 def _m(value: Decimal | None) -> str:
@@ -141,10 +141,10 @@ def print_report(report: WhatIfReport, live_profiles: dict[str, int], show_ident
         console.print(f"{report.in_flight:,} claim(s) had no statement yet (in flight): priced, left out of both sides")
 
 
-def _timing(claims: int, seconds: float, read_seconds: float, what: str = "re-priced") -> str:
+def _timing(claims: int, seconds: float, read_seconds: float, workers: int) -> str:
     rate = claims / seconds if seconds else 0.0
-    return (f"{what} {claims:,} claims in {seconds:.1f}s ({rate:,.0f} claims/s; reading the databases "
-            f"{read_seconds:.1f}s, pricing {max(seconds - read_seconds, 0):.1f}s); nothing was written")
+    return (f"re-priced {claims:,} claims in {seconds:.1f}s wall time ({rate:,.0f} claims/s; reading the databases "
+            f"{read_seconds:.1f}s, pricing in {workers} process(es) alongside); nothing was written")
 
 
 def _candidate(profile: str, overlay: str | None, sets: Sequence[str]) -> tuple[PolicyProfile, list[Any]]:
@@ -185,22 +185,22 @@ def _current(profile: PolicyProfile, parts: list[str | int]) -> Any:
 
 async def command(profile: str, year: int, overlay: str | None, sets: Sequence[str], csv_path: Path | None, top: int,
                   solve_for: str | None, target: str | None, between: tuple[Decimal, Decimal] | None,
-                  show_identity: bool, prefix: str) -> int:
+                  show_identity: bool, prefix: str, workers: int = DEFAULT_WORKERS) -> int:
     candidate, layers = _candidate(profile, overlay, sets)
     source = Source(prefix)
     if solve_for is None:
         if target is not None or between is not None:
             raise click.UsageError("--target and --between go with --solve")
-        run = await run_what_if(source, candidate, year, top=top)
+        run = await run_what_if(source, candidate, year, top=top, workers=workers)
         if not run.report.claims:
             errors.print(f"no claim of insurance year {year} in settlement's database")
             return 1
         print_report(run.report, run.live_profiles, show_identity)
-        console.print(_timing(run.report.claims, run.seconds, run.read_seconds))
+        console.print(_timing(run.report.claims, run.seconds, run.read_seconds, run.workers))
         _write(run.report, csv_path, show_identity)
         return 0
     return await _solve(profile, candidate, layers, source, year, top, solve_for, target, between, csv_path,
-                        show_identity)
+                        show_identity, workers)
 
 
 def _write(report: WhatIfReport, csv_path: Path | None, show_identity: bool) -> None:
@@ -213,7 +213,7 @@ def _write(report: WhatIfReport, csv_path: Path | None, show_identity: bool) -> 
 
 async def _solve(profile: str, candidate: PolicyProfile, layers: list[Any], source: Source, year: int, top: int,
                  parameter: str, target: str | None, between: tuple[Decimal, Decimal] | None, csv_path: Path | None,
-                 show_identity: bool) -> int:
+                 show_identity: bool, workers: int) -> int:
     if target is None:
         raise click.UsageError("--solve needs --target RATIO=VALUE (e.g. --target catastrophic=0.50)")
     ratio_name, goal = parse_target(target)
@@ -231,17 +231,6 @@ async def _solve(profile: str, candidate: PolicyProfile, layers: list[Any], sour
     else:
         low, high = Decimal(0), Decimal(1)
     layer = layer_of_parameter(parts)
-    t0 = time.perf_counter()
-    years, stats = await read_all(source, year, Needs.of(candidate))
-    repricer = Repricer(years, top=top)
-    if not repricer.claims:
-        errors.print(f"no claim of insurance year {year} in settlement's database")
-        return 1
-    repricer.run(candidate)  # the first run: every layer (later runs keep the layers before `layer`)
-    unit = "whole yuan" if kind == "money" else "a tenth of a percentage point (0.001)"
-    console.print(escape(f"solving {parameter} (now {current if current is not None else 'unset'}) for the "
-                         f"{ratio_name} ratio ≥ {goal} over {low} … {high}, to {unit}; re-pricing the {layer} layer "
-                         "and after on each iteration"))
 
     def profile_at(value: Decimal) -> PolicyProfile:
         try:
@@ -249,23 +238,42 @@ async def _solve(profile: str, candidate: PolicyProfile, layers: list[Any], sour
         except ProfileError as exc:
             raise click.UsageError(f"--solve {parameter} = {value}: the profile refuses it: {exc}") from None
 
-    def evaluate(value: Decimal) -> Decimal | None:
-        return repricer.run(profile_at(value), start=layer).overall.candidate.ratio_of(ratio_name)
+    profile_at(low), profile_at(high)  # both ends are values the profile accepts
+    t0 = time.perf_counter()
+    shards, stats = await load_shards(source, candidate, year, top=top, workers=workers)
+    try:
+        if not stats.claims:
+            errors.print(f"no claim of insurance year {year} in settlement's database")
+            return 1
+        shards.run(candidate, "basic")  # the first run prices every layer; later runs keep those before `layer`
+        unit = "whole yuan" if kind == "money" else "a tenth of a percentage point (0.001)"
+        console.print(escape(f"solving {parameter} (now {current if current is not None else 'unset'}) for the "
+                             f"{ratio_name} ratio ≥ {goal} over {low} … {high}, to {unit}; re-pricing the {layer} "
+                             "layer and after on each iteration"))
 
-    def show(it: Iteration) -> None:
-        console.print(f"  {parameter} = {it.value}: {ratio_name} ratio {_r(it.ratio)}")
+        def evaluate(value: Decimal) -> Decimal | None:
+            return shards.run(profile_at(value), layer).overall.candidate.ratio_of(ratio_name)
 
-    solution: Solution = solve(evaluate, parameter=parameter, ratio_name=ratio_name, target=goal, low=low, high=high,
-                               step=step, on_iteration=show)
+        def show(it: Iteration) -> None:
+            console.print(f"  {parameter} = {it.value}: {ratio_name} ratio {_r(it.ratio)}")
+
+        solution: Solution = solve(evaluate, parameter=parameter, ratio_name=ratio_name, target=goal, low=low,
+                                   high=high, step=step, on_iteration=show)
+        answer = None if solution.value is None else profile_at(solution.value)
+        report = None if answer is None else report_of(shards.run(answer, layer), year, answer, stats.person_years,
+                                                       stats.claims)
+    finally:
+        shards.close()
     seconds = time.perf_counter() - t0
-    if solution.value is None:
+    runs = f"{len(solution.iterations) + 1 + (report is not None)} runs over {stats.claims:,} claims"
+    timing = (f"{runs} in {seconds:.1f}s wall time (reading the databases once, {stats.seconds:.1f}s; "
+              f"{max(workers, 1)} process(es)); nothing was written")
+    if report is None:
         errors.print(escape(f"not solved: {solution.message}"))
-        console.print(_timing(repricer.claims, seconds, stats.seconds,
-                              f"{len(solution.iterations) + 1} runs over"))
+        console.print(timing)
         return 1
     console.print(escape(f"answer: {solution.message} ({len(solution.iterations)} iterations, {unit})"))
-    report = repricer.report(profile_at(solution.value), year, start=layer)
     print_report(report, dict(stats.live_profiles), show_identity)
-    console.print(_timing(repricer.claims, seconds, stats.seconds, f"{len(solution.iterations) + 2} runs over"))
+    console.print(timing)
     _write(report, csv_path, show_identity)
     return 0
