@@ -83,10 +83,44 @@ class ReadStats:
     person_years: int = 0
 
 
+LAYER_DATABASES = ("settlement", "catastrophic", "assistance")
+
+SHARD = "($2::int <= 1 OR mod(abs(hashtext(person_id)::bigint), $2::int) = $3::int)"
+"""A worker's share of the persons (every query takes `$2` shards and `$3` this one)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This reader's part of the persons: `index` of `count` (by a hash of the person id)."""
+
+    index: int = 0
+    count: int = 1
+
+
 @asynccontextmanager
-async def _snapshot(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+async def _snapshot(conn: asyncpg.Connection, exported: str | None) -> AsyncIterator[asyncpg.Connection]:
+    """A REPEATABLE READ, READ ONLY transaction; on `exported`, the snapshot another session exported
+    (so that every worker reads the very same state)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        if exported is not None:
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")
         yield conn
+
+
+@asynccontextmanager
+async def exported_snapshots(source: Source) -> AsyncIterator[dict[str, str]]:
+    """One consistent snapshot per layer database, exported for the workers (`pg_export_snapshot`),
+    held open until the block ends."""
+    conns = [await source.connect(s) for s in LAYER_DATABASES]
+    try:
+        ids: dict[str, str] = {}
+        async with _snapshot(conns[0], None), _snapshot(conns[1], None), _snapshot(conns[2], None):
+            for name, conn in zip(LAYER_DATABASES, conns, strict=True):
+                ids[name] = await conn.fetchval("SELECT pg_export_snapshot()")
+            yield ids
+    finally:
+        for conn in conns:
+            await conn.close()
 
 
 def _statement_nets_sql() -> str:
@@ -96,14 +130,14 @@ def _statement_nets_sql() -> str:
                       (array_agg(kind ORDER BY revision DESC))[1] AS last_kind,
                       (array_agg(outcome ORDER BY revision DESC))[1] AS outcome,
                       (array_agg(reason_code ORDER BY revision DESC))[1] AS reason
-               FROM statement WHERE insurance_year = $1 GROUP BY claim_id"""
+               FROM statement WHERE insurance_year = $1 AND {SHARD} GROUP BY claim_id"""
 
 
 _ASSISTANCE_CAP_SQL = """
     SELECT claim_id,
            (jsonb_path_query_first(result, '$.details[*] ? (@.layer == "assistance").cap_left') #>> '{}')::numeric
                AS cap_left
-    FROM layer_claim WHERE status = 'current' AND insurance_year = $1"""
+    FROM layer_claim WHERE status = 'current' AND insurance_year = $1 AND """ + SHARD
 
 _CATASTROPHIC_SQL = """
     SELECT claim_id,
@@ -112,7 +146,7 @@ _CATASTROPHIC_SQL = """
            (cat->>'accumulator_after')::numeric AS after,
            (cat->>'cap_left')::numeric AS cap_left
     FROM (SELECT claim_id, result->'catastrophic' AS cat FROM layer_claim
-          WHERE status = 'current' AND insurance_year = $1 OFFSET 0) c"""
+          WHERE status = 'current' AND insurance_year = $1 AND """ + SHARD + """ OFFSET 0) c"""
 
 
 # The stored results are compressed (TOAST): each `->` on a column decompresses it again, so every
@@ -145,7 +179,7 @@ def _settlement_sql(needs: Needs) -> str:
                    (SELECT p.snapshot FROM person_projection p WHERE p.person_id = c.person_id) END AS snapshot
         FROM (SELECT person_id, position, claim_id, hospital_id, admission_date, discharge_date, outcome, input,
                      result || '{{}}'::jsonb AS result
-              FROM layer_claim WHERE status = 'current' AND insurance_year = $1 OFFSET 0) c
+              FROM layer_claim WHERE status = 'current' AND insurance_year = $1 AND {SHARD} OFFSET 0) c
         ORDER BY c.person_id, c.position, c.claim_id"""
 
 
@@ -250,24 +284,29 @@ class Source:
         return await database_conn(database_name(service, self.prefix))
 
 
-async def read_rows(source: Source, year: int, needs: Needs, stats: ReadStats | None = None,
-                    batch: int = 5000) -> AsyncIterator[list[Row]]:
-    """The insurance year's claims in batches of about `batch` rows, in person-year order (each
-    person's claims in position order, never split between batches), with what was stated for
-    them. Read-only snapshots; nothing is written."""
+async def read_rows(source: Source, year: int, needs: Needs, stats: ReadStats | None = None, batch: int = 5000, *,
+                    shard: Shard = Shard(), snapshots: dict[str, str] | None = None) -> AsyncIterator[list[Row]]:
+    """The insurance year's claims (of `shard`'s persons) in batches of about `batch` rows, in
+    person-year order (each person's claims in position order, never split between batches), with
+    what was stated for them. One REPEATABLE READ, READ ONLY transaction per database (the
+    `snapshots` exported by `exported_snapshots`, when given); nothing is written."""
     stats = stats if stats is not None else ReadStats()
     t0 = time.perf_counter()
     pid, pv = COLUMNS.index("profile_id"), COLUMNS.index("profile_version")
-    conns = [await source.connect(s) for s in ("settlement", "catastrophic", "assistance")]
+    snapshots = snapshots or {}
+    args = (year, shard.count, shard.index)
+    conns = [await source.connect(s) for s in LAYER_DATABASES]
     try:
         settlement, catastrophic, assistance = conns
-        async with _snapshot(settlement), _snapshot(catastrophic), _snapshot(assistance):
-            nets = {r[0]: tuple(r) for r in await assistance.fetch(_statement_nets_sql(), year)}
-            caps = {r[0]: r[1] for r in await assistance.fetch(_ASSISTANCE_CAP_SQL, year)}
-            cats = {r[0]: tuple(r) for r in await catastrophic.fetch(_CATASTROPHIC_SQL, year)}
+        async with _snapshot(settlement, snapshots.get("settlement")), \
+                _snapshot(catastrophic, snapshots.get("catastrophic")), \
+                _snapshot(assistance, snapshots.get("assistance")):
+            nets = {r[0]: tuple(r) for r in await assistance.fetch(_statement_nets_sql(), *args)}
+            caps = {r[0]: r[1] for r in await assistance.fetch(_ASSISTANCE_CAP_SQL, *args)}
+            cats = {r[0]: tuple(r) for r in await catastrophic.fetch(_CATASTROPHIC_SQL, *args)}
             rows: list[Row] = []
             person = None
-            async for r in settlement.cursor(_settlement_sql(needs), year, prefetch=batch):
+            async for r in settlement.cursor(_settlement_sql(needs), *args, prefetch=batch):
                 values = tuple(r)
                 if values[0] != person:
                     stats.person_years += 1
@@ -320,22 +359,20 @@ class Run:
 
 async def run_what_if(source: Source, candidate: PolicyProfile, year: int, *, top: int = 20,
                       workers: int = DEFAULT_WORKERS) -> Run:
-    """Re-price the insurance year under `candidate` in one pass: the rows stream from the databases
-    to `workers` processes that price them as they come."""
+    """Re-price the insurance year under `candidate` in one pass: `workers` processes each read their
+    share of the persons from the same snapshots and price it as it streams in."""
     from tools.operator.whatif_workers import pool
 
-    stats = ReadStats()
     t0 = time.perf_counter()
-    shards = pool(workers, candidate, year, top)  # before any connection is opened (the workers are forked)
+    shards = pool(workers, source, candidate, year, top)  # before any connection is opened (workers are forked)
     try:
-        async for rows in read_rows(source, year, Needs.of(candidate), stats):
-            shards.send(rows)
-        total, _, _ = shards.result()
+        stats = await shards.load(source)
+        total = shards.result()
     finally:
         shards.close()
     seconds = time.perf_counter() - t0
     return Run(report_of(total, year, candidate, stats.person_years, stats.claims), dict(stats.live_profiles),
-               seconds, stats.seconds, max(workers, 1))
+               seconds, stats.seconds, shards.workers)
 
 
 async def load_shards(source: Source, candidate: PolicyProfile, year: int, *, top: int = 20,
@@ -344,11 +381,9 @@ async def load_shards(source: Source, candidate: PolicyProfile, year: int, *, to
     (`Pool.run`: solving for a parameter). The caller closes the pool."""
     from tools.operator.whatif_workers import pool
 
-    shards = pool(workers, candidate, year, top, hold=True)
-    stats = ReadStats()
+    shards = pool(workers, source, candidate, year, top, hold=True)
     try:
-        async for rows in read_rows(source, year, Needs.of(candidate), stats):
-            shards.send(rows)
+        stats = await shards.load(source)
     except BaseException:
         shards.close()
         raise
@@ -433,5 +468,6 @@ def write_csv(report: WhatIfReport, out: TextIO, *, show_identity: bool = False)
     return len(rows)
 
 
-__all__ = ["CSV_HEADER", "DEFAULT_WORKERS", "Needs", "ReadStats", "Row", "Run", "Source", "consecutive_years",
-           "load_shards", "read_all", "read_rows", "read_years", "report_rows", "run_what_if", "write_csv", "years_of"]
+__all__ = ["CSV_HEADER", "DEFAULT_WORKERS", "Needs", "ReadStats", "Row", "Run", "Shard", "Source",
+           "consecutive_years", "exported_snapshots", "load_shards", "read_all", "read_rows", "read_years",
+           "report_rows", "run_what_if", "write_csv", "years_of"]

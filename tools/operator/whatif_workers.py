@@ -1,51 +1,53 @@
-"""The what-if's worker processes: the period's person-years are independent, so they are priced in
-parallel, one shard per process (the 2 cores of this machine; `--workers`). The reader (main
-process) sends batches of rows as they stream from the databases, round-robin; each worker builds
-its claims (`tools.operator.whatif.years_of`) and either prices them at once, summing into its own
-`Aggregate` (one run), or keeps them to price again under one profile after another (solving:
-`policy.whatif.Repricer`, only the layers a parameter affects). The aggregates merge.
+"""The what-if's worker processes: the period's person-years are independent, so each worker reads
+and prices its own share of the persons (`Shard`: a hash of the person id), the 2 cores of this
+machine by default (`--workers`). The command exports one snapshot of each layer database
+(`pg_export_snapshot`) and every worker imports it (`SET TRANSACTION SNAPSHOT`), so all of them read
+the very same state, as one reader would; no row crosses a process boundary, only the sums.
 
-With 0 or 1 worker everything runs in the main process (`Local`), the same code.
+A worker either prices its claims as they stream in, summing into its own `Aggregate` (one run),
+or keeps them to price again under one profile after another (solving: `policy.whatif.Repricer`,
+only the layers a parameter affects). The aggregates merge. With 0 or 1 worker everything runs in
+the command's own process (`Local`), the same code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import traceback
-from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from policy.profile import PolicyProfile
 from policy.vocabulary import Layer
 from policy.whatif import Aggregate, PersonYear, Repricer, price_year
-from tools.operator.whatif import Row, years_of
+from tools.operator.whatif import Needs, ReadStats, Shard, Source, read_rows, years_of
 
 
-class Shard:
-    """One worker's share: what it priced so far (one run) or what it holds (to solve)."""
+class Holding:
+    """One worker's claims: what it priced so far (one run) or what it keeps (to solve)."""
 
     def __init__(self, profile: PolicyProfile, year: int, top: int, hold: bool) -> None:
         self.profile, self.year, self.top, self.hold = profile, year, top, hold
         self.aggregate = Aggregate(top_n=top)
         self.years: list[PersonYear] = []
-        self.claims = self.person_years = 0
         self.repricer: Repricer | None = None
+        self.stats = ReadStats()
 
-    def rows(self, rows: Sequence[Row]) -> None:
-        built = years_of(rows, self.year)
-        self.claims += sum(len(py.claims) for py in built)
-        self.person_years += len(built)
-        if self.hold:
-            self.years.extend(built)
-            return
-        for py in built:
-            self.aggregate.add_year(py, price_year(py, self.profile))
+    async def load(self, source: Source, shard: Shard, snapshots: dict[str, str] | None) -> ReadStats:
+        async for rows in read_rows(source, self.year, Needs.of(self.profile), self.stats, shard=shard,
+                                    snapshots=snapshots):
+            built = years_of(rows, self.year)
+            if self.hold:
+                self.years.extend(built)
+                continue
+            for py in built:
+                self.aggregate.add_year(py, price_year(py, self.profile))
+        return self.stats
 
-    def result(self) -> tuple[Aggregate, int, int]:
-        """The aggregate of one run, the person-years and the claims seen."""
-        return self.aggregate, self.person_years, self.claims
+    def result(self) -> Aggregate:
+        return self.aggregate
 
     def run(self, profile: PolicyProfile, start: Layer) -> Aggregate:
         if self.repricer is None:
@@ -53,23 +55,21 @@ class Shard:
         return self.repricer.run(profile, start=start)
 
 
-def _serve(conn: Connection, shard: Shard) -> None:
+def _serve(conn: Connection, holding: Holding, source: Source, shard: Shard) -> None:
+    """A worker: wait for the snapshots, read and price its shard, then answer until told to stop."""
     while True:
         kind, payload = conn.recv()
         try:
-            if kind == "rows":
-                shard.rows(payload)
-                continue
-            if kind == "result":
-                conn.send(("ok", shard.result()))
+            if kind == "load":
+                conn.send(("ok", asyncio.run(holding.load(source, shard, payload))))
+            elif kind == "result":
+                conn.send(("ok", holding.result()))
             elif kind == "run":
-                conn.send(("ok", shard.run(*payload)))
-            elif kind == "stop":
+                conn.send(("ok", holding.run(*payload)))
+            else:
                 return
         except Exception:  # noqa: BLE001 - whatever it is, its reason goes back to the command, which stops with it
-            conn.send(("error", traceback.format_exc(limit=5)))
-            if kind == "rows":
-                return
+            conn.send(("error", traceback.format_exc(limit=6)))
 
 
 class WorkerError(RuntimeError):
@@ -77,9 +77,13 @@ class WorkerError(RuntimeError):
 
 
 class Pool(Protocol):
-    def send(self, rows: Sequence[Row]) -> None: ...
+    workers: int
 
-    def result(self) -> tuple[Aggregate, int, int]: ...
+    async def load(self, source: Source) -> ReadStats:
+        """Read (and, for one run, price) the period; what the reading saw, summed over the workers."""
+        ...
+
+    def result(self) -> Aggregate: ...
 
     def run(self, profile: PolicyProfile, start: Layer) -> Aggregate: ...
 
@@ -87,54 +91,47 @@ class Pool(Protocol):
 
 
 class Local:
-    """Everything in this process."""
+    """Everything in the command's own process."""
 
-    def __init__(self, profile: PolicyProfile, year: int, top: int, hold: bool) -> None:
-        self.shard = Shard(profile, year, top, hold)
+    workers = 1
 
-    def send(self, rows: Sequence[Row]) -> None:
-        self.shard.rows(rows)
+    def __init__(self, source: Source, profile: PolicyProfile, year: int, top: int, hold: bool) -> None:
+        self.source = source
+        self.holding = Holding(profile, year, top, hold)
 
-    def result(self) -> tuple[Aggregate, int, int]:
-        return self.shard.result()
+    async def load(self, source: Source) -> ReadStats:
+        return await self.holding.load(source, Shard(), None)
+
+    def result(self) -> Aggregate:
+        return self.holding.result()
 
     def run(self, profile: PolicyProfile, start: Layer) -> Aggregate:
-        return self.shard.run(profile, start)
+        return self.holding.run(profile, start)
 
     def close(self) -> None:
         return
 
 
 class Processes:
-    """`n` worker processes (forked where the platform can, so nothing is imported again)."""
+    """`n` worker processes, started before any connection is opened (forked where the platform can,
+    so nothing is imported again)."""
 
-    def __init__(self, n: int, profile: PolicyProfile, year: int, top: int, hold: bool) -> None:
+    def __init__(self, n: int, source: Source, profile: PolicyProfile, year: int, top: int, hold: bool) -> None:
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-        self.top = top
+        self.workers, self.top = n, top
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
-        for _ in range(n):
+        for index in range(n):
             ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(theirs, Shard(profile, year, top, hold)), daemon=True)
+            proc = ctx.Process(target=_serve, args=(theirs, Holding(profile, year, top, hold), source,
+                                                    Shard(index, n)), daemon=True)
             proc.start()
             theirs.close()
             self.conns.append(ours)
             self.procs.append(proc)
-        self.next = 0
 
-    def send(self, rows: Sequence[Row]) -> None:
-        """To the next worker (blocks while it is busy with its previous batch: the reading waits)."""
-        conn = self.conns[self.next]
-        self.next = (self.next + 1) % len(self.conns)
-        try:
-            conn.send(("rows", list(rows)))
-        except (BrokenPipeError, EOFError):
-            raise WorkerError(self._failure(conn)) from None
-
-    def _ask(self, message: tuple[str, Any]) -> list[Any]:
-        for conn in self.conns:
-            conn.send(message)
+    def _answers(self) -> list[Any]:
         answers = []
         for conn in self.conns:
             try:
@@ -146,22 +143,31 @@ class Processes:
             answers.append(payload)
         return answers
 
-    def _failure(self, conn: Connection) -> str:
-        try:
-            if conn.poll(5):
-                _, payload = conn.recv()
-                return str(payload)
-        except (EOFError, OSError):
-            pass
-        return "a worker process ended"
+    def _ask(self, message: tuple[str, Any]) -> list[Any]:
+        for conn in self.conns:
+            conn.send(message)
+        return self._answers()
 
-    def result(self) -> tuple[Aggregate, int, int]:
-        total, years, claims = Aggregate(top_n=self.top), 0, 0
-        for agg, n_years, n_claims in self._ask(("result", None)):
+    async def load(self, source: Source) -> ReadStats:
+        from tools.operator.whatif import exported_snapshots
+
+        async with exported_snapshots(source) as snapshots:  # held until every worker has read its shard
+            for conn in self.conns:
+                conn.send(("load", snapshots))
+            parts: list[ReadStats] = await asyncio.to_thread(self._answers)
+        total = ReadStats()
+        for part in parts:
+            total.live_profiles.update(part.live_profiles)
+            total.claims += part.claims
+            total.person_years += part.person_years
+            total.seconds = max(total.seconds, part.seconds)
+        return total
+
+    def result(self) -> Aggregate:
+        total = Aggregate(top_n=self.top)
+        for agg in self._ask(("result", None)):
             total.merge(agg)
-            years += n_years
-            claims += n_claims
-        return total, years, claims
+        return total
 
     def run(self, profile: PolicyProfile, start: Layer) -> Aggregate:
         total = Aggregate(top_n=self.top)
@@ -180,8 +186,8 @@ class Processes:
                 proc.terminate()
 
 
-def pool(workers: int, profile: PolicyProfile, year: int, top: int, *, hold: bool = False) -> Pool:
-    """`workers` processes, or this process alone for 0 or 1."""
+def pool(workers: int, source: Source, profile: PolicyProfile, year: int, top: int, *, hold: bool = False) -> Pool:
+    """`workers` processes, or the command's own process for 0 or 1."""
     if workers <= 1:
-        return Local(profile, year, top, hold)
-    return Processes(workers, profile, year, top, hold)
+        return Local(source, profile, year, top, hold)
+    return Processes(workers, source, profile, year, top, hold)
