@@ -69,6 +69,11 @@ T = TypeVar("T")
 Outcome = Literal["settled", "rejected"]
 
 
+class WhatIfError(ValueError):
+    """The candidate profile cannot price the period (e.g. its critical-illness scope lacks a class
+    its basic layer counts in policy): names the claim and the reason."""
+
+
 # ------------------------------------------------------------------------------ the input
 
 
@@ -209,11 +214,15 @@ def _catastrophic(claim: HistoricClaim, b: _BasicStage, profile: PolicyProfile, 
     assert claim.scheme is not None
     if not profile.prices_layer("catastrophic", claim.scheme):
         return None, state
-    r = settle_catastrophic(CatastrophicClaim(
-        claim_id=claim.claim_id, scheme=claim.scheme, in_policy=b.in_policy, deductible=b.deductible,
-        basic_paid=b.paid, amounts_by_class=b.amounts, categories=claim.categories,
-        care_location=claim.care_location, referred=claim.referred, basic_in_policy_classes=b.classes,
-        condition_groups=profile.condition_groups_of(claim.diagnosis_codes)), profile, state)
+    try:
+        r = settle_catastrophic(CatastrophicClaim(
+            claim_id=claim.claim_id, scheme=claim.scheme, in_policy=b.in_policy, deductible=b.deductible,
+            basic_paid=b.paid, amounts_by_class=b.amounts, categories=claim.categories,
+            care_location=claim.care_location, referred=claim.referred, basic_in_policy_classes=b.classes,
+            condition_groups=profile.condition_groups_of(claim.diagnosis_codes)), profile, state)
+    except (NotPricedError, InvalidClaimError) as exc:  # the live layer could not price it either
+        raise WhatIfError(f"the candidate cannot price the critical-illness layer of claim {claim.claim_id}: "
+                          f"{exc}") from None
     above = (max(r.accumulation_after - r.threshold, ZERO) - max(r.accumulation_before - r.threshold, ZERO))
     return _CatastrophicStage(r.paid, r.residual_in_policy, above, r.accumulation_after > r.threshold,
                               r.cap_left_after == 0), r.year_state_after

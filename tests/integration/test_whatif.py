@@ -217,7 +217,7 @@ async def test_the_sandbox_changes_no_topic_and_no_table(year: Namespace, tmp_pa
 async def test_the_employee_profile_runs_once_its_inputs_are_supplied(year: Namespace) -> None:
     overlay = Path(__file__).resolve().parents[1] / "data" / "employee-test-inputs.yaml"
     code, out = await run_operator(year, "what-if", "demo-county-employee", "--year", str(YEAR), "--overlay",
-                                   str(overlay))
+                                   str(overlay), "--workers", "1")
     assert code == 0, out
     text = " ".join(out.split())
     assert "candidate demo-county-employee v1 (operator inputs: scheme_variants.employee.basic.deductible_basis" in text

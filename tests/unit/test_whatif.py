@@ -27,6 +27,7 @@ from policy.whatif import (
     Iteration,
     PersonYear,
     Repricer,
+    WhatIfError,
     aggregate_years,
     layer_of_parameter,
     parameter_kind,
@@ -233,6 +234,12 @@ def test_a_level_the_candidate_does_not_price_is_no_policy() -> None:
     assert (f.outcome, f.reason) == ("rejected", "NO_POLICY")
 
 
+def test_a_candidate_that_cannot_price_a_layer_is_refused_naming_the_claim() -> None:
+    candidate = load_profile("demo-county", operator_overrides(None, ["basic.in_policy_classes=[A, B, C]"]))
+    with pytest.raises(WhatIfError, match=r"claim H1:1: .*scope_classes lacks basic in-policy class C"):
+        price_year(PersonYear("P1", 2026, (historic("H1:1", {"A": D("1000.00")}),)), candidate)
+
+
 def test_claims_in_flight_are_priced_but_left_out() -> None:
     a, b = historic("H1:1", {"A": D("100000.00")}), historic("H1:2", {"A": D("50000.00")})
     [py] = with_actuals([PersonYear("P1", 2026, (a, b))])
@@ -342,3 +349,11 @@ def test_the_report_as_csv_masks_identity_numbers() -> None:
     shown = io.StringIO()
     write_csv(report, shown, show_identity=True)
     assert pid in shown.getvalue()
+
+
+def test_consecutive_contribution_years_as_settlement_counts_them() -> None:
+    from tools.operator.whatif import consecutive_years
+
+    assert consecutive_years([2024, 2025, 2026], 2026) == 3
+    assert consecutive_years([2023, 2025, 2026, 2027], 2026) == 2  # a gap in 2024; a later year does not count
+    assert consecutive_years([], 2026) == consecutive_years(None, 2026) == 0

@@ -26,6 +26,7 @@ from policy.whatif import (
     Pair,
     Solution,
     Totals,
+    WhatIfError,
     WhatIfReport,
     layer_of_parameter,
     parameter_kind,
@@ -183,7 +184,15 @@ def _current(profile: PolicyProfile, parts: list[str | int]) -> Any:
     return node
 
 
-async def command(profile: str, year: int, overlay: str | None, sets: Sequence[str], csv_path: Path | None, top: int,
+async def command(*args: Any, **kwargs: Any) -> int:
+    """`operator what-if` (see tools/cli.py); a candidate that cannot price the period is a usage error."""
+    try:
+        return await _command(*args, **kwargs)
+    except WhatIfError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+async def _command(profile: str, year: int, overlay: str | None, sets: Sequence[str], csv_path: Path | None, top: int,
                   solve_for: str | None, target: str | None, between: tuple[Decimal, Decimal] | None,
                   show_identity: bool, prefix: str, workers: int = DEFAULT_WORKERS) -> int:
     candidate, layers = _candidate(profile, overlay, sets)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from policy.profile import PolicyProfile
 from policy.vocabulary import Layer
-from policy.whatif import Aggregate, PersonYear, Repricer, price_year
+from policy.whatif import Aggregate, PersonYear, Repricer, WhatIfError, price_year
 from tools.operator.whatif import Needs, ReadStats, Shard, Source, read_rows, years_of
 
 
@@ -68,6 +68,8 @@ def _serve(conn: Connection, holding: Holding, source: Source, shard: Shard) -> 
                 conn.send(("ok", holding.run(*payload)))
             else:
                 return
+        except WhatIfError as exc:
+            conn.send(("refused", str(exc)))
         except Exception:  # noqa: BLE001 - whatever it is, its reason goes back to the command, which stops with it
             conn.send(("error", traceback.format_exc(limit=6)))
 
@@ -138,6 +140,8 @@ class Processes:
                 status, payload = conn.recv()
             except EOFError:
                 raise WorkerError("a worker process ended without an answer") from None
+            if status == "refused":
+                raise WhatIfError(payload)
             if status != "ok":
                 raise WorkerError(payload)
             answers.append(payload)
