@@ -52,8 +52,11 @@ class ServiceContext:
         """The service's policy profile: `POLICY_PROFILE` with the operator's `POLICY_OVERLAY`
         (ProfileError, e.g. `MissingOperatorInputs`, if it cannot be used: the service does not start)."""
         if "policy" not in self.state:
-            self.state["policy"] = load_profile(self.settings.policy_profile,
-                                                operator_overrides(self.settings.policy_overlay))
+            profile = load_profile(self.settings.policy_profile, operator_overrides(self.settings.policy_overlay))
+            get_logger(self.settings.service_name).info(
+                "policy profile loaded", profile=profile.id, version=profile.version,
+                overlay=self.settings.policy_overlay, operator_inputs=list(profile.overrides_applied))
+            self.state["policy"] = profile
         return self.state["policy"]  # type: ignore[no-any-return]
 
     def require_pool(self) -> asyncpg.Pool:

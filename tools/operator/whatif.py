@@ -11,13 +11,16 @@ settlement's person projection (the registry snapshot settlement keeps); so do t
 years when a profile has a continuity bonus.
 
 Each database is read in one ``REPEATABLE READ, READ ONLY`` transaction (one consistent snapshot
-per database; the three are opened one after the other, so a claim whose newest revision is still
-on its way through the layers is compared with what was stated so far), streaming settlement's
-claims in person-year order. Nothing is written: no topic, accumulator, ledger or statement is
-touched, and the live services keep running. The pricing is `policy.whatif` (pure).
+per database, exported to the worker processes so that they all read the same state; the three are
+opened one after the other, so a claim whose newest revision is still on its way through the
+layers is compared with what was stated so far), streaming settlement's claims in person-year
+order. The stored results are decoded straight into the calculators' plain values in SQL, never
+through the pydantic contracts. Nothing is written: no topic, accumulator, ledger or statement is
+touched, and the live services keep running. The pricing is `policy.whatif` (pure); the workers
+are `tools.operator.whatif_workers`.
 
-`read_years` and `run_what_if` are what the console will call; `report_rows` / `write_csv` give
-the report as a table (CSV).
+`run_what_if` (one run), `load_shards` (to price again, solving) and `read_years` are what the
+console will call; `report_rows` / `write_csv` give the report as a table (CSV).
 """
 
 from __future__ import annotations
