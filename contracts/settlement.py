@@ -9,14 +9,16 @@ the same path with `outcome = "rejected"` so that every discharge ends as exactl
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
 from contracts.envelope import Contract
 from contracts.limits import (
     INT32_MAX,
+    MAX_DIAGNOSES,
     ClaimId,
+    Code,
     Day,
     HospitalClaimId,
     PersonReference,
@@ -90,6 +92,10 @@ class ClaimSummary(Contract):
     position: int | None = Field(default=None, ge=1, le=INT32_MAX, description=(
         "the claim's place among its person-year's claims, by first arrival (assigned by settlement); "
         "every layer prices a person-year's claims in this order"))
+    diagnosis_codes: tuple[Code, ...] = Field(default=(), max_length=MAX_DIAGNOSES, description=(
+        "the discharge's diagnosis codes (ICD-10), copied by settlement (schema version 3): a profile's condition "
+        "groups (病种组) are judged on them, e.g. Daqing's critical illness covers three diseases only; empty in "
+        "results of version 2 and before"))
 
     @model_validator(mode="after")
     def _parts_add_up(self) -> Self:
@@ -155,6 +161,9 @@ class LayerDetail(Contract):
 class BasicSettled(Contract):
     """Basic insurance's result (settlement service → `claims.basic-settled`)."""
 
+    SCHEMA_VERSION: ClassVar[int] = 3
+    """3: the claim summary carries the diagnosis codes (optional; version 2 messages are read as before)."""
+
     claim: ClaimSummary
     outcome: Outcome
     rejection: Rejection | None = None
@@ -179,6 +188,9 @@ class BasicSettled(Contract):
 
 class CatastrophicSettled(Contract):
     """Critical-illness insurance's result (catastrophic service → `claims.catastrophic-settled`)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 3
+    """3: the claim summary carries the diagnosis codes (optional; version 2 messages are read as before)."""
 
     claim: ClaimSummary
     outcome: Outcome

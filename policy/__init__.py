@@ -12,12 +12,15 @@ the contracts (`policy.decisions`), eligibility (`policy.eligibility`) and the o
 `contracts.money`.
 """
 
-from policy.errors import InvalidClaimError, NotPricedError, ProfileError
+from policy.errors import InvalidClaimError, MissingOperatorInputs, NotPricedError, ProfileError
 from policy.loader import (
     POLICIES_DIR,
     available_profiles,
     load_profile,
+    operator_overrides,
+    parse_assignment,
     parse_profile,
+    read_overlay,
     read_yaml,
 )
 from policy.profile import (
@@ -27,6 +30,7 @@ from policy.profile import (
     Band,
     BasicPolicy,
     CatastrophicPolicy,
+    ConditionGroup,
     ContinuityBonus,
     DeductibleReduction,
     EnrollmentPolicy,
@@ -40,7 +44,8 @@ from policy.profile import (
 __all__ = [
     "POLICIES_DIR",
     "AssistancePolicy", "AssistanceTier", "AuditPolicy", "Band", "BasicPolicy", "CatastrophicPolicy",
-    "ContinuityBonus", "DeductibleReduction", "EnrollmentPolicy", "InvalidClaimError", "NotPricedError",
-    "OutOfPoolRule", "OutOfProvinceRule", "PolicyProfile", "ProfileError", "RatioRange", "SchemeVariant",
-    "available_profiles", "load_profile", "parse_profile", "read_yaml",
+    "ConditionGroup", "ContinuityBonus", "DeductibleReduction", "EnrollmentPolicy", "InvalidClaimError",
+    "MissingOperatorInputs", "NotPricedError", "OutOfPoolRule", "OutOfProvinceRule", "PolicyProfile", "ProfileError",
+    "RatioRange", "SchemeVariant", "available_profiles", "load_profile", "operator_overrides", "parse_assignment",
+    "parse_profile", "read_overlay", "read_yaml",
 ]

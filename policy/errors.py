@@ -25,6 +25,28 @@ class ProfileError(ValueError):
         super().__init__(text)
 
 
+class MissingOperatorInputs(ProfileError):
+    """A profile that declares values the sources do not give (``!operator-input``) and was loaded
+    without them. Lists every missing one, with why the profile cannot give it, and how to supply
+    them; the services refuse to start with this message."""
+
+    def __init__(self, missing: Sequence[tuple[str, str]], profile: str | None = None) -> None:
+        super().__init__([(path, f"required operator input not supplied: {reason}") for path, reason in missing],
+                         profile)
+        self.missing = tuple(missing)
+        by_reason: dict[str, list[str]] = {}
+        for path, reason in missing:
+            by_reason.setdefault(reason, []).append(path)
+        listed = "; ".join(f"{', '.join(paths)} ({reason})" for reason, paths in by_reason.items())
+        name = f"profile {profile!r}" if profile else "the profile"
+        self.args = (f"{name} cannot be used until the operator supplies {len(missing)} value(s) the seeds do not "
+                     f"give (they are silent on them, so none is invented): {listed}. Supply them in an overlay YAML "
+                     "(--overlay FILE; POLICY_OVERLAY for the services) or with --set PATH=VALUE.",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class NotPricedError(Exception):
     """The profile does not price this claim (no policy for the scheme, layer or hospital level).
 

@@ -19,8 +19,10 @@ Conventions (checked on load):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -152,6 +154,62 @@ def _check_classes(classes: tuple[str, ...], what: str) -> None:
         raise FieldProblem(f"{what}[{classes.index('SELF')}]", "SELF (全自费) lines are never in policy")
 
 
+# ---------------------------------------------------------------- condition groups 病种组
+
+_GROUP_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_DIAGNOSIS_PREFIX = re.compile(r"^[A-Za-z](\d{1,2}(\.?[0-9A-Za-z]{0,8})?)?$")
+
+
+def normalise_code(code: str) -> str:
+    """A diagnosis code (ICD-10, as the discharge carries it) compared without case or dots:
+    ``"c34.9"`` and ``"C349"`` are the same code."""
+    return code.replace(".", "").upper()
+
+
+def _prefix(value: Any) -> str:
+    if not isinstance(value, str) or not _DIAGNOSIS_PREFIX.match(value):
+        raise ValueError(f"{value!r} is not an ICD-10 code prefix (a letter, then up to two digits, then more "
+                         "characters after an optional dot: \"C\", \"N18\", \"Z51.1\")")
+    return value
+
+
+DiagnosisPrefix = Annotated[str, BeforeValidator(_prefix)]
+
+
+class ConditionGroup(_Model):
+    """A condition group (病种组): the diseases a rule names, as diagnosis code prefixes (ICD-10). A
+    claim is in the group when one of its diagnosis codes starts with one of the prefixes (case
+    and dots aside). Daqing's critical-illness insurance covers three groups only (三种大病, F001
+    L811)."""
+
+    name: str = Field(min_length=1, description="what the source calls it, e.g. 恶性肿瘤放化疗")
+    diagnosis_prefixes: tuple[DiagnosisPrefix, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_prefixes(self) -> Self:
+        _unique(tuple(normalise_code(p) for p in self.diagnosis_prefixes), "diagnosis_prefixes")
+        return self
+
+
+@lru_cache(maxsize=64)
+def _group_index(groups: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, str], ...]:
+    """(normalised prefix, group id) pairs, longest prefix first."""
+    pairs = [(normalise_code(p), gid) for gid, prefixes in groups for p in prefixes]
+    return tuple(sorted(pairs, key=lambda pair: (-len(pair[0]), pair)))
+
+
+def groups_of_codes(groups: Mapping[str, ConditionGroup], diagnosis_codes: Iterable[str]) -> frozenset[str]:
+    """The condition groups (ids) that any of the diagnosis codes falls in."""
+    if not groups:
+        return frozenset()
+    index = _group_index(tuple((gid, g.diagnosis_prefixes) for gid, g in groups.items()))
+    found: set[str] = set()
+    for code in diagnosis_codes:
+        norm = normalise_code(code)
+        found.update(gid for prefix, gid in index if norm.startswith(prefix))
+    return frozenset(found)
+
+
 # ------------------------------------------------------------------ catastrophic 大病保险
 
 
@@ -199,8 +257,9 @@ class CatastrophicPolicy(_Model):
         description="the personal part below the basic deductible does not accumulate (Province-X F001 L175)"
     )
     covered_conditions: tuple[str, ...] | None = Field(
-        default=None, description="only these condition groups are covered (Daqing 三种大病); null = any disease"
-    )
+        default=None, description=(
+            "only claims with a diagnosis in one of these condition groups (the profile's `condition_groups`) "
+            "accumulate and are paid (Daqing 三种大病); null = any disease"))
     threshold: Amount
     poor_threshold: Amount | None = None
     poor_categories: tuple[PersonCategory, ...] = ()
@@ -343,6 +402,9 @@ class PolicyProfile(_Model):
     enrollment: EnrollmentPolicy | None = None
     audit: AuditPolicy | None = None
     scheme_variants: dict[str, SchemeVariant] = Field(default_factory=dict)
+    condition_groups: dict[str, ConditionGroup] = Field(
+        default_factory=dict, description="condition groups (病种组) by id, named by rules such as "
+                                          "`catastrophic.covered_conditions`")
     overrides_applied: tuple[str, ...] = Field(default=(), description="paths an operator override set (loader)")
 
     @model_validator(mode="after")
@@ -356,13 +418,32 @@ class PolicyProfile(_Model):
         for i, scheme in enumerate(self.schemes):
             if not any(self.layer_policy(layer, scheme) for layer in ("basic", "catastrophic", "assistance")):
                 raise FieldProblem(f"schemes[{i}]", f"scheme {scheme!r} is listed but no layer section prices it")
+        self._check_condition_groups()
         dumped = self.model_dump(mode="python")
         for i, path in enumerate(self.illustrative):
             if not _path_exists(dumped, path):
                 raise FieldProblem(f"illustrative[{i}]", f"no such field {path!r}")
         return self
 
+    def _check_condition_groups(self) -> None:
+        for gid in self.condition_groups:
+            if not _GROUP_ID.match(gid):
+                raise FieldProblem(f"condition_groups.{gid}", f"{gid!r} must be lower-case letters, digits and _")
+        sections = [("catastrophic", self.catastrophic)] + [
+            (f"scheme_variants.{scheme}.catastrophic", variant.catastrophic)
+            for scheme, variant in self.scheme_variants.items()]
+        defined = ", ".join(self.condition_groups) or "none"
+        for where, section in sections:
+            for i, gid in enumerate(section.covered_conditions or () if section is not None else ()):
+                if gid not in self.condition_groups:
+                    raise FieldProblem(f"{where}.covered_conditions[{i}]",
+                                       f"no condition group {gid!r} (condition_groups defines: {defined})")
+
     # -- questions the services ask ------------------------------------------------------
+
+    def condition_groups_of(self, diagnosis_codes: Iterable[str]) -> frozenset[str]:
+        """The condition groups (ids) a claim with these diagnosis codes is in."""
+        return groups_of_codes(self.condition_groups, diagnosis_codes)
 
     def prices_scheme(self, scheme: str) -> bool:
         """Does this profile price claims under `scheme` (e.g. ``resident``)? If not: ``NO_POLICY``."""

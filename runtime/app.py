@@ -19,6 +19,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from contracts import Contract
+from policy import PolicyProfile, ProfileError, load_profile, operator_overrides
 from runtime.consumer import BatchConsumer, Subscription
 from runtime.db import open_pool
 from runtime.health import Health, HealthServer, SubscriberProbe
@@ -53,6 +54,17 @@ class ServiceContext:
     projection_topics: tuple[str, ...] = ()
     health: HealthServer | None = None
     """the service's `/healthz`, `/readyz`, `/metrics` endpoint (`runtime.health`) while it runs"""
+
+    def policy(self) -> PolicyProfile:
+        """The service's policy profile: `POLICY_PROFILE` with the operator's `POLICY_OVERLAY`
+        (ProfileError, e.g. `MissingOperatorInputs`, if it cannot be used: the service does not start)."""
+        if "policy" not in self.state:
+            profile = load_profile(self.settings.policy_profile, operator_overrides(self.settings.policy_overlay))
+            get_logger(self.settings.service_name).info(
+                "policy profile loaded", profile=profile.id, version=profile.version,
+                overlay=self.settings.policy_overlay, operator_inputs=list(profile.overrides_applied))
+            self.state["policy"] = profile
+        return self.state["policy"]  # type: ignore[no-any-return]
 
     def require_pool(self) -> asyncpg.Pool:
         if self.pool is None:
@@ -178,12 +190,21 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
 
 EXIT_FATAL = 3
 """Exit status of a service that stopped because it could not go on (its database schema is gone)."""
+EXIT_CONFIG = 78
+"""Exit status of a service that refused to start on its configuration (sysexits EX_CONFIG): a policy
+profile that cannot be used, e.g. one whose required operator inputs were not supplied."""
 
 
 def run(spec: ServiceSpec, settings: Settings) -> None:
     """Run a service until SIGINT/SIGTERM (`python -m services.<name>`); exits with `EXIT_FATAL`
-    after a fatal error."""
-    app, ctx = create_app(spec, settings)
+    after a fatal error, with `EXIT_CONFIG` (and the profile's message) on a profile it cannot use."""
+    try:
+        app, ctx = create_app(spec, settings)
+    except ProfileError as exc:
+        get_logger(spec.name).error("refused to start: the policy profile cannot be used", profile=settings.policy_profile,
+                                    overlay=settings.policy_overlay, problem=str(exc))
+        sys.stderr.write(f"{spec.name} refused to start: {exc}\n")
+        sys.exit(EXIT_CONFIG)
     asyncio.run(app.run())
     if "fatal" in ctx.state:
         sys.stderr.write(f"{spec.name} stopped: {ctx.state['fatal']}\n")

@@ -39,7 +39,10 @@ def database_role(service: str) -> str:
 
 
 OPERATOR_ROLE = "medsettle_operator"
-"""The login role of the operator's tools (`medsettle operator`): may read the audit database only."""
+"""The login role of the operator's tools (`medsettle operator`): may read `OPERATOR_READS`' databases only."""
+OPERATOR_READS = ("settlement", "catastrophic", "assistance", "audit")
+"""The services whose databases the operator role may read (CONNECT, SELECT): the audit's (trace, KPIs,
+alerts, reconcile) and the settlement layers' (what-if re-prices them; they hold identity numbers, no names)."""
 
 
 def health_port_of(service: str, base_port: int = 9400) -> int:
@@ -63,6 +66,9 @@ class Settings(BaseSettings):
     """The server, as the service's role; no database, no password (see the module)."""
     database_name: str | None = Field(default=None, alias="DATABASE_NAME")
     policy_profile: str = Field(default="demo-county", alias="POLICY_PROFILE")
+    policy_overlay: str | None = Field(default=None, alias="POLICY_OVERLAY")
+    """An overlay YAML of operator inputs merged into the profile (`policy.loader.read_overlay`):
+    the values a profile declares `!operator-input` (e.g. the employee scheme's)."""
     batch_max_records: int = Field(default=500, ge=1, alias="BATCH_MAX_RECORDS")
     batch_timeout_ms: int = Field(default=100, ge=1, alias="BATCH_TIMEOUT_MS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

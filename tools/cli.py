@@ -648,13 +648,14 @@ show_identity_option = click.option("--show-identity", is_flag=True,
 
 @cli.group(context_settings=CONTEXT, epilog=EXIT_CODES)
 def operator() -> None:
-    """Trace a claim, KPIs, alerts, reconcile, replay, dead letters.
+    """Trace a claim, KPIs, alerts, reconcile, what-if, replay, dead letters.
 
     The operator's tools (经办/监管).
     trace, kpis, alerts and reconcile read the audit service's database (--audit-db, env
-    AUDIT_DATABASE) as the read-only role medsettle_operator; replay and dlt talk to the broker.
-    --prefix (env TOPIC_PREFIX) names a namespace: its topics, consumer groups and (reconcile)
-    ledger databases. Identity numbers are masked unless --show-identity.
+    AUDIT_DATABASE) and what-if the settlement layers' databases, as the read-only role
+    medsettle_operator; replay and dlt talk to the broker. --prefix (env TOPIC_PREFIX) names a
+    namespace: its topics, consumer groups and (reconcile, what-if) ledger databases. Identity
+    numbers are masked unless --show-identity.
     """
 
 
@@ -707,6 +708,72 @@ def operator_reconcile(prefix: str, audit_db: str, show_identity: bool) -> int:
     from tools.operator import commands
 
     return _run_async(commands.reconcile(audit_db, prefix, show_identity))
+
+
+class Money(click.ParamType):  # type: ignore[type-arg]
+    """A decimal number (money in yuan or a ratio as a fraction), read exactly."""
+
+    name = "DECIMAL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a decimal number", param, ctx)
+        if not number.is_finite():
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+@operator.command("what-if", epilog=EXIT_CODES)
+@click.argument("profile")
+@click.option("--year", type=click.IntRange(2000, 2099), required=True,
+              help="The insurance year to re-price (every person-year of it, in its original order).")
+@click.option("--overlay", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Operator inputs for the candidate: a YAML in the profile's shape, merged into it.")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="An operator input or a change, e.g. --set catastrophic.threshold=8000.00 (repeatable).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True, path_type=Path), metavar="FILE",
+              help="Also write the report as CSV (section, group, measure, actual, candidate, difference).")
+@click.option("--top", type=click.IntRange(0, 1000), default=20, show_default=True,
+              help="How many of the claims that change most to list.")
+@click.option("--solve", "solve_for", metavar="PARAM",
+              help="Solve for this money amount or ratio of the candidate, e.g. catastrophic.threshold.")
+@click.option("--target", metavar="RATIO=VALUE",
+              help="With --solve: the ratio to reach, compensation, in_policy or catastrophic, e.g. catastrophic=0.50.")
+@click.option("--between", nargs=2, type=Money(), metavar="LOW HIGH",
+              help="With --solve: the range searched (default 0 to 4 times the current amount, at least 10,000 "
+                   "yuan; 0 to 1 for a ratio).")
+@click.option("--show-identity", is_flag=True, help="Show person ids (identity numbers) in clear.")
+@click.option("--workers", type=click.IntRange(0, 64), default=None,
+              help="Processes pricing the person-years [default: 2, or the cores if fewer; 0 or 1: this one].")
+@prefix_option
+def operator_what_if(profile: str, year: int, overlay: str | None, sets: tuple[str, ...], csv_path: Path | None,
+                     top: int, solve_for: str | None, target: str | None, between: tuple[Any, Any] | None,
+                     show_identity: bool, workers: int | None, prefix: str) -> int:
+    """What a candidate profile would have paid (政策测算), in a sandbox.
+
+    PROFILE is a shipped profile id (e.g. demo-county) or a YAML file, validated like any profile
+    (with --overlay and --set applied). Every claim of the insurance year is priced again under it
+    in its original order per person-year with the layers' pure calculators, reading settlement's,
+    critical illness's and assistance's databases in read-only snapshots: no topic, accumulator,
+    ledger or statement is touched and the live services keep running. Prints, actual against
+    candidate: each fund's spending, patients' out-of-pocket, the compensation and in-policy ratios
+    (overall, by hospital level, by assistance category), persons reaching each cap and threshold,
+    the out-of-pocket burden, the claims that change most, the wall time and rate.
+
+    With --solve PARAM --target RATIO=VALUE, bisects PARAM (money to the whole yuan, a ratio to
+    0.001) for the value at which RATIO reaches VALUE, re-pricing only the layers PARAM affects;
+    prints each iteration, the answer and the report at it. Exit 1: no claim in the year, or the
+    target is not reached within the range.
+    """
+    from tools.operator import whatif_view
+    from tools.operator.whatif import DEFAULT_WORKERS
+
+    return _run_async(whatif_view.command(profile, year, overlay, sets, csv_path, top, solve_for, target, between,
+                                          show_identity, prefix, DEFAULT_WORKERS if workers is None else workers))
 
 
 REPLAYED = ("enrollment", "settlement", "catastrophic", "assistance", "audit")

@@ -4,7 +4,7 @@ claim's amounts cover the catalogue classes. A bad input is an `InvalidClaimErro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from contracts.money import ONE, ZERO, is_fen
 from policy.errors import InvalidClaimError
@@ -12,6 +12,13 @@ from policy.errors import InvalidClaimError
 
 def claim_money(value: object, what: str) -> Decimal:
     """A non-negative `Decimal` (or int) in fen; else `InvalidClaimError`."""
+    if type(value) is Decimal:  # the common case, checked in one quantize (NaN and infinity take the long way)
+        try:
+            fen = value.quantize(ZERO)
+        except InvalidOperation:
+            fen = None
+        if fen is not None and fen == value and fen >= 0:
+            return fen
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
         raise InvalidClaimError(f"{what}: must be a Decimal amount, got {type(value).__name__}")
     amount = Decimal(value)

@@ -61,7 +61,7 @@ def _summary(d: DischargeRecorded, event_id: str, profile: PolicyProfile, *, pro
         insurance_year=d.discharge_date.year, care_location=d.care_location, referred=d.referred,
         hospital_level=provider.level if provider else None, scheme=person.scheme if person else None,
         categories=categories, disability_grade=grade, total_cost=d.total_amount, in_policy=in_pol,
-        out_of_policy=d.total_amount - in_pol, amounts_by_class=by_class,
+        out_of_policy=d.total_amount - in_pol, amounts_by_class=by_class, diagnosis_codes=d.diagnosis_codes,
         profile_id=profile.id, profile_version=profile.version)
 
 

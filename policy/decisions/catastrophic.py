@@ -1,7 +1,9 @@
 """Critical-illness insurance (大病保险) decision for one basic result, pure.
 
 A rejected claim passes through unchanged. A claim under a scheme the profile does not price for
-critical illness pays nothing here and hands the basic residual on.
+critical illness pays nothing here and hands the basic residual on. The claim's condition groups
+(病种组, for a profile that covers some diseases only) come from the diagnosis codes settlement
+copied onto the claim summary.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def decide(basic: BasicSettled, profile: PolicyProfile, year: CatastrophicYearSt
         claim_id=claim.claim_id, scheme=claim.scheme, in_policy=claim.in_policy, deductible=basic.basic.deductible,
         basic_paid=basic.basic.paid, amounts_by_class={str(k): v for k, v in claim.amounts_by_class.items()},
         categories=frozenset(claim.categories), care_location=claim.care_location, referred=claim.referred,
-        basic_in_policy_classes=frozenset(profile.basic_for(claim.scheme).in_policy_classes))
+        basic_in_policy_classes=frozenset(profile.basic_for(claim.scheme).in_policy_classes),
+        condition_groups=profile.condition_groups_of(claim.diagnosis_codes))
     result = settle_catastrophic(calc_claim, profile, year)
     event = CatastrophicSettled(claim=claim, outcome="settled", basic=basic.basic, catastrophic=detail_of(result),
                                 residual_in_policy=result.residual_in_policy)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from contracts import CatastrophicSettled
 from contracts.topics import CATASTROPHIC_SETTLED
-from policy import load_profile
 from runtime.app import ServiceContext, ServiceSpec
 from runtime.claim_layer import ClaimLayerHandler
 from runtime.consumer import Subscription
@@ -19,7 +18,7 @@ from services.assistance.handlers import AssistanceLayer, PostgresAssistanceUnit
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    layer = AssistanceLayer(load_profile(ctx.settings.policy_profile))
+    layer = AssistanceLayer(ctx.policy())
     return [Subscription(CATASTROPHIC_SETTLED, ClaimLayerHandler(layer), (CatastrophicSettled,),
                          unit_of_work=PostgresAssistanceUnitOfWork)]
 

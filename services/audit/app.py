@@ -17,7 +17,7 @@ from pathlib import Path
 from contracts import EVENT_TYPES
 from contracts.envelope import now as wall_clock
 from contracts.topics import TOPICS
-from policy import load_profile
+from policy import PolicyProfile, ProfileError
 from policy.profile import AuditPolicy
 from runtime.app import ServiceContext, ServiceSpec
 from runtime.consumer import Subscription
@@ -33,10 +33,10 @@ HERE = Path(__file__).parent
 log = get_logger("audit")
 
 
-def audit_policy(profile_id: str) -> AuditPolicy:
-    policy = load_profile(profile_id).audit
+def audit_policy(profile: PolicyProfile) -> AuditPolicy:
+    policy = profile.audit
     if policy is None:
-        raise RuntimeError(f"policy profile {profile_id!r} has no audit section: the audit rules need its parameters")
+        raise ProfileError([("audit", "the audit rules need this section's parameters")], profile.id)
     return policy
 
 
@@ -91,7 +91,7 @@ def make_spec(config: AuditConfig | None = None) -> ServiceSpec:
     """The audit service; `config` overrides the environment (tests pass one)."""
 
     def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-        handler = AuditHandler(audit_policy(ctx.settings.policy_profile))
+        handler = AuditHandler(audit_policy(ctx.policy()))
         # a payload that breaks its contract is kept in the event store with its error (trace and
         # reconciliation see it); on the topics the audit owns it is dead-lettered as well
         return [Subscription(t.name, handler, tuple(EVENT_TYPES[p] for p in t.payloads),

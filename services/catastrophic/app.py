@@ -9,7 +9,6 @@ from pathlib import Path
 
 from contracts import BasicSettled
 from contracts.topics import BASIC_SETTLED
-from policy import load_profile
 from runtime.app import ServiceContext, ServiceSpec
 from runtime.claim_layer import ClaimLayerHandler, postgres_unit_of_work
 from runtime.consumer import Subscription
@@ -18,7 +17,7 @@ from services.catastrophic.handlers import CatastrophicLayer
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    layer = CatastrophicLayer(load_profile(ctx.settings.policy_profile))
+    layer = CatastrophicLayer(ctx.policy())
     return [Subscription(BASIC_SETTLED, ClaimLayerHandler(layer), (BasicSettled,),
                          unit_of_work=postgres_unit_of_work(layer))]
 

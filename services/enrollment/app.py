@@ -6,7 +6,7 @@ from pathlib import Path
 
 from contracts.enrollment import ENROLLMENT_COMMAND_MODELS
 from contracts.topics import ENROLLMENT_COMMANDS
-from policy import PolicyProfile, load_profile
+from policy import PolicyProfile
 from runtime.app import ServiceContext, ServiceSpec
 from runtime.consumer import Subscription
 from services.enrollment.domain import EnrollmentRules
@@ -21,7 +21,7 @@ def rules_of(profile: PolicyProfile) -> EnrollmentRules:
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    rules = rules_of(load_profile(ctx.settings.policy_profile))
+    rules = rules_of(ctx.policy())
     return [Subscription(ENROLLMENT_COMMANDS, EnrollmentHandler(rules), ENROLLMENT_COMMAND_MODELS, invalid_payloads_to_handler=True)]
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from contracts import PersonSnapshot, ProviderSnapshot
 from contracts.claims import CLAIM_REQUEST_MODELS
 from contracts.topics import DISCHARGES, PERSONS, PROVIDERS
-from policy import load_profile
 from runtime.app import ProjectionSpec, ServiceContext, ServiceSpec
 from runtime.claim_layer import ClaimLayerHandler
 from runtime.consumer import Subscription
@@ -22,7 +21,7 @@ from services.settlement.handlers import BasicLayer, PostgresSettlementUnitOfWor
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    layer = BasicLayer(load_profile(ctx.settings.policy_profile))
+    layer = BasicLayer(ctx.policy())
     return [Subscription(DISCHARGES, ClaimLayerHandler(layer, prepare=layer.prepare), CLAIM_REQUEST_MODELS,
                          before_batch=ctx.catch_up_projections, unit_of_work=PostgresSettlementUnitOfWork)]
 

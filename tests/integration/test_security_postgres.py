@@ -32,6 +32,7 @@ from runtime.db import open_pool
 from runtime.settings import OPERATOR_ROLE, SERVICES, database_name, database_role
 from services.audit.app import make_spec
 from services.audit.config import AuditConfig
+from services.settlement.app import SPEC as SETTLEMENT_SPEC
 from tests.integration.harness import Namespace, running
 from tests.integration.test_stack_operations import local_stack_serves
 from tools.stack.common import PG_ROLES, paths, read_state
@@ -245,7 +246,7 @@ async def test_the_audit_keeps_no_names_and_services_use_their_own_roles(ns: Nam
     assert users == {database_role("audit")}  # the service's pool: its own role
 
 
-async def test_the_operator_role_may_read_the_audit_database_and_nothing_else(ns: Namespace) -> None:
+async def test_the_operator_role_may_read_the_audit_and_layer_databases_and_nothing_else(ns: Namespace) -> None:
     audit = ns.settings("audit")
     pool = await open_pool(audit.database_url, audit.database, *make_spec().migrations, size=1)  # as the audit
     await pool.close()
@@ -257,7 +258,15 @@ async def test_the_operator_role_may_read_the_audit_database_and_nothing_else(ns
                     "TRUNCATE event_store"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(sql)
-    for service in ("settlement", "enrollment"):
+    settlement = ns.settings("settlement")  # what-if reads the layers' databases: read, never write
+    pool = await open_pool(settlement.database_url, settlement.database, *SETTLEMENT_SPEC.migrations, size=1)
+    await pool.close()
+    async with connected(ns.server_url, settlement.database, OPERATOR_ROLE) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM accumulator") == 0
+        for sql in ("DELETE FROM accumulator", "CREATE TABLE mine (v int)", "TRUNCATE ledger"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(sql)
+    for service in ("enrollment", "intake"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
             await asyncpg.connect(database_dsn(with_user(ns.server_url, OPERATOR_ROLE), ns.settings(service).database),
                                   passfile=passfile())

@@ -40,14 +40,20 @@ def _progress() -> Progress:
                     transient=True)
 
 
-async def _audit_conn(audit_db: str) -> asyncpg.Connection:
-    """The audit's database as the operator role, in a read-only session."""
+async def database_conn(database: str) -> asyncpg.Connection:
+    """A connection to one service's database as the read-only operator role, in a read-only session
+    (`operator what-if` reads settlement's, critical illness's and assistance's, the audit commands
+    the audit's)."""
     from runtime.settings import OPERATOR_ROLE
     from tools.stack.connection import connect
 
-    conn: asyncpg.Connection = await connect(audit_db, user=OPERATOR_ROLE)
+    conn: asyncpg.Connection = await connect(database, user=OPERATOR_ROLE)
     await conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     return conn
+
+
+async def _audit_conn(audit_db: str) -> asyncpg.Connection:
+    return await database_conn(audit_db)
 
 
 # ------------------------------------------------------------------- audit database views

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runtime.settings import OPERATOR_ROLE, SERVICES, database_name, database_role
+from runtime.settings import OPERATOR_READS, OPERATOR_ROLE, SERVICES, database_name, database_role
 from tools.stack import logpipe
 from tools.stack.common import (
     DEFAULT_PG_PORT,
@@ -321,8 +321,9 @@ async def ensure_role(conn: Any, role: str, password: str) -> str:
 async def create_service_database(server: str, name: str, service: str, passfile: str | Path | None = None
                                   ) -> str:
     """The database `name` of `service` (its own, or a test namespace's), owned by the service's role
-    and closed to everyone else (no CONNECT or TEMP for PUBLIC). The audit's databases may also be
-    read by the operator role: CONNECT, and SELECT on every table the audit's migrations make
+    and closed to everyone else (no CONNECT or TEMP for PUBLIC). The databases of `OPERATOR_READS`
+    (the audit's, the settlement layers') may also be read by the operator role: CONNECT, and SELECT
+    on every table the service's migrations make
     (default privileges). `server` is the admin's URL. Returns "created" or "exists"."""
     import asyncpg
 
@@ -339,11 +340,11 @@ async def create_service_database(server: str, name: str, service: str, passfile
         if state == "exists":
             await conn.execute(f"ALTER DATABASE {_ident(name)} OWNER TO {_ident(owner)}")
         await conn.execute(f"REVOKE ALL ON DATABASE {_ident(name)} FROM PUBLIC")
-        if service == "audit":
+        if service in OPERATOR_READS:
             await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(name)} TO {_ident(OPERATOR_ROLE)}")
     finally:
         await conn.close()
-    if service == "audit":
+    if service in OPERATOR_READS:
         db = await _connect(server, name, passfile)
         try:
             await db.execute(f"""GRANT USAGE ON SCHEMA public TO {_ident(OPERATOR_ROLE)};

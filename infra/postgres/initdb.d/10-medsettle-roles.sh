@@ -5,7 +5,7 @@
 # keep both in step. One login role per service, not a superuser, may create no database or role,
 # replicate or bypass row security, member of no role (so no COPY ... FROM PROGRAM, no server
 # files), owning its database `medsettle_<service>` alone; `medsettle_operator` may read the audit
-# database; every database is closed to PUBLIC. The passwords are read by psql itself from the
+# and settlement layers' databases; every database is closed to PUBLIC. The passwords are read by psql itself from the
 # secrets volume (`\set` with backquotes: never on a command line), and no statement is logged.
 set -euo pipefail
 SECRETS=/run/medsettle/server
@@ -28,8 +28,10 @@ done
     echo "CREATE DATABASE medsettle_$service OWNER medsettle_$service;"
     echo "REVOKE ALL ON DATABASE medsettle_$service FROM PUBLIC;"
   done
-  echo "GRANT CONNECT ON DATABASE medsettle_audit TO medsettle_operator;"
-  echo "\\connect medsettle_audit"
-  echo "GRANT USAGE ON SCHEMA public TO medsettle_operator;"
-  echo "ALTER DEFAULT PRIVILEGES FOR ROLE medsettle_audit IN SCHEMA public GRANT SELECT ON TABLES TO medsettle_operator;"
+  for service in settlement catastrophic assistance audit; do  # runtime.settings.OPERATOR_READS
+    echo "GRANT CONNECT ON DATABASE medsettle_$service TO medsettle_operator;"
+    echo "\\connect medsettle_$service"
+    echo "GRANT USAGE ON SCHEMA public TO medsettle_operator;"
+    echo "ALTER DEFAULT PRIVILEGES FOR ROLE medsettle_$service IN SCHEMA public GRANT SELECT ON TABLES TO medsettle_operator;"
+  done
 } | psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet --username "$POSTGRES_USER" --dbname postgres
