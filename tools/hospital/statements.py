@@ -11,13 +11,13 @@ negative where a fund or the patient pays less — with the cause); a reversal
 sum of its statements. A correction or reversal settlement refused comes back on `claims.refusals`
 (`ClaimRequestRefused`, with the reason code) and is shown in a table of its own.
 
-With a hospital, its consumer group `medsettle.hospital.<id>` (on both topics) remembers what was
-shown, so a restart continues where it stopped; an event re-sent with the same event id is shown
-once. Patients' identity numbers are masked.
-
-Authenticated as the hospital itself (`--credentials`), it reads the one topic the hospital may read,
-`hospital.<id>.statements` (where intake puts its statements and refusals), in its own group
-`hospital.<id>.statements`; as an operator (admin), the claim topics as above.
+With a hospital, what is read is its own topic `hospital.<id>.statements` (the intake copies its
+statements, adjustments, reversals and refusals there; a hospital principal can read nothing
+else), and a consumer group remembers what was shown, so a restart continues where it stopped:
+the hospital's own `hospital.<id>.statements` when authenticated as the hospital (`--credentials`),
+an operator's `medsettle.hospital.<id>` otherwise. Without a hospital (an operator), the platform's
+`claims.statements` and `claims.refusals`. An event re-sent with the same event id is shown once.
+Patients' identity numbers are masked.
 """
 
 from __future__ import annotations
@@ -100,21 +100,22 @@ def refusals_table(rows: list[ClaimRequestRefused]) -> Table:
 
 
 def hospital_models(hospital: str) -> dict[str, tuple[type[Contract], ...]]:
-    """What a hospital authenticated as itself reads: everything on its statements topic."""
-    return {hospital_statements_topic(hospital): tuple(m for models in MODELS.values() for m in models)}
+    """What is read for one hospital: everything on its statements topic (the intake copies its
+    statements, adjustments, reversals and refusals there, and nothing of another hospital's)."""
+    return {hospital_statements_topic(hospital): ANSWERS}
 
 
 async def follow(hospital: str | None, kafka: KafkaAccess, *, from_beginning: bool, idle_exit: float | None,
                  prefix: str = "", as_hospital: bool = False) -> tuple[int, int]:
-    """Show statements and refusals as they come; returns how many of each were shown. `as_hospital`:
-    `kafka` is the hospital's own principal (it reads its statements topic, in its own group)."""
-    if as_hospital:
-        assert hospital is not None
+    """Show statements and refusals as they come; returns how many of each were shown. With a
+    `hospital`, its statements topic; `as_hospital`: `kafka` is the hospital's own principal (in its
+    own group `hospital.<id>.statements`; an operator's is `medsettle.hospital.<id>`)."""
+    group: str | None = None
+    models = MODELS
+    if hospital is not None:
         models = hospital_models(hospital)
-        group: str | None = prefix + hospital_group_prefix(hospital) + "statements"
-    else:
-        models = MODELS
-        group = f"{prefix}medsettle.hospital.{hospital}" if hospital else None
+        group = prefix + (hospital_group_prefix(hospital) + "statements" if as_hospital
+                          else f"medsettle.hospital.{hospital}")
     consumer = AIOKafkaConsumer(*(prefix + topic for topic in models), **kafka.options(), group_id=group,
                                 auto_offset_reset="earliest" if from_beginning else "latest",
                                 enable_auto_commit=False)
