@@ -199,6 +199,7 @@ def run(spec: ServiceSpec, settings: Settings) -> None:
     """Run a service until SIGINT/SIGTERM (`python -m services.<name>`); exits with `EXIT_FATAL`
     after a fatal error, with `EXIT_CONFIG` (and the profile's message) on a profile it cannot use."""
     try:
+        load_profile(settings.policy_profile, operator_overrides(settings.policy_overlay))  # before anything else
         app, ctx = create_app(spec, settings)
     except ProfileError as exc:
         get_logger(spec.name).error("refused to start: the policy profile cannot be used", profile=settings.policy_profile,

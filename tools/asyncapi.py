@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import SecretStr
 from pydantic.json_schema import models_json_schema
 
 from contracts.codec import EVENT_TYPES
@@ -80,7 +81,8 @@ def receivers() -> list[Receiver]:
 
     out: list[Receiver] = []
     for spec in (ENROLLMENT, INTAKE, SETTLEMENT, CATASTROPHIC, ASSISTANCE, AUDIT):
-        settings = load_settings(spec.name, topic_prefix="")
+        settings = load_settings(spec.name, topic_prefix="", kafka_username=spec.name,
+                                 kafka_password=SecretStr("not-used"))  # the document names the security, no client connects
         ctx = ServiceContext(settings=settings, broker=None, publisher=None)  # type: ignore[arg-type]  # nothing runs
         for sub in spec.subscriptions(ctx):
             out.append(Receiver(spec.name, sub.topic, tuple(m.__name__ for m in sub.expected),

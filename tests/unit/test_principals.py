@@ -19,6 +19,7 @@ from contracts.topics import (
     hospital_requests_topic,
     hospital_statements_topic,
 )
+from policy.loader import load_profile
 from runtime.settings import SERVICES, load_settings
 from tools.stack.kafka_admin import Acl
 from tools.stack.principals import SERVICE_PRINCIPALS, hospital_acls, service_acls
@@ -36,7 +37,9 @@ def _specs() -> dict[str, Any]:
 
 def test_the_registry_readers_are_what_each_service_subscribes_to_and_projects() -> None:
     for name, spec in _specs().items():
-        ctx = SimpleNamespace(settings=load_settings(name), catch_up_projections=None)
+        settings = load_settings(name)
+        ctx = SimpleNamespace(settings=settings, catch_up_projections=None,
+                              policy=lambda s=settings: load_profile(s.policy_profile))
         reads = {sub.topic for sub in spec.subscriptions(ctx)} | {p.topic for p in spec.projections}
         assert reads == {t.name for t in TOPICS if name in t.readers}, name
 
