@@ -1,11 +1,15 @@
-"""End-to-end throughput of the settlement chain on this machine.
+"""End-to-end throughput of the settlement chain on this machine, against a transport-only yardstick.
 
-    .venv/bin/python bench/pipeline.py [--discharges 20000] [--persons 20000]
+    .venv/bin/python bench/pipeline.py [--discharges 5000] [--persons 5000]
 
-Runs enrollment, settlement, catastrophic and assistance as separate processes (as in
+Runs enrollment, settlement, catastrophic, assistance and the audit as separate processes (as in
 production) in a fresh namespace (topic prefix, own databases) on the local stack, enrolls a
 generated population, publishes the discharges as fast as the producer goes, and prints how long
-each layer took to settle all of them and the resulting rates. Cleans up its namespace.
+each layer took to settle all of them, the resulting rates, and when the audit had stored
+everything. Then, in a second namespace, the same discharges pass three transport-only hops
+(`bench/transport.py`: the same topics and partitions, batches, JSON decode and encode, idempotent
+producer, a commit per batch, no database) and it prints their rate and the ratio pipeline /
+transport. Cleans up both namespaces.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS  # noqa: E402
+from bench import transport  # noqa: E402
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS  # noqa: E402
+from runtime.kafka_access import KafkaAccess  # noqa: E402
 from runtime.settings import database_name  # noqa: E402
 from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
-from tools.hospital.publish import direct, prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.hospital.publish import Prepared, direct, prepare_command, prepare_discharge, publish  # noqa: E402
 from tools.stack.connection import local_access, service_connection  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
 from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
@@ -36,26 +42,37 @@ from tools.stack.pg import create_service_database  # noqa: E402
 from tools.stack.services import spawn  # noqa: E402
 
 LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
-SERVICES = ("enrollment", "settlement", "catastrophic", "assistance")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) a process has used so far (Linux /proc), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
 
 
 def start_services(env: dict[str, str], prefix: str, bootstrap: str) -> list[subprocess.Popen[bytes]]:
-    """The four services as processes in the namespace, each as its own principal (as in production),
+    """The five services as processes in the namespace, each as its own principal (as in production),
     logging to `/tmp/bench-<name>.log`."""
     level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
     return [spawn(name, {**env, **local_access(name, bootstrap).env(), **service_connection(name, env["DATABASE_URL"]),
                          "DATABASE_NAME": database_name(name, prefix), "LOG_LEVEL": level},
                   Path(f"/tmp/bench-{name}.log"), detach=False)
             for name in SERVICES]
+
+
+async def transport_yardstick(admin: KafkaAccess, bootstrap: str, discharges: list[Prepared],
+                              pipeline_s: float) -> None:
+    """The same discharges through `bench/transport.py`'s three hops in a namespace of their own."""
+    n = len(discharges)
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    await open_namespace(admin, prefix)
+    try:
+        kafka = {service: local_access(service, bootstrap) for service in transport.HOPS}
+        t_publish, done, cpu = await transport.run(admin, kafka, prefix, discharges)
+    finally:
+        await close_namespace(admin, prefix)
+    print(f"transport only (bench/transport.py, same topics, batches, JSON, idempotent producer, commits): "
+          f"published in {t_publish:.1f}s")
+    for service, t in done.items():
+        print(f"  hop {service:<13} all forwarded after {t:6.1f}s  ({n / t:,.0f} discharges/s end to end)")
+    print("CPU per 1,000 discharges: " + ", ".join(f"{s} {v / n * 1000:.2f}s" for s, v in cpu.items() if v is not None))
+    rate, yardstick = n / pipeline_s, n / done["assistance"]
+    print(f"pipeline / transport: {rate:,.0f} / {yardstick:,.0f} discharges/s = {rate / yardstick:.2f}")
 
 
 async def main(n: int, persons: int) -> None:
@@ -97,16 +114,24 @@ async def main(n: int, persons: int) -> None:
         conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}", passfile=passfile)
         statements = await conn.fetchval("SELECT count(*) FROM statement")
         await conn.close()
+        await wait_drained(admin, [(f"{prefix}medsettle.audit.{t.name}", prefix + t.name) for t in TOPICS], timeout=900)
+        t_audit = time.perf_counter() - t0
         print(f"machine: {os.cpu_count()} cores; {persons:,} persons enrolled in {t_enroll:.1f}s "
               f"({(persons + 50) / t_enroll:,.0f} commands/s)")
         print(f"{n:,} discharges published in {t_publish:.1f}s ({n / t_publish:,.0f}/s)")
         for name, _ in LAYERS:
             print(f"  {name:<13} all settled after {done[name]:6.1f}s  ({n / done[name]:,.0f} discharges/s end to end)")
+        print(f"  audit         all stored after {t_audit:6.1f}s  ({n / t_audit:,.0f} discharges/s end to end)")
         print(f"statements: {statements:,} (one per discharge: {statements == n})")
-        cpu = {name: cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
+        cpu = {name: transport.cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
         if all(v is not None for v in cpu.values()):  # less sensitive than wall time to other load on the host
             print("CPU per 1,000 discharges (user+system, whole run incl. enrollment): " + ", ".join(
                 f"{name} {v / n * 1000:.2f}s" for name, v in cpu.items() if v is not None))
+        for p in procs:  # the transport runs alone on the host, as the pipeline did
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        await transport_yardstick(admin, bootstrap, discharges, done["assistance"])
     finally:
         for p in procs:
             p.terminate()
@@ -121,7 +146,7 @@ async def main(n: int, persons: int) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--discharges", type=int, default=20_000)
-    ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--discharges", type=int, default=5_000)
+    ap.add_argument("--persons", type=int, default=5_000)
     args = ap.parse_args()
     asyncio.run(main(args.discharges, args.persons))
