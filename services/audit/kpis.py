@@ -396,14 +396,20 @@ async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
 
 async def compute_kpis_full(conn: Connection, query: KpiQuery) -> Kpis:
     """The KPIs by a full scan of the event store (the definition the summary is checked against;
-    its cost grows with the history)."""
+    its cost grows with the history). The planner cannot estimate how many claims a period of
+    JSON dates selects and, guessing one, joins the statements to them in a nested loop, quadratic
+    in the claims (20,000 claims took more than ten minutes): nested loops are off for it."""
     args = (query.start, query.end, query.region, query.pool)
-    t = await conn.fetchrow(_TOTALS, *args)
-    assert t is not None  # an aggregate returns one row
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_nestloop = off")
+        t = await conn.fetchrow(_TOTALS, *args)
+        assert t is not None  # an aggregate returns one row
+        levels = await conn.fetch(_BY_LEVEL, *args)
+        alerts = {r["rule"]: r["alerts"] for r in await conn.fetch(_ALERTS, *args)}
+        movements = await conn.fetch(_MOVEMENTS, *args)
+        corrections = await conn.fetchval(_CORRECTIONS, *args)
     insured, by_category = insured_by_category(await latest_persons(conn), query.start, query.end)
-    return _kpis(query, t, await conn.fetch(_BY_LEVEL, *args),
-                 {r["rule"]: r["alerts"] for r in await conn.fetch(_ALERTS, *args)},
-                 await conn.fetch(_MOVEMENTS, *args), await conn.fetchval(_CORRECTIONS, *args), insured, by_category)
+    return _kpis(query, t, levels, alerts, movements, corrections, insured, by_category)
 
 
 def _kpis(query: KpiQuery, t: Any, level_rows: Iterable[Any], alerts: dict[str, int], movement_rows: Iterable[Any],
