@@ -154,17 +154,19 @@ async def fill(conn: asyncpg.Connection, claims: int, persons: int) -> None:
         """INSERT INTO provider_snapshot (provider_id, version, level, pool_code, location, licensed_beds, snapshot)
            SELECT payload->>'provider_id', 1, (payload->>'level')::int, payload->>'pool_code', 'in_pool', 500, payload
            FROM event_store WHERE topic = 'enrollment.providers'""")
+    await conn.execute("CREATE UNLOGGED TABLE bench_template (t int PRIMARY KEY, snapshot jsonb NOT NULL)")
+    await conn.execute("INSERT INTO bench_template SELECT t - 1, s FROM unnest($1::jsonb[]) WITH ORDINALITY AS u(s, t)",
+                       templates)
     await conn.execute(
         f"""INSERT INTO event_store ({_EVENT_COLUMNS})
             SELECT 'enrollment.persons', 0, n, pid, 'PersonSnapshot', md5('person' || n)::uuid, 1, pid, NULL,
-                   'enrollment', NULL, timestamptz '2025-12-01', jsonb_set(($1::jsonb[])[1 + n % $2], '{{person_id}}', to_jsonb(pid))
-            FROM generate_series(0, $3 - 1) n, LATERAL (SELECT ($4::text[])[1 + n] AS pid) x""",
-        templates, len(templates), persons, ids)
+                   'enrollment', NULL, timestamptz '2025-12-01', jsonb_set(snapshot, '{{person_id}}', to_jsonb(pid))
+            FROM bench_person JOIN bench_template ON t = n % {len(templates)} ORDER BY n""")
     await conn.execute("""INSERT INTO person_snapshot (person_id, version, snapshot)
                           SELECT payload->>'person_id', 1, payload FROM event_store WHERE topic = 'enrollment.persons'""")
     for sql in FILL:
         await conn.execute(sql)
-    await conn.execute("DROP TABLE bench_claim, bench_person")
+    await conn.execute("DROP TABLE bench_claim, bench_person, bench_template")
     await conn.execute("ANALYZE")
 
 
