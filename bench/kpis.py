@@ -171,9 +171,13 @@ async def fill(conn: asyncpg.Connection, claims: int, persons: int) -> None:
 
 
 async def fold_all(conn: asyncpg.Connection) -> int:
-    """Fold the whole event store into the KPI summary, in the order stored, 500 rows at a time
-    (a batch of the service's)."""
+    """Fold the persons and the whole event store into the KPI summary, in the order stored, 500 at a
+    time (a batch of the service's)."""
     last, total = 0, 0
+    persons = [r["person_id"] for r in await conn.fetch("SELECT person_id FROM person_snapshot ORDER BY person_id")]
+    for i in range(0, len(persons), 500):  # as the handler does on each batch of person snapshots
+        async with conn.transaction():
+            await conn.execute("SELECT kpi_persons($1::text[])", persons[i:i + 500])
     while True:
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM event_store WHERE id > $1 ORDER BY id LIMIT 500", last)]
         if not ids:

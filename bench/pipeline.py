@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -75,7 +77,46 @@ async def transport_yardstick(admin: KafkaAccess, bootstrap: str, discharges: li
     print(f"pipeline / transport: {rate:,.0f} / {yardstick:,.0f} discharges/s = {rate / yardstick:.2f}")
 
 
-async def main(n: int, persons: int) -> None:
+def start_profile(service: str, procs: dict[str, subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], Path]:
+    """py-spy (`PY_SPY`, else on PATH) sampling `service` while the discharges pass (collapsed stacks)."""
+    spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if spy is None:
+        sys.exit("--profile needs py-spy (pip install py-spy; PY_SPY=/path/to/py-spy)")
+    out = Path(f"/tmp/bench-{service}.pyspy.txt")
+    return subprocess.Popen([spy, "record", "--pid", str(procs[service].pid), "--rate", "50", "--nonblocking",
+                             "--format", "raw", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def place(path: str) -> str:
+    """A frame's file as a library (`asyncpg`, `stdlib:json`) or a path of this project."""
+    if "site-packages/" in path:
+        return path.split("site-packages/")[-1].split("/")[0]
+    if "/lib/python3" in path:
+        return "stdlib:" + path.split("/lib/python3")[-1].split("/", 1)[-1].split("/")[0].removesuffix(".py")
+    return path.removeprefix(str(ROOT) + "/")
+
+
+def stop_profile(spy: tuple[subprocess.Popen[bytes], Path], top: int = 15) -> None:
+    """Stop py-spy and print where the service's samples went: by the module of the frame they were
+    in (self), and the share of samples under a few functions (inclusive)."""
+    proc, out = spy
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    stacks = [(line.rsplit(" ", 1)[0].split(";"), int(line.rsplit(" ", 1)[1]))
+              for line in out.read_text().splitlines() if line.strip()]
+    total = sum(n for _, n in stacks) or 1
+    by_self: dict[str, int] = {}
+    for frames, n in stacks:
+        where = place(frames[-1].split("(")[-1].split(":")[0].rstrip(")"))  # the innermost frame's
+        by_self[where] = by_self.get(where, 0) + n
+    print(f"py-spy, {total:,} samples of {out.name.split('.')[0].removeprefix('bench-')} while the discharges passed: "
+          "the innermost frame's library (or file of ours)")
+    for where, n in sorted(by_self.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {n / total:6.1%}  {where}")
+
+
+async def main(n: int, persons: int, profile: str | None = None) -> None:
     settings = stack.start()
     bootstrap, server, passfile = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"], settings["PGPASSFILE"]
     admin = local_access("admin", bootstrap)
@@ -97,6 +138,7 @@ async def main(n: int, persons: int) -> None:
         t_enroll = time.perf_counter() - t0
         # straight to claims.discharges (as `publish --direct`): this chain runs without the intake
         discharges = [direct(prepare_discharge(d.model_dump(mode="json"))) for d in stream]
+        spy = start_profile(profile, dict(zip(SERVICES, procs, strict=True))) if profile else None
         t0 = time.perf_counter()
         await publish(discharges, admin, progress=False, prefix=prefix)
         t_publish = time.perf_counter() - t0
@@ -111,6 +153,8 @@ async def main(n: int, persons: int) -> None:
             finally:
                 await conn.close()
             done[name] = time.perf_counter() - t0
+        if spy is not None:
+            stop_profile(spy)
         conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}", passfile=passfile)
         statements = await conn.fetchval("SELECT count(*) FROM statement")
         await conn.close()
@@ -148,5 +192,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--discharges", type=int, default=5_000)
     ap.add_argument("--persons", type=int, default=5_000)
+    ap.add_argument("--profile", choices=SERVICES, help="sample this service with py-spy while the discharges pass")
     args = ap.parse_args()
-    asyncio.run(main(args.discharges, args.persons))
+    asyncio.run(main(args.discharges, args.persons, args.profile))

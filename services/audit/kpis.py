@@ -302,23 +302,27 @@ async def latest_persons(conn: Connection) -> list[PersonSnapshot]:
 
 _CHOSEN = """
 WITH chosen AS (  -- the period's claims, as the summary keeps them (migrations/0006_kpi_summary.sql)
-    SELECT k.*, prov.level,
-           CASE WHEN k.state <> 'settled' OR k.cat_after IS NULL THEN 0
-                ELSE GREATEST(k.cat_after - k.cat_threshold, 0) - GREATEST(k.cat_before - k.cat_threshold, 0)
-           END AS cat_base
-    FROM kpi_claim k LEFT JOIN provider_snapshot prov ON prov.provider_id = k.hospital_id
+    SELECT k.* FROM kpi_claim k LEFT JOIN provider_snapshot prov ON prov.provider_id = k.hospital_id
     WHERE k.latest_rev IS NOT NULL AND k.discharge_date BETWEEN $1 AND $2
       AND ($3::text IS NULL OR k.profile_id = $3)
       AND ($4::text IS NULL OR prov.pool_code = $4)
 )
 """
 
-_SUMMARY_TOTALS = _CHOSEN + """
-SELECT count(*) FILTER (WHERE state IN ('settled', 'rejected')) AS settlements,
-       count(*) FILTER (WHERE state = 'settled') AS settled,
-       count(*) FILTER (WHERE state = 'rejected') AS rejected,
-       count(*) FILTER (WHERE state = 'reversed') AS reversed,
-       count(DISTINCT person_id) FILTER (WHERE state = 'settled') AS inpatients,
+_DAYS = """
+WITH days AS (  -- the period's claims summed per day, hospital, profile and state
+    SELECT d.*, prov.level FROM kpi_day d LEFT JOIN provider_snapshot prov ON prov.provider_id = d.hospital_id
+    WHERE d.discharge_date BETWEEN $1 AND $2
+      AND ($3::text IS NULL OR d.profile_id = $3)
+      AND ($4::text IS NULL OR prov.pool_code = $4)
+)
+"""
+
+_SUMMARY_TOTALS = _DAYS + """
+SELECT COALESCE(sum(claims) FILTER (WHERE state IN ('settled', 'rejected')), 0) AS settlements,
+       COALESCE(sum(claims) FILTER (WHERE state = 'settled'), 0) AS settled,
+       COALESCE(sum(claims) FILTER (WHERE state = 'rejected'), 0) AS rejected,
+       COALESCE(sum(claims) FILTER (WHERE state = 'reversed'), 0) AS reversed,
        COALESCE(sum(total_cost) FILTER (WHERE state <> 'rejected'), 0) AS total_cost,
        COALESCE(sum(in_policy) FILTER (WHERE state <> 'rejected'), 0) AS in_policy,
        COALESCE(sum(hifp) FILTER (WHERE state <> 'rejected'), 0) AS hifp,
@@ -326,14 +330,18 @@ SELECT count(*) FILTER (WHERE state IN ('settled', 'rejected')) AS settlements,
        COALESCE(sum(maf) FILTER (WHERE state <> 'rejected'), 0) AS maf,
        COALESCE(sum(funds) FILTER (WHERE state <> 'rejected'), 0) AS funds,
        COALESCE(sum(psn) FILTER (WHERE state <> 'rejected'), 0) AS psn,
-       COALESCE(sum(cat_base), 0) AS cat_base,
-       count(DISTINCT person_id) FILTER (WHERE state = 'settled' AND hifmi > 0) AS cat_beneficiaries
-FROM chosen
+       COALESCE(sum(cat_base), 0) AS cat_base
+FROM days
 """
 
-_SUMMARY_BY_LEVEL = _CHOSEN + """
-SELECT level, count(*) AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
-FROM chosen WHERE state = 'settled' GROUP BY level ORDER BY level NULLS LAST
+_SUMMARY_PERSONS = _CHOSEN + """
+SELECT count(*) AS inpatients, count(*) FILTER (WHERE catastrophic) AS cat_beneficiaries
+FROM (SELECT person_id, bool_or(hifmi > 0) AS catastrophic FROM chosen WHERE state = 'settled' GROUP BY person_id) p
+"""
+
+_SUMMARY_BY_LEVEL = _DAYS + """
+SELECT level, sum(claims) AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
+FROM days WHERE state = 'settled' GROUP BY level HAVING sum(claims) > 0 ORDER BY level NULLS LAST
 """
 
 _SUMMARY_MOVEMENTS = _CHOSEN + """
@@ -360,23 +368,25 @@ GROUP BY al.rule ORDER BY al.rule
 """
 
 _SUMMARY_INSURED = """
-WITH insured AS (  -- insured_in, on the latest snapshots
-    SELECT p.person_id, p.snapshot AS s FROM person_snapshot p
-    WHERE (p.snapshot->>'date_of_death' IS NULL OR (p.snapshot->>'date_of_death')::date >= $1)
-      AND EXISTS (SELECT 1 FROM jsonb_array_elements(p.snapshot->'coverage') c
+WITH insured AS (  -- insured_in, on the persons' kinds
+    SELECT kind_id, facts AS s, persons FROM kpi_person_kind
+    WHERE persons > 0
+      AND (facts->>'date_of_death' IS NULL OR (facts->>'date_of_death')::date >= $1)
+      AND EXISTS (SELECT 1 FROM jsonb_array_elements(facts->'coverage') c
                   WHERE (c->>'coverage_year')::int BETWEEN extract(year FROM $1::date) AND extract(year FROM $2::date)
                     AND (c->>'payment_date')::date <= $2)
 ), cats AS (  -- categories_on the period's end
-    SELECT person_id, COALESCE(
+    SELECT kind_id, persons, COALESCE(
         (SELECT h->'categories' FROM jsonb_array_elements(s->'category_history') WITH ORDINALITY AS x(h, i)
          WHERE (h->>'effective_from')::date <= $2 ORDER BY i DESC LIMIT 1),
         s->'category_history'->0->'categories', s->'categories') AS categories
     FROM insured
 )
-SELECT NULL AS category, count(*) AS persons FROM insured
+SELECT NULL AS category, COALESCE(sum(persons), 0) AS persons FROM insured
 UNION ALL
-SELECT c.category, count(DISTINCT person_id) FROM cats, jsonb_array_elements_text(cats.categories) AS c(category)
-GROUP BY c.category
+SELECT category, sum(persons) FROM (SELECT DISTINCT kind_id, persons, c.category
+                                    FROM cats, jsonb_array_elements_text(cats.categories) AS c(category)) k
+GROUP BY category
 """
 
 
@@ -384,8 +394,10 @@ async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
     """The KPIs from the summary the audit keeps per batch (`kpi_claim` and its neighbours): what
     `compute_kpis_full` computes from the event store, without reading it."""
     args = (query.start, query.end, query.region, query.pool)
-    t = await conn.fetchrow(_SUMMARY_TOTALS, *args)
-    assert t is not None  # an aggregate returns one row
+    sums = await conn.fetchrow(_SUMMARY_TOTALS, *args)
+    persons = await conn.fetchrow(_SUMMARY_PERSONS, *args)
+    assert sums is not None and persons is not None  # aggregates return one row
+    t = {**dict(sums), **dict(persons)}
     insured = await conn.fetch(_SUMMARY_INSURED, query.start, query.end)
     return _kpis(query, t, await conn.fetch(_SUMMARY_BY_LEVEL, *args),
                  {r["rule"]: r["alerts"] for r in await conn.fetch(_SUMMARY_ALERTS, *args)},

@@ -232,7 +232,10 @@ async def upsert_persons(conn: Connection, snapshots: Iterable[PersonSnapshot]) 
              WHERE person_snapshot.version < EXCLUDED.version
            RETURNING person_id""",
         [s.person_id for s in snaps], [s.version for s in snaps], [s.model_dump_json() for s in snaps])
-    return {r["person_id"] for r in rows}
+    changed = {r["person_id"] for r in rows}
+    if changed:  # the KPIs' count of insured persons (migrations/0006_kpi_summary.sql)
+        await conn.execute("SELECT kpi_persons($1::text[])", sorted(changed))
+    return changed
 
 
 async def load_persons(conn: Connection, person_ids: Iterable[str]) -> dict[str, PersonSnapshot]:

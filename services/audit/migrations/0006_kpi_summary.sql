@@ -45,6 +45,37 @@ CREATE TABLE kpi_claim (
 );
 CREATE INDEX kpi_claim_period ON kpi_claim (discharge_date);
 
+-- The claims' figures summed per discharge day, hospital, pricing profile and current state: what
+-- the KPIs' sums read (kept by `kpi_fold`, which moves a claim's contribution when it changes).
+CREATE TABLE kpi_day (
+    discharge_date date,
+    hospital_id    text,
+    profile_id     text,
+    state          text,
+    claims         bigint NOT NULL,
+    total_cost     numeric NOT NULL,
+    in_policy      numeric NOT NULL,
+    hifp           numeric NOT NULL,
+    hifmi          numeric NOT NULL,
+    maf            numeric NOT NULL,
+    funds          numeric NOT NULL,
+    psn            numeric NOT NULL,
+    cat_base       numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (discharge_date, hospital_id, profile_id, state)
+);
+
+-- The persons, by kind: persons whose facts the insured count reads (death, coverage years and
+-- payment dates, category history) are the same are one kind, counted (`kpi_persons`).
+CREATE TABLE kpi_person_kind (
+    kind_id bigserial PRIMARY KEY,
+    facts   jsonb NOT NULL UNIQUE,
+    persons int NOT NULL DEFAULT 0
+);
+CREATE TABLE kpi_person (
+    person_id text PRIMARY KEY,
+    kind_id   bigint NOT NULL REFERENCES kpi_person_kind
+);
+
 -- Reversal and adjustment statements per claim and kind ('reversal', 'adjustment:<cause kind>').
 CREATE TABLE kpi_movement (
     claim_id   text NOT NULL,
@@ -76,6 +107,48 @@ CREATE TABLE kpi_alert (
     detected_on date
 );
 CREATE INDEX kpi_alert_claim ON kpi_alert (claim_id);
+
+-- The part of a claim's critical-illness accumulation above the threshold, counted for settled claims.
+CREATE FUNCTION kpi_cat_base(state text, before numeric, after numeric, threshold numeric) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN state IS DISTINCT FROM 'settled' OR after IS NULL THEN 0
+                ELSE GREATEST(after - threshold, 0) - GREATEST(before - threshold, 0) END
+$$;
+
+-- What the insured count reads of a person's latest snapshot.
+CREATE FUNCTION kpi_person_facts(s jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'date_of_death', s->'date_of_death',
+        'coverage', COALESCE((SELECT jsonb_agg(jsonb_build_object('coverage_year', c->'coverage_year',
+                                                                  'payment_date', c->'payment_date') ORDER BY i)
+                              FROM jsonb_array_elements(s->'coverage') WITH ORDINALITY AS x(c, i)), '[]'),
+        'category_history', COALESCE((SELECT jsonb_agg(jsonb_build_object('effective_from', h->'effective_from',
+                                                                          'categories', h->'categories') ORDER BY i)
+                                      FROM jsonb_array_elements(s->'category_history') WITH ORDINALITY AS x(h, i)), '[]'),
+        'categories', s->'categories')
+$$;
+
+-- The persons' kinds after their snapshots changed (store.upsert_persons).
+CREATE FUNCTION kpi_persons(ids text[]) RETURNS void LANGUAGE sql AS $persons$
+INSERT INTO kpi_person_kind (facts)
+SELECT DISTINCT kpi_person_facts(snapshot) FROM person_snapshot WHERE person_id = ANY(ids)
+ON CONFLICT (facts) DO NOTHING;
+
+WITH now_ AS (
+    SELECT s.person_id, k.kind_id FROM person_snapshot s
+    JOIN kpi_person_kind k ON k.facts = kpi_person_facts(s.snapshot)
+    WHERE s.person_id = ANY(ids)
+), was AS (
+    SELECT person_id, kind_id FROM kpi_person WHERE person_id = ANY(ids) FOR UPDATE
+), delta AS (
+    SELECT kind_id, sum(d) AS d FROM (SELECT kind_id, 1 AS d FROM now_ UNION ALL SELECT kind_id, -1 FROM was) x
+    GROUP BY kind_id HAVING sum(d) <> 0
+), counted AS (
+    UPDATE kpi_person_kind k SET persons = k.persons + delta.d FROM delta WHERE k.kind_id = delta.kind_id
+)
+INSERT INTO kpi_person (person_id, kind_id) SELECT person_id, kind_id FROM now_ ORDER BY person_id
+ON CONFLICT (person_id) DO UPDATE SET kind_id = EXCLUDED.kind_id;
+$persons$;
 
 CREATE FUNCTION kpi_fold(ids bigint[]) RETURNS void LANGUAGE sql AS $fold$
 WITH b AS (  -- the statements among the rows
@@ -115,7 +188,11 @@ WITH b AS (  -- the statements among the rows
     FROM st WHERE event_type IN ('SettlementAdjusted', 'SettlementReversed') GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (claim_id, kind) DO UPDATE SET statements = m.statements + EXCLUDED.statements,
         funds = m.funds + EXCLUDED.funds, patients = m.patients + EXCLUDED.patients
-)
+), before AS (  -- what the batch's claims added to kpi_day so far
+    SELECT discharge_date, hospital_id, profile_id, state, total_cost, in_policy, hifp, hifmi, maf, funds, psn,
+           kpi_cat_base(state, cat_before, cat_after, cat_threshold) AS cat_base
+    FROM kpi_claim WHERE claim_id IN (SELECT claim_id FROM b) AND latest_rev IS NOT NULL
+), after AS (
 INSERT INTO kpi_claim AS k (claim_id, statements, total_cost, in_policy, hifp, hifmi, maf, funds, psn,
                             latest_rev, state, person_id, hospital_id, discharge_date, cat_before, cat_after,
                             cat_threshold, priced_rev, profile_id, named_rev, named_id, named_profile_id,
@@ -152,7 +229,24 @@ ON CONFLICT (claim_id) DO UPDATE SET
     named_discharge_date = CASE WHEN (EXCLUDED.named_rev, EXCLUDED.named_id) > (COALESCE(k.named_rev, 0), COALESCE(k.named_id, 0))
                                 THEN EXCLUDED.named_discharge_date ELSE k.named_discharge_date END,
     named_id = CASE WHEN (EXCLUDED.named_rev, EXCLUDED.named_id) > (COALESCE(k.named_rev, 0), COALESCE(k.named_id, 0))
-                    THEN EXCLUDED.named_id ELSE k.named_id END;
+                    THEN EXCLUDED.named_id ELSE k.named_id END
+RETURNING latest_rev, discharge_date, hospital_id, profile_id, state, total_cost, in_policy, hifp, hifmi, maf, funds,
+          psn, kpi_cat_base(state, cat_before, cat_after, cat_threshold) AS cat_base
+)
+INSERT INTO kpi_day AS d (discharge_date, hospital_id, profile_id, state, claims, total_cost, in_policy, hifp, hifmi,
+                          maf, funds, psn, cat_base)
+SELECT discharge_date, hospital_id, profile_id, state, sum(n), sum(total_cost), sum(in_policy), sum(hifp), sum(hifmi),
+       sum(maf), sum(funds), sum(psn), sum(cat_base)
+FROM (SELECT discharge_date, hospital_id, profile_id, state, 1 AS n, total_cost, in_policy, hifp, hifmi, maf, funds,
+             psn, cat_base FROM after WHERE latest_rev IS NOT NULL
+      UNION ALL
+      SELECT discharge_date, hospital_id, profile_id, state, -1, -total_cost, -in_policy, -hifp, -hifmi, -maf, -funds,
+             -psn, -cat_base FROM before) moved
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (discharge_date, hospital_id, profile_id, state) DO UPDATE SET claims = d.claims + EXCLUDED.claims,
+    total_cost = d.total_cost + EXCLUDED.total_cost, in_policy = d.in_policy + EXCLUDED.in_policy,
+    hifp = d.hifp + EXCLUDED.hifp, hifmi = d.hifmi + EXCLUDED.hifmi, maf = d.maf + EXCLUDED.maf,
+    funds = d.funds + EXCLUDED.funds, psn = d.psn + EXCLUDED.psn, cat_base = d.cat_base + EXCLUDED.cat_base;
 
 INSERT INTO kpi_claim AS k (claim_id, first_discharge_id, first_discharge_date, first_hospital_id)
 SELECT DISTINCT ON (claim_id) claim_id, id, (payload->>'discharge_date')::date, payload->>'hospital_id'
@@ -184,7 +278,8 @@ ORDER BY payload->>'alert_id', id
 ON CONFLICT DO NOTHING;
 $fold$;
 
--- What was stored before: folded once, in the order stored.
+-- What was stored before: folded once, in the order stored; the persons known.
+SELECT kpi_persons(ARRAY(SELECT person_id FROM person_snapshot));
 DO $$
 DECLARE
     last_id bigint := 0;
