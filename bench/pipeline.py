@@ -1,11 +1,15 @@
-"""End-to-end throughput of the settlement chain on this machine.
+"""End-to-end throughput of the settlement chain on this machine, against a transport-only yardstick.
 
-    .venv/bin/python bench/pipeline.py [--discharges 20000] [--persons 20000]
+    .venv/bin/python bench/pipeline.py [--discharges 5000] [--persons 5000]
 
-Runs enrollment, settlement, catastrophic and assistance as separate processes (as in
+Runs enrollment, settlement, catastrophic, assistance and the audit as separate processes (as in
 production) in a fresh namespace (topic prefix, own databases) on the local stack, enrolls a
 generated population, publishes the discharges as fast as the producer goes, and prints how long
-each layer took to settle all of them and the resulting rates. Cleans up its namespace.
+each layer took to settle all of them, the resulting rates, and when the audit had stored
+everything. Then, in a second namespace, the same discharges pass three transport-only hops
+(`bench/transport.py`: the same topics and partitions, batches, JSON decode and encode, idempotent
+producer, a commit per batch, no database) and it prints their rate and the ratio pipeline /
+transport. Cleans up both namespaces.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,11 +30,13 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS  # noqa: E402
+from bench import transport  # noqa: E402
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS  # noqa: E402
+from runtime.kafka_access import KafkaAccess  # noqa: E402
 from runtime.settings import database_name  # noqa: E402
 from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
-from tools.hospital.publish import direct, prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.hospital.publish import Prepared, direct, prepare_command, prepare_discharge, publish  # noqa: E402
 from tools.stack.connection import local_access, service_connection  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
 from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
@@ -36,20 +44,11 @@ from tools.stack.pg import create_service_database  # noqa: E402
 from tools.stack.services import spawn  # noqa: E402
 
 LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
-SERVICES = ("enrollment", "settlement", "catastrophic", "assistance")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) a process has used so far (Linux /proc), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
 
 
 def start_services(env: dict[str, str], prefix: str, bootstrap: str) -> list[subprocess.Popen[bytes]]:
-    """The four services as processes in the namespace, each as its own principal (as in production),
+    """The five services as processes in the namespace, each as its own principal (as in production),
     logging to `/tmp/bench-<name>.log`."""
     level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
     return [spawn(name, {**env, **local_access(name, bootstrap).env(), **service_connection(name, env["DATABASE_URL"]),
@@ -58,7 +57,66 @@ def start_services(env: dict[str, str], prefix: str, bootstrap: str) -> list[sub
             for name in SERVICES]
 
 
-async def main(n: int, persons: int) -> None:
+async def transport_yardstick(admin: KafkaAccess, bootstrap: str, discharges: list[Prepared],
+                              pipeline_s: float) -> None:
+    """The same discharges through `bench/transport.py`'s three hops in a namespace of their own."""
+    n = len(discharges)
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    await open_namespace(admin, prefix)
+    try:
+        kafka = {service: local_access(service, bootstrap) for service in transport.HOPS}
+        t_publish, done, cpu = await transport.run(admin, kafka, prefix, discharges)
+    finally:
+        await close_namespace(admin, prefix)
+    print(f"transport only (bench/transport.py, same topics, batches, JSON, idempotent producer, commits): "
+          f"published in {t_publish:.1f}s")
+    for service, t in done.items():
+        print(f"  hop {service:<13} all forwarded after {t:6.1f}s  ({n / t:,.0f} discharges/s end to end)")
+    print("CPU per 1,000 discharges: " + ", ".join(f"{s} {v / n * 1000:.2f}s" for s, v in cpu.items() if v is not None))
+    rate, yardstick = n / pipeline_s, n / done["assistance"]
+    print(f"pipeline / transport: {rate:,.0f} / {yardstick:,.0f} discharges/s = {rate / yardstick:.2f}")
+
+
+def start_profile(service: str, procs: dict[str, subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], Path]:
+    """py-spy (`PY_SPY`, else on PATH) sampling `service` while the discharges pass (collapsed stacks)."""
+    spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if spy is None:
+        sys.exit("--profile needs py-spy (pip install py-spy; PY_SPY=/path/to/py-spy)")
+    out = Path(f"/tmp/bench-{service}.pyspy.txt")
+    return subprocess.Popen([spy, "record", "--pid", str(procs[service].pid), "--rate", "50", "--nonblocking",
+                             "--format", "raw", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def place(path: str) -> str:
+    """A frame's file as a library (`asyncpg`, `stdlib:json`) or a path of this project."""
+    if "site-packages/" in path:
+        return path.split("site-packages/")[-1].split("/")[0]
+    if "/lib/python3" in path:
+        return "stdlib:" + path.split("/lib/python3")[-1].split("/", 1)[-1].split("/")[0].removesuffix(".py")
+    return path.removeprefix(str(ROOT) + "/")
+
+
+def stop_profile(spy: tuple[subprocess.Popen[bytes], Path], top: int = 15) -> None:
+    """Stop py-spy and print where the service's samples went: by the module of the frame they were
+    in (self), and the share of samples under a few functions (inclusive)."""
+    proc, out = spy
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    stacks = [(line.rsplit(" ", 1)[0].split(";"), int(line.rsplit(" ", 1)[1]))
+              for line in out.read_text().splitlines() if line.strip()]
+    total = sum(n for _, n in stacks) or 1
+    by_self: dict[str, int] = {}
+    for frames, n in stacks:
+        where = place(frames[-1].split("(")[-1].split(":")[0].rstrip(")"))  # the innermost frame's
+        by_self[where] = by_self.get(where, 0) + n
+    print(f"py-spy, {total:,} samples of {out.name.split('.')[0].removeprefix('bench-')} while the discharges passed: "
+          "the innermost frame's library (or file of ours)")
+    for where, n in sorted(by_self.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {n / total:6.1%}  {where}")
+
+
+async def main(n: int, persons: int, profile: str | None = None) -> None:
     settings = stack.start()
     bootstrap, server, passfile = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"], settings["PGPASSFILE"]
     admin = local_access("admin", bootstrap)
@@ -80,6 +138,7 @@ async def main(n: int, persons: int) -> None:
         t_enroll = time.perf_counter() - t0
         # straight to claims.discharges (as `publish --direct`): this chain runs without the intake
         discharges = [direct(prepare_discharge(d.model_dump(mode="json"))) for d in stream]
+        spy = start_profile(profile, dict(zip(SERVICES, procs, strict=True))) if profile else None
         t0 = time.perf_counter()
         await publish(discharges, admin, progress=False, prefix=prefix)
         t_publish = time.perf_counter() - t0
@@ -94,19 +153,29 @@ async def main(n: int, persons: int) -> None:
             finally:
                 await conn.close()
             done[name] = time.perf_counter() - t0
+        if spy is not None:
+            stop_profile(spy)
         conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}", passfile=passfile)
         statements = await conn.fetchval("SELECT count(*) FROM statement")
         await conn.close()
+        await wait_drained(admin, [(f"{prefix}medsettle.audit.{t.name}", prefix + t.name) for t in TOPICS], timeout=900)
+        t_audit = time.perf_counter() - t0
         print(f"machine: {os.cpu_count()} cores; {persons:,} persons enrolled in {t_enroll:.1f}s "
               f"({(persons + 50) / t_enroll:,.0f} commands/s)")
         print(f"{n:,} discharges published in {t_publish:.1f}s ({n / t_publish:,.0f}/s)")
         for name, _ in LAYERS:
             print(f"  {name:<13} all settled after {done[name]:6.1f}s  ({n / done[name]:,.0f} discharges/s end to end)")
+        print(f"  audit         all stored after {t_audit:6.1f}s  ({n / t_audit:,.0f} discharges/s end to end)")
         print(f"statements: {statements:,} (one per discharge: {statements == n})")
-        cpu = {name: cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
+        cpu = {name: transport.cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
         if all(v is not None for v in cpu.values()):  # less sensitive than wall time to other load on the host
             print("CPU per 1,000 discharges (user+system, whole run incl. enrollment): " + ", ".join(
                 f"{name} {v / n * 1000:.2f}s" for name, v in cpu.items() if v is not None))
+        for p in procs:  # the transport runs alone on the host, as the pipeline did
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        await transport_yardstick(admin, bootstrap, discharges, done["assistance"])
     finally:
         for p in procs:
             p.terminate()
@@ -121,7 +190,8 @@ async def main(n: int, persons: int) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--discharges", type=int, default=20_000)
-    ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--discharges", type=int, default=5_000)
+    ap.add_argument("--persons", type=int, default=5_000)
+    ap.add_argument("--profile", choices=SERVICES, help="sample this service with py-spy while the discharges pass")
     args = ap.parse_args()
-    asyncio.run(main(args.discharges, args.persons))
+    asyncio.run(main(args.discharges, args.persons, args.profile))

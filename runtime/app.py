@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from runtime.projection import ApplyBatch, Projection
 from runtime.publisher import Publisher
 from runtime.settings import Settings
 from runtime.tracing import configure_tracing, shutdown_tracing
+from runtime.watermark import prune_processed
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,12 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
         sent = await publish_pending(ctx.require_pool(), publisher)
         if sent:
             log.info("published outbox rows left by a previous run", count=sent)
+        ctx.state["pruning"] = asyncio.create_task(_prune_periodically(ctx))
         health.started = True
 
     async def after_shutdown() -> None:  # after the broker stopped consuming
+        if (pruning := ctx.state.pop("pruning", None)) is not None:
+            pruning.cancel()
         if spec.on_stop is not None:
             await spec.on_stop(ctx)
         for projection in ctx.projections.values():
@@ -186,6 +191,26 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
     app.after_startup(after_startup)
     app.after_shutdown(after_shutdown)
     return app, ctx
+
+
+PRUNE_INTERVAL_S = 300.0
+"""How often a service deletes the `processed_event` rows older than `PROCESSED_RETENTION_S`."""
+
+
+async def _prune_periodically(ctx: ServiceContext) -> None:
+    """`runtime.watermark.prune_processed` at start-up and every `PRUNE_INTERVAL_S`; a failure is
+    logged and tried again next time (nothing depends on it but the table's size)."""
+    log = get_logger(ctx.settings.service_name)
+    retention = timedelta(seconds=ctx.settings.processed_retention_s)
+    while ctx.pool is not None and not ctx.pool.is_closing():
+        try:
+            async with ctx.pool.acquire() as conn:
+                pruned = await prune_processed(conn, retention)
+            if pruned:
+                log.info("pruned processed inputs", rows=pruned, older_than_s=ctx.settings.processed_retention_s)
+        except Exception as exc:  # noqa: BLE001 - infrastructure or shutdown: next time
+            log.info("pruning processed inputs failed; trying again later", error=f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(PRUNE_INTERVAL_S)
 
 
 EXIT_FATAL = 3

@@ -26,7 +26,7 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from contracts import Contract, ContractError, check_key, decode
-from runtime import metrics, tracing
+from runtime import metrics, tracing, watermark
 from runtime.db import Connection
 from runtime.deadletter import DeadLetter, send_dead_letters
 from runtime.errors import (
@@ -131,7 +131,9 @@ class BatchConsumer:
     async def _transaction(self, batch: list[Inbound]) -> None:
         async with self._pool().acquire() as conn, conn.transaction():
             uow = self.sub.unit_of_work(conn, self.topic_prefix)
-            await self.sub.handler(uow, batch)
+            todo = await watermark.unhandled(conn, batch)  # a redelivery or a replay stops here
+            if todo:
+                await self.sub.handler(uow, todo)
             await uow.flush()
         metrics.observe_emitted(self.service, uow.flushed)  # committed
 

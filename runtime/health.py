@@ -152,7 +152,7 @@ class Health:
         if self.ctx.pool is None:
             return
         async with self.ctx.pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
-            n = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            n = await conn.fetchval("SELECT count(*) FROM outbox",
                                     timeout=CHECK_TIMEOUT_S)
         metrics.OUTBOX_BACKLOG.labels(self.service).set(n)
 

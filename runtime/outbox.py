@@ -1,7 +1,8 @@
-"""Publishing the outbox: after a commit, send every unpublished row, wait for the broker's
-acknowledgement, then mark the rows. Rows are locked with SKIP LOCKED so two instances of a
-service never publish the same row at once; a crash before marking re-sends rows with the same
-event id, which consumers drop."""
+"""Publishing the outbox: after a commit, send every row, wait for the broker's acknowledgement,
+then delete the rows (the outbox holds only what is not yet published; the topics are the record
+of what was sent). Rows are locked with SKIP LOCKED so two instances of a service never publish
+the same row at once; a crash before deleting re-sends rows with the same event id, which
+consumers drop."""
 
 from __future__ import annotations
 
@@ -26,12 +27,11 @@ async def publish_pending(pool: asyncpg.Pool, publisher: Publisher, limit: int =
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT id, topic, key, event_type, value, traceparent FROM outbox
-                   WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
+                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
             if not rows:
                 return total
             await publisher.send_all([(r["topic"], bytes(r["value"]), r["key"].encode(), _headers(r)) for r in rows])
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                               [r["id"] for r in rows])
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
             total += len(rows)
         if len(rows) < limit:
             return total

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=4, ge=1, alias="DB_POOL_SIZE")
     topic_prefix: str = Field(default="", alias="TOPIC_PREFIX")
     """Prepended to every topic name (isolated test runs, or several environments on one cluster)."""
+    processed_retention_s: int = Field(default=7 * 24 * 3600, ge=0, alias="PROCESSED_RETENTION_S")
+    """How long `processed_event` keeps an input's key (against the same event at a new offset); a
+    redelivery or a replay is skipped by the input watermarks whatever its age (runtime/watermark.py)."""
     consumer_group_override: str | None = Field(default=None, alias="CONSUMER_GROUP")
     metadata_max_age_ms: int = Field(default=30_000, ge=1000, alias="KAFKA_METADATA_MAX_AGE_MS")
     """How often the consumers refresh topic metadata: a new hospital's requests topic reaches

@@ -44,6 +44,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from contracts import PersonSnapshot
 from contracts.money import FEN, ZERO
@@ -297,18 +298,139 @@ async def latest_persons(conn: Connection) -> list[PersonSnapshot]:
     return [PersonSnapshot.model_validate(json.loads(r["payload"])) for r in await conn.fetch(_PERSONS)]
 
 
+# ------------------------------------------------- the KPI summary (kept per batch)
+
+_CHOSEN = """
+WITH chosen AS (  -- the period's claims, as the summary keeps them (migrations/0006_kpi_summary.sql)
+    SELECT k.* FROM kpi_claim k LEFT JOIN provider_snapshot prov ON prov.provider_id = k.hospital_id
+    WHERE k.latest_rev IS NOT NULL AND k.discharge_date BETWEEN $1 AND $2
+      AND ($3::text IS NULL OR k.profile_id = $3)
+      AND ($4::text IS NULL OR prov.pool_code = $4)
+)
+"""
+
+_DAYS = """
+WITH days AS (  -- the period's claims summed per day, hospital, profile and state
+    SELECT d.*, prov.level FROM kpi_day d LEFT JOIN provider_snapshot prov ON prov.provider_id = d.hospital_id
+    WHERE d.discharge_date BETWEEN $1 AND $2
+      AND ($3::text IS NULL OR d.profile_id = $3)
+      AND ($4::text IS NULL OR prov.pool_code = $4)
+)
+"""
+
+_SUMMARY_TOTALS = _DAYS + """
+SELECT COALESCE(sum(claims) FILTER (WHERE state IN ('settled', 'rejected')), 0) AS settlements,
+       COALESCE(sum(claims) FILTER (WHERE state = 'settled'), 0) AS settled,
+       COALESCE(sum(claims) FILTER (WHERE state = 'rejected'), 0) AS rejected,
+       COALESCE(sum(claims) FILTER (WHERE state = 'reversed'), 0) AS reversed,
+       COALESCE(sum(total_cost) FILTER (WHERE state <> 'rejected'), 0) AS total_cost,
+       COALESCE(sum(in_policy) FILTER (WHERE state <> 'rejected'), 0) AS in_policy,
+       COALESCE(sum(hifp) FILTER (WHERE state <> 'rejected'), 0) AS hifp,
+       COALESCE(sum(hifmi) FILTER (WHERE state <> 'rejected'), 0) AS hifmi,
+       COALESCE(sum(maf) FILTER (WHERE state <> 'rejected'), 0) AS maf,
+       COALESCE(sum(funds) FILTER (WHERE state <> 'rejected'), 0) AS funds,
+       COALESCE(sum(psn) FILTER (WHERE state <> 'rejected'), 0) AS psn,
+       COALESCE(sum(cat_base), 0) AS cat_base
+FROM days
+"""
+
+_SUMMARY_PERSONS = _CHOSEN + """
+SELECT count(*) AS inpatients, count(*) FILTER (WHERE catastrophic) AS cat_beneficiaries
+FROM (SELECT person_id, bool_or(hifmi > 0) AS catastrophic FROM chosen WHERE state = 'settled' GROUP BY person_id) p
+"""
+
+_SUMMARY_BY_LEVEL = _DAYS + """
+SELECT level, sum(claims) AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
+FROM days WHERE state = 'settled' GROUP BY level HAVING sum(claims) > 0 ORDER BY level NULLS LAST
+"""
+
+_SUMMARY_MOVEMENTS = _CHOSEN + """
+SELECT m.kind, sum(m.statements) AS statements, count(*) AS claims, sum(m.funds) AS funds,
+       sum(m.patients) AS patients
+FROM kpi_movement m JOIN chosen USING (claim_id) GROUP BY m.kind ORDER BY m.kind
+"""
+
+_SUMMARY_CORRECTIONS = _CHOSEN + """
+SELECT count(DISTINCT c.event_id) AS corrections
+FROM kpi_correction c JOIN chosen USING (claim_id)
+WHERE NOT EXISTS (SELECT 1 FROM kpi_refusal r WHERE r.claim_id = c.claim_id
+                                              AND r.request_event_id = c.event_id::text)
+"""
+
+_SUMMARY_ALERTS = """
+SELECT al.rule, count(*) AS alerts
+FROM kpi_alert al LEFT JOIN kpi_claim k ON k.claim_id = al.claim_id
+     LEFT JOIN provider_snapshot prov ON prov.provider_id = COALESCE(al.hospital_id, k.first_hospital_id)
+WHERE COALESCE(k.named_discharge_date, k.first_discharge_date, al.detected_on) BETWEEN $1 AND $2
+  AND ($3::text IS NULL OR k.named_profile_id = $3)
+  AND ($4::text IS NULL OR prov.pool_code = $4)
+GROUP BY al.rule ORDER BY al.rule
+"""
+
+_SUMMARY_INSURED = """
+WITH insured AS (  -- insured_in, on the persons' kinds
+    SELECT kind_id, facts AS s, persons FROM kpi_person_kind
+    WHERE persons > 0
+      AND (facts->>'date_of_death' IS NULL OR (facts->>'date_of_death')::date >= $1)
+      AND EXISTS (SELECT 1 FROM jsonb_array_elements(facts->'coverage') c
+                  WHERE (c->>'coverage_year')::int BETWEEN extract(year FROM $1::date) AND extract(year FROM $2::date)
+                    AND (c->>'payment_date')::date <= $2)
+), cats AS (  -- categories_on the period's end
+    SELECT kind_id, persons, COALESCE(
+        (SELECT h->'categories' FROM jsonb_array_elements(s->'category_history') WITH ORDINALITY AS x(h, i)
+         WHERE (h->>'effective_from')::date <= $2 ORDER BY i DESC LIMIT 1),
+        s->'category_history'->0->'categories', s->'categories') AS categories
+    FROM insured
+)
+SELECT NULL AS category, COALESCE(sum(persons), 0) AS persons FROM insured
+UNION ALL
+SELECT category, sum(persons) FROM (SELECT DISTINCT kind_id, persons, c.category
+                                    FROM cats, jsonb_array_elements_text(cats.categories) AS c(category)) k
+GROUP BY category
+"""
+
+
 async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
+    """The KPIs from the summary the audit keeps per batch (`kpi_claim` and its neighbours): what
+    `compute_kpis_full` computes from the event store, without reading it."""
     args = (query.start, query.end, query.region, query.pool)
-    t = await conn.fetchrow(_TOTALS, *args)
-    assert t is not None  # an aggregate returns one row
-    levels = tuple(LevelRatio(r["level"], r["stays"], r["funds"], r["in_policy"], ratio(r["funds"], r["in_policy"]))
-                   for r in await conn.fetch(_BY_LEVEL, *args))
-    low = [lv for lv in levels if lv.level is not None and lv.level <= 2]
-    alerts = {r["rule"]: r["alerts"] for r in await conn.fetch(_ALERTS, *args)}
-    movements = tuple(Movement(r["kind"], r["statements"], r["claims"], r["funds"], r["patients"])
-                      for r in await conn.fetch(_MOVEMENTS, *args))
-    corrections = await conn.fetchval(_CORRECTIONS, *args)
+    sums = await conn.fetchrow(_SUMMARY_TOTALS, *args)
+    persons = await conn.fetchrow(_SUMMARY_PERSONS, *args)
+    assert sums is not None and persons is not None  # aggregates return one row
+    t = {**dict(sums), **dict(persons)}
+    insured = await conn.fetch(_SUMMARY_INSURED, query.start, query.end)
+    return _kpis(query, t, await conn.fetch(_SUMMARY_BY_LEVEL, *args),
+                 {r["rule"]: r["alerts"] for r in await conn.fetch(_SUMMARY_ALERTS, *args)},
+                 await conn.fetch(_SUMMARY_MOVEMENTS, *args), await conn.fetchval(_SUMMARY_CORRECTIONS, *args),
+                 next(r["persons"] for r in insured if r["category"] is None),
+                 dict(sorted((r["category"], r["persons"]) for r in insured if r["category"] is not None)))
+
+
+async def compute_kpis_full(conn: Connection, query: KpiQuery) -> Kpis:
+    """The KPIs by a full scan of the event store (the definition the summary is checked against;
+    its cost grows with the history). The planner cannot estimate how many claims a period of
+    JSON dates selects and, guessing one, joins the statements to them in a nested loop, quadratic
+    in the claims (20,000 claims took more than ten minutes): nested loops are off for it."""
+    args = (query.start, query.end, query.region, query.pool)
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_nestloop = off")
+        t = await conn.fetchrow(_TOTALS, *args)
+        assert t is not None  # an aggregate returns one row
+        levels = await conn.fetch(_BY_LEVEL, *args)
+        alerts = {r["rule"]: r["alerts"] for r in await conn.fetch(_ALERTS, *args)}
+        movements = await conn.fetch(_MOVEMENTS, *args)
+        corrections = await conn.fetchval(_CORRECTIONS, *args)
     insured, by_category = insured_by_category(await latest_persons(conn), query.start, query.end)
+    return _kpis(query, t, levels, alerts, movements, corrections, insured, by_category)
+
+
+def _kpis(query: KpiQuery, t: Any, level_rows: Iterable[Any], alerts: dict[str, int], movement_rows: Iterable[Any],
+          corrections: int | None, insured: int, by_category: dict[str, int]) -> Kpis:
+    levels = tuple(LevelRatio(r["level"], r["stays"], r["funds"], r["in_policy"], ratio(r["funds"], r["in_policy"]))
+                   for r in level_rows)
+    low = [lv for lv in levels if lv.level is not None and lv.level <= 2]
+    movements = tuple(Movement(r["kind"], r["statements"], r["claims"], r["funds"], r["patients"])
+                      for r in movement_rows)
     return Kpis(
         query=query, insured_total=insured, insured_by_category=by_category,
         settlements=t["settlements"], settled=t["settled"], rejected=t["rejected"], inpatients=t["inpatients"],

@@ -51,22 +51,27 @@ class EventRow:
     error: str | None
 
 
+KPI_TOPICS: frozenset[str] = frozenset({DISCHARGES, REFUSALS, STATEMENTS, ALERTS})
+"""The topics whose events the KPI summary folds (`kpi_fold`, migrations/0006_kpi_summary.sql)."""
+
+
 async def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
     """Append records; one already stored at the same topic, partition and offset is skipped.
 
     In the same statement, each claim's count of stored events on the claim topics goes up
     (`claim_activity`, claims in order so that concurrent batches lock them in the same order), so
-    reconciliation checks the claim again."""
+    reconciliation checks the claim again. The rows stored on the KPI topics are then folded into
+    the KPI summary (`kpi_fold`) in the same transaction."""
     if not rows:
         return 0
-    inserted = await conn.fetchval(
+    inserted: list[int] | None = await conn.fetchval(
         """WITH ins AS (
                INSERT INTO event_store (topic, partition, "offset", key, event_type, event_id, schema_version,
                                         correlation_id, causation_id, producer, claim_id, occurred_at, payload, error)
                SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::uuid[],
                                     $7::int[], $8::text[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[],
                                     $13::jsonb[], $14::text[])
-               ON CONFLICT (topic, partition, "offset") DO NOTHING RETURNING claim_id, topic, recorded_at
+               ON CONFLICT (topic, partition, "offset") DO NOTHING RETURNING id, claim_id, topic, recorded_at
            ), activity AS (
                INSERT INTO claim_activity AS a (claim_id, events, last_recorded_at)
                SELECT claim_id, count(*), max(recorded_at) FROM ins
@@ -74,13 +79,15 @@ async def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
                ON CONFLICT (claim_id) DO UPDATE SET events = a.events + EXCLUDED.events,
                    last_recorded_at = greatest(a.last_recorded_at, EXCLUDED.last_recorded_at), checked = false
            )
-           SELECT count(*) FROM ins""",
+           SELECT COALESCE(array_agg(id ORDER BY id), '{}') FROM ins""",
         [r.topic for r in rows], [r.partition for r in rows], [r.offset for r in rows], [r.key for r in rows],
         [r.event_type for r in rows], [r.event_id for r in rows], [r.schema_version for r in rows],
         [r.correlation_id for r in rows], [r.causation_id for r in rows], [r.producer for r in rows],
         [r.claim_id for r in rows], [r.occurred_at for r in rows], [r.payload_json for r in rows],
         [r.error for r in rows], list(CLAIM_TOPICS))
-    return int(inserted or 0)
+    if inserted and any(r.topic in KPI_TOPICS for r in rows):
+        await conn.execute("SELECT kpi_fold($1::bigint[])", inserted)
+    return len(inserted or ())
 
 
 # ------------------------------------------------------------------------ stays
@@ -225,7 +232,10 @@ async def upsert_persons(conn: Connection, snapshots: Iterable[PersonSnapshot]) 
              WHERE person_snapshot.version < EXCLUDED.version
            RETURNING person_id""",
         [s.person_id for s in snaps], [s.version for s in snaps], [s.model_dump_json() for s in snaps])
-    return {r["person_id"] for r in rows}
+    changed = {r["person_id"] for r in rows}
+    if changed:  # the KPIs' count of insured persons (migrations/0006_kpi_summary.sql)
+        await conn.execute("SELECT kpi_persons($1::text[])", sorted(changed))
+    return changed
 
 
 async def load_persons(conn: Connection, person_ids: Iterable[str]) -> dict[str, PersonSnapshot]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -19,6 +20,7 @@ from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ST
 from policy import load_profile
 from policy.one_stop import OneStopClaim, OneStopYearState, settle_one_stop
 from runtime.kafka_access import KafkaAccess
+from runtime.watermark import prune_processed
 from services.enrollment.app import SPEC as ENROLLMENT
 from tests.integration.harness import (
     Namespace,
@@ -243,3 +245,34 @@ async def test_resetting_a_layers_consumer_group_pays_nothing_again(clean) -> No
         after = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= before, timeout=30)
     assert len(after) == before, "a replay publishes no statement"
     assert await snapshot(ns) == reference
+
+
+async def test_a_replay_after_pruning_pays_nothing_twice(clean) -> None:
+    """The tables stay bounded: published outbox rows are deleted, and `processed_event` is pruned
+    (here as if its retention had passed: everything). A replay of every layer's retained input from
+    the beginning is then skipped by the input watermarks before any handler runs: nothing is recorded
+    as processed again, no statement is published, the ledgers stay as they were."""
+    ns, reference, records = clean
+    for service, _ in INPUTS:
+        conn = await ns.connect(service)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0, service
+            assert await prune_processed(conn, timedelta(0)) >= N, service
+            assert await conn.fetchval("SELECT count(*) FROM processed_event") == 0, service
+        finally:
+            await conn.close()
+    before = len(await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(records)))
+    for service, topic in INPUTS:
+        await reset_group_to_earliest(ns, service, topic)
+    async with platform(ns):
+        await wait_drained(ns, INPUTS)
+        await asyncio.sleep(1)
+        after = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= before, timeout=30)
+    assert len(after) == before, "a replay after pruning publishes no statement"
+    assert await snapshot(ns) == reference
+    for service, _ in INPUTS:
+        conn = await ns.connect(service)
+        try:  # the replayed records never reached a handler (it would have recorded them as processed)
+            assert await conn.fetchval("SELECT count(*) FROM processed_event") == 0, service
+        finally:
+            await conn.close()

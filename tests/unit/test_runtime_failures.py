@@ -48,6 +48,9 @@ class FakeConnection:
     async def transaction(self) -> Any:
         yield
 
+    async def fetch(self, *args: Any) -> list[Any]:
+        return []  # the input watermarks (runtime/watermark.py): none yet, every record is new
+
 
 class FakePool:
     @asynccontextmanager
