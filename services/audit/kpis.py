@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -297,7 +297,9 @@ async def latest_persons(conn: Connection) -> list[PersonSnapshot]:
     return [PersonSnapshot.model_validate(json.loads(r["payload"])) for r in await conn.fetch(_PERSONS)]
 
 
-async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
+async def compute_kpis(conn: Connection, query: KpiQuery, persons: Sequence[PersonSnapshot] | None = None) -> Kpis:
+    """The KPIs of `query`; `persons` are `latest_persons(conn)` when the caller has them already (a
+    series of periods reads them once)."""
     args = (query.start, query.end, query.region, query.pool)
     t = await conn.fetchrow(_TOTALS, *args)
     assert t is not None  # an aggregate returns one row
@@ -308,7 +310,8 @@ async def compute_kpis(conn: Connection, query: KpiQuery) -> Kpis:
     movements = tuple(Movement(r["kind"], r["statements"], r["claims"], r["funds"], r["patients"])
                       for r in await conn.fetch(_MOVEMENTS, *args))
     corrections = await conn.fetchval(_CORRECTIONS, *args)
-    insured, by_category = insured_by_category(await latest_persons(conn), query.start, query.end)
+    insured, by_category = insured_by_category(persons if persons is not None else await latest_persons(conn),
+                                               query.start, query.end)
     return Kpis(
         query=query, insured_total=insured, insured_by_category=by_category,
         settlements=t["settlements"], settled=t["settled"], rejected=t["rejected"], inpatients=t["inpatients"],
