@@ -36,7 +36,7 @@ from contracts.identity import mask_identity_number
 from contracts.topics import DEAD_LETTER_TOPICS, subscription_of
 from policy import available_profiles, load_profile
 from policy.errors import ProfileError
-from policy.loader import parse_profile, read_yaml
+from policy.loader import operator_overrides, parse_profile, read_yaml
 from policy.whatif import WhatIfError
 from runtime.kafka_access import KafkaAccessError
 from services.audit import store
@@ -289,18 +289,19 @@ class Console:
             return self.page(request, "whatif.html", profiles=available_profiles(), run=kept, run_id=run_id,
                              year=date.today().year if kept is None else kept["year"])
         form = await self.form(request)
-        candidate, label = await _candidate(form)
+        candidate, label, sets = await _candidate(form)
         try:
             year = int(str(form.get("year") or ""))
         except ValueError:
-            raise BadInput(f"year: {form.get('year')!r} is not a year") from None
+            raise BadInput(f"year: {str(form.get('year'))!r} is not a year") from None
 
         try:
             run = await run_what_if(Source(self.config.prefix), candidate, year, workers=1)
         except WhatIfError as exc:
             raise BadInput(str(exc)) from None
         run_id = uuid.uuid4().hex
-        self.runs[run_id] = {"run": run, "label": label, "year": year, "charts": _what_if_charts(run.report)}
+        self.runs[run_id] = {"run": run, "label": label, "sets": sets, "year": year,
+                             "charts": _what_if_charts(run.report)}
         while len(self.runs) > WHAT_IF_RUNS:
             self.runs.popitem(last=False)
         return RedirectResponse(f"/what-if?run={run_id}", status_code=303)
@@ -340,8 +341,9 @@ def _next(target: str | None) -> str:
     return target
 
 
-async def _candidate(form: Any) -> tuple[Any, str]:
-    """The candidate profile: an uploaded YAML (validated like any profile) or one of policies/."""
+async def _candidate(form: Any) -> tuple[Any, str, str]:
+    """The candidate profile: an uploaded YAML (validated like any profile), or one of policies/ with
+    `PATH=VALUE` changes, one a line (as `operator what-if --set`)."""
 
     upload = form.get("upload")
     try:
@@ -353,11 +355,13 @@ async def _candidate(form: Any) -> tuple[Any, str]:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise BadInput("upload: the profile is not UTF-8 text") from None
-            return parse_profile(read_yaml(text, upload.filename), origin=upload.filename), upload.filename
+            return parse_profile(read_yaml(text, upload.filename), origin=upload.filename), upload.filename, ""
         name = str(form.get("profile") or "")
         if name not in available_profiles():
             raise BadInput(f"profile: {name!r} is not one of {', '.join(available_profiles())}")
-        return load_profile(name), name
+        sets = [line.strip() for line in str(form.get("set") or "").splitlines() if line.strip()]
+        label = " ".join([name, *sets])
+        return load_profile(name, operator_overrides(None, sets)), label, "\n".join(sets)
     except ProfileError as exc:
         raise BadInput(str(exc)) from None
 

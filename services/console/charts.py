@@ -13,7 +13,7 @@ from html import escape
 from markupsafe import Markup
 
 PALETTE = ("#1f6fb2", "#d9822b", "#2e9e5b", "#b23b3b", "#7a4fb2", "#5c6b73")
-WIDTH, HEIGHT = 660, 260
+WIDTH, HEIGHT = 580, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 28, 28, 46
 
 

@@ -26,6 +26,7 @@ from playwright.async_api import Page, async_playwright
 from contracts import SettlementStatement
 from contracts.topics import DISCHARGES, STATEMENTS
 from policy import load_profile
+from policy.loader import operator_overrides
 from runtime.kafka_access import KafkaAccess
 from services.audit import store
 from services.audit.app import SPEC as AUDIT
@@ -271,15 +272,25 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         await page.wait_for_selector("#comparison")
         comparison = {r[0]: r[1:] for r in (await _cells(page, "#comparison"))[1:] if len(r) == 4}
         assert comparison["basic 基本医保"][0] == f"{kpis.basic_paid:,.2f}"  # actual = what was paid
-        await _shot(page, "what-if", tmp_path, full_page=True)
         assert all(diff in ("0.00", "") for _, _, diff in comparison.values()), comparison  # the live profile
-        assert all(n > 0 for n in await _svg_shapes(page, "#what-if-result ~ .charts svg.chart"))
+        change = "catastrophic.threshold=3000.00"  # a candidate: critical illness from 3,000 yuan on
+        await page.fill("textarea[name=set]", change)
+        await page.click("#run-what-if")
+        await page.wait_for_selector("#comparison")
+        comparison = {r[0]: r[1:] for r in (await _cells(page, "#comparison"))[1:] if len(r) == 4}
+        actual, candidate, difference = comparison["critical illness 大病保险"]
+        assert actual == f"{kpis.catastrophic_paid:,.2f}" and difference.startswith("+"), comparison
+        shapes = await _svg_shapes(page, "#what-if-result ~ .charts svg.chart")
+        assert len(shapes) == 2 and all(n > 0 for n in shapes), shapes
+        await _shot(page, "what-if", tmp_path, full_page=True)
         csv_link = await page.get_attribute("#csv", "href")
         answer = await page.request.get(base + str(csv_link))
-        run = await run_what_if(Source(ns.prefix), load_profile("demo-county"), YEAR, workers=1)
+        run = await run_what_if(Source(ns.prefix), load_profile("demo-county", operator_overrides(None, [change])), YEAR,
+                                workers=1)
         expected = io.StringIO()
         write_csv(run.report, expected)
         assert answer.status == 200 and await answer.text() == expected.getvalue()
+        assert run.report.overall.candidate.catastrophic == Decimal(candidate.replace(",", ""))
         bad = await page.request.post(base + "/what-if", multipart={
             "csrf": await page.get_attribute("input[name=csrf]", "value") or "", "year": str(YEAR),
             "upload": {"name": "candidate.yaml", "mimeType": "text/yaml", "buffer": b"id: x\nbasic: [1, 2\n"}})
