@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pypdf
 import pytest
@@ -301,3 +302,57 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         await page.goto(base + "/kpis")
         assert page.url.startswith(base + "/login")
         await browser.close()
+
+
+def _unsigned_get(url: str) -> tuple[int, str | None]:
+    """GET without following a redirect: (status, Location)."""
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=5) as answer:
+            return answer.status, None
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["location"]
+
+
+async def test_the_console_runs_as_a_process_and_reports_ready(ns: Namespace, tmp_path: Path) -> None:
+    """`python -m services.console` as `services start` runs it: its endpoint file, /readyz, sign-in required."""
+    import json
+    import subprocess
+
+    from runtime.health import probe
+    from runtime.settings import OPERATOR_ROLE
+    from tools.stack.connection import passfile
+    from tools.stack.pg import with_user
+    from tools.stack.services import spawn
+
+    ns.database("audit")  # the audit's database of the namespace (the console reads it as the operator role)
+    secrets, port = tmp_path / "console", _free_port()
+    ConsoleSecrets(secrets).ensure()
+    endpoint = tmp_path / "console.health.json"
+    env = {**(await ns.console_access()).env(), "DATABASE_URL": with_user(ns.server_url, OPERATOR_ROLE),
+           "PGPASSFILE": passfile(OPERATOR_ROLE) or "", "TOPIC_PREFIX": ns.prefix, "CONSOLE_SECRETS": str(secrets),
+           "CONSOLE_PORT": str(port), "HEALTH_PORT_FILE": str(endpoint)}
+    proc = spawn("console", env, tmp_path / "console.log", detach=False)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            status, body = await asyncio.to_thread(probe, base + "/readyz", 2.0)
+            if status:
+                break
+            assert proc.poll() is None, (tmp_path / "console.out").read_text()
+            await asyncio.sleep(0.1)
+        assert (status, body) == (200, {"ready": True, "failed": []})
+        assert json.loads(endpoint.read_text())["url"] == base
+        assert await asyncio.to_thread(_unsigned_get, base + "/kpis") == (303, "/login?next=%2Fkpis")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
