@@ -175,9 +175,14 @@ class Console:
                for lv in series.levels()], percent=True)
         cost = charts.line_chart("average cost per stay 次均住院费用 (yuan)", labels, [
             charts.Series("cost per stay 次均费用", [k.cost_per_stay for k in ks])])
+        by_level = series.total.in_policy_ratio_by_level
+        levels = charts.bar_chart("in-policy reimbursement ratio by hospital level 分级政策范围内报销比",
+                                  [f"level {lv.level or '?'}" for lv in by_level],
+                                  [charts.Series("in-policy ratio 政策范围内报销比", [lv.ratio for lv in by_level])],
+                                  percent=True)
         return self.page(request, "kpis.html", k=series.total, start=start, end=end,
                          rows=views.kpi_rows(series.total), levels=views.level_rows(series.total),
-                         charts=[funds, ratios, cost], periods=series.periods)
+                         charts=[funds, ratios, cost, levels], periods=series.periods)
 
     async def alerts(self, request: Request) -> Response:
         q = request.query_params

@@ -12,6 +12,7 @@ import asyncio
 import io
 import os
 import socket
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -24,8 +25,8 @@ import pytest
 import uvicorn
 from playwright.async_api import Page, async_playwright
 
-from contracts import SettlementStatement
-from contracts.topics import DISCHARGES, STATEMENTS
+from contracts import DischargeRecorded, SettlementAdjusted, SettlementReversed, SettlementStatement
+from contracts.topics import ALERTS, BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, STATEMENTS
 from policy import load_profile
 from policy.loader import operator_overrides
 from runtime.kafka_access import KafkaAccess
@@ -35,7 +36,8 @@ from services.audit.kpis import KpiQuery, compute_kpis
 from services.console.app import create_app
 from services.console.auth import OPERATOR, ConsoleSecrets
 from services.console.config import ConsoleConfig
-from tests.integration.harness import Namespace, payloads
+from tests.corrections import reversal
+from tests.integration.harness import Namespace, payloads, wait_drained
 from tests.integration.platform import CHAIN, platform, register
 from tools.generate import generate_discharges, generate_population
 from tools.operator.commands import database_conn
@@ -46,6 +48,7 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 YEAR = 2026
+STATEMENT_MODELS = (SettlementStatement, SettlementAdjusted, SettlementReversed)
 PROVIDERS, PERSONS = generate_population(persons=150, providers=10, seed=11, year=YEAR)
 STREAM = generate_discharges(160, seed=11, year=YEAR, providers=PROVIDERS, persons=PERSONS)
 
@@ -116,14 +119,26 @@ async def _svg_shapes(page: Page, selector: str) -> list[int]:
 
 
 async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> None:
+    by_person: dict[str, list[DischargeRecorded]] = defaultdict(list)
+    for d in STREAM:
+        by_person[d.person_id].append(d)
+    undone = max(by_person.values(), key=len)[0]  # the first claim of the busiest person-year, reversed (冲正)
+    claim, person = undone.claim_id, undone.person_id
     async with platform(ns, (*CHAIN, AUDIT)):
         await register(ns, PERSONS, PROVIDERS)
         await ns.publish(DISCHARGES, [(d.person_id, d) for d in STREAM])
-        await ns.publish(DISCHARGES, [(STREAM[0].person_id, b'{"not": "a discharge"}')])  # a dead letter
-        records = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(STREAM), timeout=180)
-        await _audited(ns, len(STREAM))
+        await ns.publish(DISCHARGES, [(person, b'{"not": "a discharge"}')])  # a dead letter
+        await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(STREAM), timeout=180)
+        await ns.publish(DISCHARGES, [(person, reversal(undone))])
+        records = await ns.read(STATEMENTS, until=lambda rs: any(
+            isinstance(s, SettlementReversed) for s in payloads(rs, *STATEMENT_MODELS)), timeout=120)
+        await wait_drained(ns, [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED),
+                                ("assistance", CATASTROPHIC_SETTLED), ("audit", STATEMENTS), ("audit", ALERTS)])
+        records = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(records))
         await ns.read(DISCHARGES + ".dlt", until=lambda rs: len(rs) >= 1)
-    statements = {s.claim_id: s for s in payloads(records, SettlementStatement)}
+    stated = list({(s.claim_id, type(s).__name__, s.revision): s
+                   for s in payloads(records, *STATEMENT_MODELS)}.values())
+    statements = {s.claim_id: s for s in stated if isinstance(s, SettlementStatement)}
     audit_db = ns.settings("audit").database
 
     conn = await database_conn(audit_db)  # what `operator kpis|alerts|trace` read, as they read it
@@ -131,18 +146,15 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         kpis = await compute_kpis(conn, KpiQuery(date(YEAR, 1, 1), date(YEAR, 12, 31)))
         alerts = await store.list_alerts(conn)
         sampled = await store.list_alerts(conn, rule="manual_review_sample")
-        claim = next(a["claim_id"] for a in alerts if a["claim_id"] in statements and
-                     statements[a["claim_id"]].outcome == "settled")
         history = await store.claim_history(conn, claim)
     finally:
         await conn.close()
-    settled = [s for s in statements.values() if s.outcome == "settled"]
-    assert kpis.basic_paid == sum((s.hifp_pay for s in settled), Decimal(0))  # the KPIs are the statements'
-    assert alerts and sampled
+    assert kpis.basic_paid == sum((s.hifp_pay for s in stated), Decimal(0))  # net: the statements summed
+    assert kpis.reversed == 1 and alerts and sampled
 
     async with console_server(ns, await ns.console_access(), tmp_path / "console") as base, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        page = await browser.new_page(viewport={"width": 1280, "height": 860}, locale="zh-CN")
 
         # -- no anonymous access: every page sends an unsigned browser to sign in ----------------
         for path in ("/kpis", "/alerts", "/trace", "/person-year", "/dead-letters", "/what-if", f"/statement/{claim}"):
@@ -170,9 +182,9 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         await page.goto(base + "/alerts")
         rows = (await _cells(page, "#alerts"))[1:]
         assert len(rows) == len(alerts)
-        assert any(r[3] == claim for r in rows)
-        person = statements[claim].person_id
-        assert person not in await page.inner_text("main")  # identity numbers masked
+        assert {r[3] for r in rows} == {a["claim_id"] or "-" for a in alerts}
+        text = await page.inner_text("main")
+        assert not any(a["person_id"] in text for a in alerts if a["person_id"])  # identity numbers masked
         await page.select_option("select[name=severity]", "high")
         await page.click("form.filters button")
         assert "severity=high" in page.url
@@ -190,7 +202,7 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         levels = [r for r in await _cells(page, "#levels") if r and r[0] != "level 级别"]
         assert [tuple(r) for r in levels] == level_rows(kpis)
         shapes = await _svg_shapes(page, "svg.chart")
-        assert len(shapes) == 3 and all(n > 0 for n in shapes), shapes
+        assert len(shapes) == 4 and all(n > 0 for n in shapes), shapes
         await _shot(page, "kpis", tmp_path, full_page=True)
 
         # -- a claim's trace, in order -----------------------------------------------------------
@@ -199,8 +211,10 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         await page.click("form.filters button")
         kinds = await page.eval_on_selector_all("#timeline li.event .type", "xs => xs.map(x => x.innerText)")
         assert kinds[:len(history)] == [e["event_type"] for e in history]
-        assert kinds[0] == "DischargeRecorded" and "AuditAlert" in kinds
-        assert kinds.index("BasicSettled") < kinds.index("CatastrophicSettled") < kinds.index("SettlementStatement")
+        assert kinds[0] == "DischargeRecorded"
+        assert kinds.index("BasicSettled") < kinds.index("CatastrophicSettled") < kinds.index("SettlementStatement") \
+            < kinds.index("ReversalRequested") < kinds.index("SettlementReversed")
+        assert "REVERSAL" in await page.inner_text("#timeline")
         await _shot(page, "trace", tmp_path, full_page=True)
 
         # -- the claim's person-year: accumulators, remaining caps, statements --------------------
@@ -217,8 +231,10 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         assert caps["basic 基本医保"][4] == f"{profile.basic.annual_cap:,.2f}"
         assert caps["basic 基本医保"][5] == f"{profile.basic.annual_cap - paid:,.2f}"
         assert person not in await page.inner_text("main")
-        mine = [s for s in statements.values() if s.person_id == person]
-        assert len((await _cells(page, "#statements"))[1:]) == len(mine)
+        mine = [s for s in stated if s.person_id == person]
+        kinds = [r[2] for r in (await _cells(page, "#statements"))[1:]]
+        assert len(kinds) == len(mine) and "reversal 冲正" in kinds
+        assert await page.locator("table.ledger tr.reversed").count() == 3  # the reversed claim in every layer
         await _shot(page, "person-year", tmp_path, full_page=True)
         await page.fill("input[name=person]", person)  # asked by identity number: a POST, never in a URL
         await page.fill("input[name=year]", str(YEAR))
@@ -227,12 +243,14 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         assert len((await _cells(page, "#statements"))[1:]) == len(mine)
 
         # -- the printable statement, and as PDF --------------------------------------------------
-        stated = statements[claim]
+        first = statements[claim]
         await page.goto(f"{base}/statement/{claim}")
         amounts = {r[1]: r[2] for r in await _cells(page, "#amounts") if len(r) == 3}
-        assert amounts["hifp_pay"] == str(stated.hifp_pay) and amounts["psn_pay"] == str(stated.psn_pay)
-        assert amounts["medfee_sumamt"] == str(stated.total_cost) and amounts["maf_pay"] == str(stated.maf_pay)
+        assert amounts["hifp_pay"] == str(first.hifp_pay) and amounts["psn_pay"] == str(first.psn_pay)
+        assert amounts["medfee_sumamt"] == str(first.total_cost) and amounts["maf_pay"] == str(first.maf_pay)
         assert "一站式结算单" in await page.inner_text("h1")
+        net = (await _cells(page, "#later"))[-1]
+        assert net[0] == "净额 net" and net[2:] == ["0.00"] * 5  # reversed: it nets to zero
         await _shot(page, "statement", tmp_path, full_page=True)
         printed = tmp_path / "statement-print.pdf"
         await page.emulate_media(media="print")
@@ -243,7 +261,7 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         for pdf in (printed.read_bytes(), served):
             assert pdf.startswith(b"%PDF-") and len(pdf) > 2000
             text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
-            assert str(stated.hifp_pay) in text and str(stated.psn_pay) in text and "hifp_pay" in text
+            assert str(first.hifp_pay) in text and str(first.psn_pay) in text and "hifp_pay" in text
         text = pypdf.PdfReader(io.BytesIO(served)).pages[0].extract_text()
         assert "医疗费总额" in text and "基本医疗保险统筹基金支出" in text  # the Chinese labels, as text
         await page.emulate_media(media="screen")
