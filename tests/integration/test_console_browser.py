@@ -236,6 +236,10 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         assert len(kinds) == len(mine) and "reversal 冲正" in kinds
         assert await page.locator("table.ledger tr.reversed").count() == 3  # the reversed claim in every layer
         await _shot(page, "person-year", tmp_path, full_page=True)
+        await page.goto(page.url + "&show_identity=1")  # the operator asks for the identity numbers
+        assert person in await page.inner_text("main")
+        assert (await page.request.get(f"{base}/person-year?claim=H0:NOSUCH")).status == 404
+        assert (await page.request.get(f"{base}/statement/H0:NOSUCH.pdf")).status == 404
         await page.fill("input[name=person]", person)  # asked by identity number: a POST, never in a URL
         await page.fill("input[name=year]", str(YEAR))
         await page.click("form.filters button")
