@@ -271,8 +271,9 @@ class Console:
         else:
             topic, offset_text = request.query_params.get("topic", ""), request.query_params.get("offset", "")
         if not _redrivable(topic):
-            raise BadInput(f"topic: {topic!r} is no dead-letter topic the console may redrive "
-                           "(a hospital request's letter: `./medsettle operator dlt redrive`)")
+            raise BadInput(f"topic: {topic!r} is no dead-letter topic the console may redrive (it redrives the "
+                           "letters of enrollment.commands and claims.discharges; others: "
+                           "`./medsettle operator dlt redrive`)")
         try:
             offset = int(offset_text) if offset_text else None
         except ValueError:

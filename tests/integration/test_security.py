@@ -34,6 +34,7 @@ from contracts.topics import (
     PERSONS,
     PROVIDERS,
     STATEMENTS,
+    dead_letter_topic,
     hospital_requests_topic,
     hospital_statements_topic,
 )
@@ -325,3 +326,18 @@ async def cli(env: dict[str, str], *args: str, stdout_only: bool = False) -> tup
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL if stdout_only else asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     return proc.returncode or 0, out.decode()
+
+
+async def test_the_console_reads_dead_letters_and_writes_only_what_it_redrives(ns: Namespace) -> None:
+    """The operator console's principal: the dead letters and lag, a redrive to an input from outside;
+    no claim topic to read, no service output to write, no service's group to join."""
+    console = await ns.console_access()
+    await consume(console, ns.topic(dead_letter_topic(DISCHARGES)))
+    await send(console, ns.topic(DISCHARGES))  # where a redriven discharge goes back to
+    for topic in (STATEMENTS, BASIC_SETTLED, PERSONS):
+        exc = await refused(send(console, ns.topic(topic)))
+        assert isinstance(exc, TopicAuthorizationFailedError), (topic, exc)
+    exc = await refused(consume(console, ns.topic(STATEMENTS)))
+    assert isinstance(exc, TopicAuthorizationFailedError), exc
+    exc = await refused(consume(console, ns.topic(DISCHARGES), group=f"{ns.prefix}medsettle.settlement.{DISCHARGES}"))
+    assert isinstance(exc, GroupAuthorizationFailedError), exc

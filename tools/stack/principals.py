@@ -15,10 +15,11 @@ needs, and nothing is written by hand:
   subscribes to every `hospital.<id>.requests` by pattern, writes every `hospital.<id>.statements`
   (creating one a hospital never had) and its dead letters;
 * the operator console (`console`, `console_acls`; services/console/) may READ the dead-letter
-  topics, WRITE the topics their letters are redriven to (those a service dead-letters), READ the
-  redrive group `medsettle.operator.redrive` and DESCRIBE the registry's topics and the services'
-  groups (consumer-group lag). It may not read a claim topic nor touch a hospital's topics (a hospital
-  request's dead letter is redriven with `operator dlt redrive`, as admin);
+  topics, WRITE the platform's inputs from outside that their letters are redriven to
+  (`enrollment.commands`, `claims.discharges`: `redrivable`), READ the redrive group
+  `medsettle.operator.redrive` and DESCRIBE the registry's topics and the services' groups
+  (consumer-group lag). It may not read a claim topic, write a service's output, nor touch a
+  hospital's topics (those letters are redriven with `operator dlt redrive`, as admin);
 * a hospital (`hospital-<id>`, `hospital_acls`) may WRITE `hospital.<id>.requests`, READ
   `hospital.<id>.statements` and READ its own groups (prefixed `hospital.<id>.`). Nothing else: no
   registry or claim topic, no create or delete, no other group.
@@ -111,14 +112,20 @@ def service_acls(prefix: str = "") -> set[Acl]:
     return acls
 
 
+OPERATOR = "operator"
+"""`TopicSpec.producers` of what operators send (enrollment commands)."""
 REDRIVE_GROUP = "medsettle.operator.redrive"
 """The consumer group whose commits record what was redriven (tools/operator/dlt.py)."""
 
 
 def redrivable(topic: str) -> bool:
-    """May the console redrive the dead letters of `topic` (unprefixed)? Those of a topic a service
-    dead-letters, not a hospital's requests (their original topic is the hospital's own)."""
-    return any(t.name == topic and t.dead_lettered_by is not None for t in TOPICS)
+    """May the console redrive the dead letters of `topic` (unprefixed)? Those of the platform's inputs
+    from outside (what operators and hospitals send: `enrollment.commands`, `claims.discharges`), so
+    the console never writes a service's output (a statement, a layer's result, a registry snapshot).
+    The letters of the other topics, and of a hospital's own requests topic, are redriven with
+    `operator dlt redrive`, as admin."""
+    return any(t.name == topic and t.dead_lettered_by is not None
+               and any(p in (HOSPITAL_PRODUCER, OPERATOR) for p in t.producers) for t in TOPICS)
 
 
 def console_acls(prefix: str = "", name: str = CONSOLE) -> set[Acl]:
