@@ -74,3 +74,28 @@ def test_the_console_reads_dead_letters_and_lag_and_writes_only_what_it_redrives
     assert not any("hospital." in a.name for a in acls)
     groups = {(a.name, a.pattern, a.operation) for a in acls if a.resource_type == "group"}
     assert groups == {("t1.medsettle.operator.redrive", "literal", "read"), ("t1.medsettle.", "prefixed", "describe")}
+
+
+def test_services_start_gives_the_console_the_operator_role_and_its_own_secrets(tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    import pytest
+
+    from tools.stack import services
+    from tools.stack.common import StackError
+
+    monkeypatch.setenv("MEDSETTLE_LOCAL", str(tmp_path))
+    monkeypatch.delenv("PGPASSFILE", raising=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        monkeypatch.setenv("CONSOLE_PORT", str(busy.getsockname()[1]))
+        with pytest.raises(StackError, match="is in use"):
+            services._console_connection("postgresql://medsettle_admin@127.0.0.1:15432", None)
+    env = services._console_connection("postgresql://medsettle_admin@127.0.0.1:15432", None)
+    assert env["DATABASE_URL"] == "postgresql://medsettle_operator@127.0.0.1:15432"
+    assert env["CONSOLE_SECRETS"] == str(tmp_path / "secrets" / "console")
+    assert ConsoleSecrets(Path(env["CONSOLE_SECRETS"])).users_file.is_file()
+    assert services.console_password_file() == tmp_path / "secrets" / "console" / "operator.password"
+    password = services.console_password_file().read_text()
+    assert not any(password in value for value in env.values())  # the console is given paths, never the password

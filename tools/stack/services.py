@@ -24,7 +24,7 @@ from pathlib import Path
 from runtime.logging import LogSettings
 from runtime.settings import SERVICES as SERVICES
 from tools.stack import logpipe
-from tools.stack.common import paths, process_alive, project_root, reap
+from tools.stack.common import StackError, paths, process_alive, project_root, reap
 from tools.stack.connection import database_url, local_access, service_connection
 
 
@@ -101,15 +101,19 @@ def _console_connection(server: str, given: str | None) -> dict[str, str]:
     and its own files (the operators' password hashes, the session key), generated if missing."""
     from runtime.settings import OPERATOR_ROLE
     from services.console.auth import ConsoleSecrets
+    from tools.stack.connection import _answers
     from tools.stack.connection import passfile as stack_passfile
     from tools.stack.pg import with_user
     from tools.stack.secrets import secrets_dir
 
+    port = int(os.environ.get("CONSOLE_PORT") or CONSOLE_PORT)
+    if _answers("127.0.0.1", port, 0.5):
+        raise StackError(f"port {port} is in use (another stack's console?): set CONSOLE_PORT to a free port")
     own = secrets_dir(paths().local) / "console"
     ConsoleSecrets(own).ensure()
     operator = passfile_of(OPERATOR_ROLE) or given or stack_passfile()
     return {"DATABASE_URL": with_user(server, OPERATOR_ROLE), "CONSOLE_SECRETS": str(own),
-            "CONSOLE_PORT": os.environ.get("CONSOLE_PORT") or str(CONSOLE_PORT),
+            "CONSOLE_PORT": str(port),
             **({"PGPASSFILE": operator} if operator else {})}
 
 
