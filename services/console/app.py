@@ -107,6 +107,8 @@ class Console:
         self.users = Users.read(self.secrets.users_file)
         self.templates = _templates()
         self.runs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.pricing = asyncio.Lock()
+        """One what-if at a time: it prices in this process (the machine's cores are the services')."""
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -245,7 +247,7 @@ class Console:
         if not as_pdf:
             return HTMLResponse(html)
 
-        pdf = await asyncio.to_thread(html_to_pdf, html, str(request.base_url))
+        pdf = await asyncio.to_thread(html_to_pdf, html)
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="statement-{quote(claim)}.pdf"'})
 
@@ -302,7 +304,8 @@ class Console:
             raise BadInput(f"year: {str(form.get('year'))!r} is not a year") from None
 
         try:
-            run = await run_what_if(Source(self.config.prefix), candidate, year, workers=1)
+            async with self.pricing:
+                run = await run_what_if(Source(self.config.prefix), candidate, year, workers=1)
         except WhatIfError as exc:
             raise BadInput(str(exc)) from None
         run_id = uuid.uuid4().hex
@@ -404,6 +407,34 @@ async def _healthz(request: Request) -> Response:
     return JSONResponse({"live": True})
 
 
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),  # a claim id in a URL stays here
+    (b"cache-control", b"no-store"),  # pages with personal data are not kept by the browser
+]
+
+
+class SecurityHeaders:
+    """Every answer: no script or frame from elsewhere (the pages have no script at all), no referrer,
+    not cached."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(config: ConsoleConfig) -> Starlette:
     console = Console(config)
     key = console.secrets.session_key_file.read_text().strip() or secrets.token_urlsafe(48)
@@ -443,7 +474,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/what-if/{run}.csv", signed_in(console.what_if_csv)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(SessionMiddleware, secret_key=key, session_cookie="medsettle_console",
+    middleware = [Middleware(SecurityHeaders), Middleware(SessionMiddleware, secret_key=key, session_cookie="medsettle_console",
                              max_age=8 * 3600, same_site="strict", https_only=config.secure_cookie)]
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={HTTPException: error, Exception: error})

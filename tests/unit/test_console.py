@@ -99,3 +99,17 @@ def test_services_start_gives_the_console_the_operator_role_and_its_own_secrets(
     assert services.console_password_file() == tmp_path / "secrets" / "console" / "operator.password"
     password = services.console_password_file().read_text()
     assert not any(password in value for value in env.values())  # the console is given paths, never the password
+
+
+def test_the_statement_pdf_fetches_the_consoles_stylesheet_and_nothing_else() -> None:
+    import pytest
+
+    from services.console.pdf import StaticOnly
+
+    fetcher = StaticOnly()
+    css = fetcher.fetch("http://console.invalid/static/statement.css")
+    assert css.content_type == "text/css" and b"@page" in css.read()
+    for elsewhere in ("http://example.com/x.png", "http://console.invalid/static/../pdf.py", "file:///etc/passwd",
+                      "http://console.invalid/kpis"):
+        with pytest.raises(ValueError, match="only the console's static files"):
+            fetcher.fetch(elsewhere)
