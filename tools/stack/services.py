@@ -1,4 +1,7 @@
-"""The platform's services as local processes (for the demo, the README and the tests).
+"""The platform's services as local processes (for the demo, the README and the tests), and the
+operator console (`console`, services/console/: http://127.0.0.1:8090, as the Kafka principal
+`console` and the read-only PostgreSQL role `medsettle_operator`, its sign-in secrets generated into
+`.local/secrets/console/`).
 
 `./medsettle services start|stop|status [NAME ...]` drives these functions. Each service runs as
 `python -m services.<name>` with the local stack's connection settings and its pid in
