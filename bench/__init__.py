@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures (`python bench/<name>.py --help`)."""
