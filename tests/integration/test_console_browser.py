@@ -37,7 +37,7 @@ from services.console.app import create_app
 from services.console.auth import OPERATOR, ConsoleSecrets
 from services.console.config import ConsoleConfig
 from tests.corrections import reversal
-from tests.integration.harness import Namespace, payloads, wait_drained
+from tests.integration.harness import Namespace, payloads, run_operator, wait_drained
 from tests.integration.platform import CHAIN, platform, register
 from tools.generate import generate_discharges, generate_population
 from tools.operator.commands import database_conn
@@ -199,6 +199,8 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         shown = {r[0]: r[1] for r in await _cells(page, "#kpi-table") if len(r) == 2}
         assert shown == dict(kpi_rows(kpis))
         assert shown["basic fund 基本医保统筹支出"] == f"{kpis.basic_paid:,.2f}"
+        code, printed = await run_operator(ns, "kpis", "--from", f"{YEAR}-01-01", "--to", f"{YEAR}-12-31")
+        assert code == 0 and all(f" {value} │" in printed for value in shown.values()), printed  # the CLI's table
         levels = [r for r in await _cells(page, "#levels") if r and r[0] != "level 级别"]
         assert [tuple(r) for r in levels] == level_rows(kpis)
         shapes = await _svg_shapes(page, "svg.chart")
