@@ -1,5 +1,5 @@
 # One image for every service; the service is chosen by the command:
-#   docker run medsettle:local python -m services.<enrollment|settlement|catastrophic|assistance|audit>
+#   docker run medsettle:local python -m services.<enrollment|settlement|catastrophic|assistance|audit|intake|console>
 # Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS, who the service is to the broker
 # (KAFKA_SECURITY_PROTOCOL=SASL_SSL, KAFKA_USERNAME, KAFKA_PASSWORD_FILE, KAFKA_CA_FILE: from the secrets
 # volume of docker-compose.yml, never baked in), DATABASE_URL (a PostgreSQL server URL without a
@@ -15,6 +15,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MEDSETTLE_ROOT=/app
 
 WORKDIR /app
+# the operator console's PDF statements: WeasyPrint's text layout (Pango) and CJK fonts
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+        fonts-noto-cjk && rm -rf /var/lib/apt/lists/*
 # the versions CI tested (hash-checked), then the project itself without resolving anything again
 COPY requirements.lock /app/requirements.lock
 RUN pip install --require-hashes --no-deps -r /app/requirements.lock

@@ -27,8 +27,9 @@ Exit codes:
   3  refused: something is in use (a running service, an active consumer group); nothing changed
   130  interrupted"""
 
-SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit")
-"""The platform's services (`tools.stack.services.SERVICES`; here so that `--help` imports nothing)."""
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit", "console")
+"""The platform's services and the operator console (`tools.stack.services.PROCESSES`; here so that
+`--help` imports nothing)."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -244,7 +245,9 @@ def services() -> None:
     .local/run/NAME.pid, its JSON log in .local/logs/NAME.log and its raw output in
     .local/logs/NAME.out (rotated: 3 × 20 MiB by default); its /healthz, /readyz and /metrics
     endpoint listens on a free port, written to .local/run/NAME.health.json (`status` shows it). NAME is one of enrollment,
-    settlement, catastrophic, assistance, audit; no NAME means all of them.
+    intake, settlement, catastrophic, assistance, audit, console; no NAME means all of them. The
+    operator console listens on http://127.0.0.1:8090 (CONSOLE_PORT); sign in as `operator` with
+    the password in .local/secrets/console/operator.password.
     """
 
 
@@ -262,6 +265,9 @@ def services_start(names: tuple[str, ...]) -> int:
     require_database()
     for name in names or SERVICES:
         click.echo(f"{name}: running, pid {procs.start(name)} (log {procs.log_of(name)})")
+        if name == procs.CONSOLE:
+            click.echo(f"console: {procs.console_url()} — sign in as operator, password in "
+                       f"{procs.console_password_file()}")
     return 0
 
 

@@ -183,10 +183,13 @@ def run(persons: int, providers: int, discharges: int, day: date, seed: int, no_
     admin = local_access("admin", settings["KAFKA_BOOTSTRAP_SERVERS"])
     for name in services.SERVICES:
         console.print(f"{name}: pid {services.start(name, settings)} (log {services.log_of(name)})")
+    console.print(f"console: pid {services.start(services.CONSOLE, settings)} (log {services.log_of(services.CONSOLE)})")
     population = asyncio.run(enroll(admin, persons, providers, seed, day.year))
     if not no_demo:
         claim_ids = asyncio.run(demo(admin, population, discharges, day, seed))
         report(asyncio.run(totals(server_url, settings["PGPASSFILE"], claim_ids)), day)
     stack.status()
+    console.print(f"operator console: {services.console_url()} — sign in as operator, password in "
+                  f"{services.console_password_file()}")
     console.print("the services keep running; stop everything with: ./medsettle stop")
     return 0

@@ -347,11 +347,18 @@ async def insert_alerts(conn: Connection, alerts: Sequence[tuple[AuditAlert, uui
 
 
 async def list_alerts(conn: Connection, *, rule: str | None = None, claim_id: str | None = None,
-                      limit: int = 1000) -> list[dict[str, Any]]:
+                      limit: int = 1000, severity: str | None = None, hospital_id: str | None = None,
+                      detected_from: date | None = None, detected_to: date | None = None) -> list[dict[str, Any]]:
+    """The alerts raised, oldest first; each filter left None matches every alert (detection days in UTC,
+    both ends included)."""
     rows = await conn.fetch(
         """SELECT alert_id, rule, severity, claim_id, person_id, hospital_id, evidence, source, detected_at
            FROM alert WHERE ($1::text IS NULL OR rule = $1) AND ($2::text IS NULL OR claim_id = $2)
-           ORDER BY detected_at, alert_id LIMIT $3""", rule, claim_id, limit)
+             AND ($4::text IS NULL OR severity = $4) AND ($5::text IS NULL OR hospital_id = $5)
+             AND ($6::date IS NULL OR detected_at >= ($6::date::timestamp AT TIME ZONE 'UTC'))
+             AND ($7::date IS NULL OR detected_at < (($7::date + 1)::timestamp AT TIME ZONE 'UTC'))
+           ORDER BY detected_at, alert_id LIMIT $3""", rule, claim_id, limit, severity, hospital_id,
+        detected_from, detected_to)
     return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
 
 

@@ -131,6 +131,28 @@ class Namespace:
         self.users.append(hospital_user(hospital_id))
         return await issue(self.kafka, hospital_id, self.prefix)
 
+    async def console_access(self) -> KafkaAccess:
+        """A principal of the operator console for this namespace (`console-<namespace>`, deleted with
+        it) with exactly the console's rights there (`principals.console_acls`)."""
+        import secrets as token
+
+        from pydantic import SecretStr
+
+        from tools.stack.kafka_admin import KafkaAdmin
+        from tools.stack.principals import console_acls, grant
+
+        if not self.kafka.secured:
+            return self.kafka
+        name = f"console-{self.prefix.rstrip('.')}"
+        access = KafkaAccess(self.bootstrap, self.kafka.security_protocol, name, SecretStr(token.token_urlsafe(32)),
+                             self.kafka.ca_file, ca_pem=self.kafka.ca_pem)
+        self.users.append(name)
+        async with KafkaAdmin(self.kafka) as as_admin:
+            await as_admin.set_passwords({name: access.password.get_secret_value()})  # type: ignore[union-attr]
+            await grant(as_admin, console_acls(self.prefix, name))
+            await as_admin.wait_user(access)
+        return access
+
     async def connect(self, service: str) -> asyncpg.Connection:
         """A connection to `service`'s database as the service's role."""
         return await asyncpg.connect(self.settings(service).dsn, passfile=passfile(self.role(service)))

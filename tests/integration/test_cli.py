@@ -244,7 +244,7 @@ def test_status_is_not_zero_while_the_stack_is_down(stopped_stack: dict[str, str
     assert "./medsettle stack start" in one_line_error(err)
     assert medsettle("stack", "status", "--check", env=stopped_stack, unset=CONNECTION)[0] == 1
     code, out, _ = medsettle("services", "status", env=stopped_stack, unset=CONNECTION)
-    assert code == 1 and out.count("not running") == len(services.SERVICES)
+    assert code == 1 and out.count("not running") == len(services.PROCESSES)
 
 
 def test_a_command_on_a_stopped_stack_says_so_in_one_line(stopped_stack: dict[str, str], tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from contracts.topics import (
     PERSONS,
     PROVIDERS,
     STATEMENTS,
+    dead_letter_topic,
     hospital_requests_topic,
     hospital_statements_topic,
 )
@@ -407,3 +408,16 @@ async def test_forged_snapshot_provider_and_statement_move_no_money(ns: Namespac
     assert [e.payload for e in on_topic if e.event_id == statement.event_id] == [s]  # the real one, unchanged
     assert sum((e.payload.fund_pay_sumamt for e in on_topic if e.payload.claim_id == bill.claim_id),
                Decimal("0.00")) == Decimal("0.00")
+async def test_the_console_reads_dead_letters_and_writes_only_what_it_redrives(ns: Namespace) -> None:
+    """The operator console's principal: the dead letters and lag, a redrive to an input from outside;
+    no claim topic to read, no service output to write, no service's group to join."""
+    console = await ns.console_access()
+    await consume(console, ns.topic(dead_letter_topic(DISCHARGES)))
+    await send(console, ns.topic(DISCHARGES))  # where a redriven discharge goes back to
+    for topic in (STATEMENTS, BASIC_SETTLED, PERSONS):
+        exc = await refused(send(console, ns.topic(topic)))
+        assert isinstance(exc, TopicAuthorizationFailedError), (topic, exc)
+    exc = await refused(consume(console, ns.topic(STATEMENTS)))
+    assert isinstance(exc, TopicAuthorizationFailedError), exc
+    exc = await refused(consume(console, ns.topic(DISCHARGES), group=f"{ns.prefix}medsettle.settlement.{DISCHARGES}"))
+    assert isinstance(exc, GroupAuthorizationFailedError), exc

@@ -78,7 +78,7 @@ def test_help_is_printed_in_process_and_nothing_runs(capsys: pytest.CaptureFixtu
 
 
 def test_the_service_names_are_those_of_the_processes() -> None:
-    assert cli.SERVICES == services.SERVICES
+    assert cli.SERVICES == services.PROCESSES == (*services.SERVICES, "console")
     from tools.operator.replay import SERVICE_INPUTS
 
     assert tuple(SERVICE_INPUTS) == cli.REPLAYED

@@ -37,8 +37,8 @@ from runtime.deadletter import (
     H_TRUNCATED,
 )
 from runtime.kafka_access import KafkaAccess
+from tools.stack.principals import REDRIVE_GROUP
 
-REDRIVE_GROUP = "medsettle.operator.redrive"
 H_REDRIVE_FROM = "redrive.from"
 _META_PREFIX = "redriven:"
 

@@ -166,48 +166,64 @@ def alerts_table(alerts: list[dict[str, Any]], show_identity: bool = False) -> T
     return table
 
 
-def _pct(value: Decimal | None) -> str:
+def percent_text(value: Decimal | None) -> str:
+    """A ratio (a fraction) as a percentage to 2 places; `-` where there is none."""
     return "-" if value is None else f"{value * 100:.2f}%"
 
 
-def _money(value: Decimal | None) -> str:
+def money_text(value: Decimal | None) -> str:
+    """An amount in yuan with thousands separators and 2 places; `-` where there is none."""
     return "-" if value is None else f"{value:,.2f}"
 
 
-def kpi_tables(k: Kpis) -> list[Table]:
+def kpi_scope(k: Kpis) -> str:
+    """The period and region the KPIs are of, in words."""
     q = k.query
-    scope = f"{q.start.isoformat()} – {q.end.isoformat()}" + (f", profile {q.region}" if q.region else "") + (
+    return f"{q.start.isoformat()} – {q.end.isoformat()}" + (f", profile {q.region}" if q.region else "") + (
         f", pool {q.pool}" if q.pool else "")
-    main = Table(title=f"KPIs {scope}")
-    main.add_column("indicator")
-    main.add_column("value", justify="right")
-    rows = [
+
+
+def kpi_rows(k: Kpis) -> list[tuple[str, str]]:
+    """(indicator, value) of every headline KPI, as `operator kpis` and the console show them."""
+    return [
         ("insured persons 参保人数", f"{k.insured_total:,}"),
         ("settlements 结算人次", f"{k.settlements:,} ({k.settled:,} settled, {k.rejected:,} rejected; "
                              f"{k.reversed:,} claims reversed)"),
         ("inpatients 住院人数", f"{k.inpatients:,}"),
-        ("total inpatient cost 住院总费用", _money(k.total_cost)),
-        ("in-policy cost 政策范围内费用", _money(k.in_policy)),
-        ("basic fund 基本医保统筹支出", _money(k.basic_paid)),
-        ("critical illness 大病保险支出", _money(k.catastrophic_paid)),
-        ("medical assistance 医疗救助支出", _money(k.assistance_paid)),
-        ("all funds 基金支付合计", _money(k.funds_paid)),
-        ("patients paid 个人负担", _money(k.patient_paid)),
-        ("actual compensation ratio 住院实际补偿比", _pct(k.actual_compensation_ratio)),
-        ("in-policy ratio, level ≤ 2 政策范围内报销比例(二级及以下)", _pct(k.in_policy_ratio_level2_and_below)),
-        ("cost per stay 次均住院费用", _money(k.cost_per_stay)),
-        ("compensation per inpatient 人均住院补偿", _money(k.compensation_per_inpatient)),
+        ("total inpatient cost 住院总费用", money_text(k.total_cost)),
+        ("in-policy cost 政策范围内费用", money_text(k.in_policy)),
+        ("basic fund 基本医保统筹支出", money_text(k.basic_paid)),
+        ("critical illness 大病保险支出", money_text(k.catastrophic_paid)),
+        ("medical assistance 医疗救助支出", money_text(k.assistance_paid)),
+        ("all funds 基金支付合计", money_text(k.funds_paid)),
+        ("patients paid 个人负担", money_text(k.patient_paid)),
+        ("actual compensation ratio 住院实际补偿比", percent_text(k.actual_compensation_ratio)),
+        ("in-policy ratio, level ≤ 2 政策范围内报销比例(二级及以下)", percent_text(k.in_policy_ratio_level2_and_below)),
+        ("cost per stay 次均住院费用", money_text(k.cost_per_stay)),
+        ("compensation per inpatient 人均住院补偿", money_text(k.compensation_per_inpatient)),
         ("critical-illness beneficiaries 大病保险受益人数", f"{k.catastrophic_beneficiaries:,}"),
-        ("critical-illness actual payment ratio 大病保险实际支付比例", _pct(k.catastrophic_payment_ratio)),
+        ("critical-illness actual payment ratio 大病保险实际支付比例", percent_text(k.catastrophic_payment_ratio)),
     ]
+
+
+def level_rows(k: Kpis) -> list[tuple[str, str, str, str, str]]:
+    """(level, stays, funds, in-policy cost, ratio) of the in-policy reimbursement ratio by hospital level."""
+    return [(str(lv.level or "unknown"), f"{lv.stays:,}", money_text(lv.funds), money_text(lv.in_policy),
+             percent_text(lv.ratio)) for lv in k.in_policy_ratio_by_level]
+
+
+def kpi_tables(k: Kpis) -> list[Table]:
+    main = Table(title=f"KPIs {kpi_scope(k)}")
+    main.add_column("indicator")
+    main.add_column("value", justify="right")
+    rows = kpi_rows(k)
     for name, value in rows:
         main.add_row(name, value)
     levels = Table(title="in-policy reimbursement ratio by hospital level 政策范围内住院费用报销比例")
     for column in ("level", "stays", "funds", "in-policy cost", "ratio"):
         levels.add_column(column, justify="right")
-    for lv in k.in_policy_ratio_by_level:
-        levels.add_row(str(lv.level or "unknown"), f"{lv.stays:,}", _money(lv.funds), _money(lv.in_policy),
-                       _pct(lv.ratio))
+    for row in level_rows(k):
+        levels.add_row(*row)
     categories = Table(title="insured persons by category 分类参保人数")
     categories.add_column("category")
     categories.add_column("persons", justify="right")

@@ -225,7 +225,7 @@ async def secure(secrets: StackSecrets, bootstrap: str, internal: dict[str, Any]
         await as_broker.set_passwords(passwords)
         await as_broker.wait_user(admin)
     async with KafkaAdmin(admin) as as_admin:
-        await principals.grant(as_admin, principals.service_acls())
+        await principals.grant(as_admin, principals.service_acls() | principals.console_acls())
     return admin
 
 

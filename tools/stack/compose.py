@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from services.console.auth import ConsoleSecrets
 from tools.stack.kafka import render_server_properties
 from tools.stack.principals import ADMIN, STACK_PRINCIPALS
 from tools.stack.secrets import StackSecrets, write_private
@@ -29,7 +30,7 @@ DATA_DIR = "/tmp/kraft-combined-logs"
 BROKER_UID = 1000
 """`appuser` of the apache/kafka image."""
 SERVICE_UIDS = {"enrollment": 10011, "settlement": 10012, "catastrophic": 10013, "assistance": 10014,
-                "audit": 10015, "intake": 10016}
+                "audit": 10015, "intake": 10016, "console": 10017}
 """The uid each service's container runs as (docker-compose.yml `user:`; the PostgreSQL password files
 of infra/postgres/compose/generate-secrets.sh are owned the same way): each reads its own password."""
 
@@ -38,6 +39,8 @@ def prepare(root: Path, template: Path, chown: bool = True) -> list[str]:
     """Generate what is missing in `root` (the secrets volume) and render the broker's configuration."""
     secrets = StackSecrets.at(root)
     made = secrets.ensure(STACK_PRINCIPALS, sans=(HOSTNAME, "localhost", "127.0.0.1"))
+    console = ConsoleSecrets(root / "console")
+    made += console.ensure()
     write_private(root / "server.properties", render_server_properties(
         template.read_text(), listeners=LISTENERS, advertised_listeners=ADVERTISED,
         controller_address=f"{HOSTNAME}:9093", data_dir=DATA_DIR, secrets_dir=str(root)).encode())
@@ -53,4 +56,6 @@ def prepare(root: Path, template: Path, chown: bool = True) -> list[str]:
             os.chown(path, BROKER_UID, BROKER_UID)
         for principal, uid in SERVICE_UIDS.items():  # admin's stays root's (kafka-setup runs as root)
             os.chown(secrets.password_file(principal), uid, uid)
+        for path in (console.root, console.users_file, console.session_key_file):  # not the password: root's
+            os.chown(path, SERVICE_UIDS["console"], SERVICE_UIDS["console"])
     return made

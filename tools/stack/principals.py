@@ -14,6 +14,12 @@ needs, and nothing is written by hand:
 * intake also may READ, WRITE and CREATE the hospitals' topics (prefixed `hospital.`): it
   subscribes to every `hospital.<id>.requests` by pattern, writes every `hospital.<id>.statements`
   (creating one a hospital never had) and its dead letters;
+* the operator console (`console`, `console_acls`; services/console/) may READ the dead-letter
+  topics, WRITE the platform's inputs from outside that their letters are redriven to
+  (`enrollment.commands`, `claims.discharges`: `redrivable`), READ the redrive group
+  `medsettle.operator.redrive` and DESCRIBE the registry's topics and the services' groups
+  (consumer-group lag). It may not read a claim topic, write a service's output, nor touch a
+  hospital's topics (those letters are redriven with `operator dlt redrive`, as admin);
 * a hospital (`hospital-<id>`, `hospital_acls`) may WRITE `hospital.<id>.requests`, READ
   `hospital.<id>.statements` and READ its own groups (prefixed `hospital.<id>.`). Nothing else: no
   registry or claim topic, no create or delete, no other group.
@@ -45,8 +51,10 @@ from tools.stack.kafka_admin import Acl, KafkaAdmin
 from tools.stack.secrets import BROKER_CN
 
 ADMIN = "admin"
+CONSOLE = "console"
+"""The operator console's principal (dead letters, redrive, lag)."""
 SERVICE_PRINCIPALS: tuple[str, ...] = SERVICES  # intake among them
-STACK_PRINCIPALS: tuple[str, ...] = (ADMIN, *SERVICE_PRINCIPALS)
+STACK_PRINCIPALS: tuple[str, ...] = (ADMIN, *SERVICE_PRINCIPALS, CONSOLE)
 """The SCRAM users the stack creates (passwords in `.local/secrets/kafka/`)."""
 SUPER_USERS: tuple[str, ...] = (f"User:{BROKER_CN}", f"User:{ADMIN}")
 
@@ -101,6 +109,35 @@ def service_acls(prefix: str = "") -> set[Acl]:
         acls.add(Acl(user(service), "group", service_group_prefix(service, prefix), "prefixed", "read"))
     for operation in ("read", "write", "create"):  # the hospitals' topics
         acls.add(Acl(user(INTAKE), "topic", prefix + HOSPITAL_TOPIC_PREFIX, "prefixed", operation))
+    return acls
+
+
+OPERATOR = "operator"
+"""`TopicSpec.producers` of what operators send (enrollment commands)."""
+REDRIVE_GROUP = "medsettle.operator.redrive"
+"""The consumer group whose commits record what was redriven (tools/operator/dlt.py)."""
+
+
+def redrivable(topic: str) -> bool:
+    """May the console redrive the dead letters of `topic` (unprefixed)? Those of the platform's inputs
+    from outside (what operators and hospitals send: `enrollment.commands`, `claims.discharges`), so
+    the console never writes a service's output (a statement, a layer's result, a registry snapshot).
+    The letters of the other topics, and of a hospital's own requests topic, are redriven with
+    `operator dlt redrive`, as admin."""
+    return any(t.name == topic and t.dead_lettered_by is not None
+               and any(p in (HOSPITAL_PRODUCER, OPERATOR) for p in t.producers) for t in TOPICS)
+
+
+def console_acls(prefix: str = "", name: str = CONSOLE) -> set[Acl]:
+    """The operator console's rights in one namespace (`name`: its principal, `console`; a test's own)."""
+    who = user(name)
+    acls = {Acl(who, "group", prefix + REDRIVE_GROUP, "literal", "read"),
+            Acl(who, "group", prefix + "medsettle.", "prefixed", "describe")}
+    for t in TOPICS:
+        acls.add(Acl(who, "topic", prefix + t.name, "literal", "describe"))
+        acls.add(Acl(who, "topic", prefix + dead_letter_topic(t.name), "literal", "read"))
+        if redrivable(t.name):
+            acls.add(Acl(who, "topic", prefix + t.name, "literal", "write"))
     return acls
 
 

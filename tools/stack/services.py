@@ -1,4 +1,7 @@
-"""The platform's services as local processes (for the demo, the README and the tests).
+"""The platform's services as local processes (for the demo, the README and the tests), and the
+operator console (`console`, services/console/: http://127.0.0.1:8090, as the Kafka principal
+`console` and the read-only PostgreSQL role `medsettle_operator`, its sign-in secrets generated into
+`.local/secrets/console/`).
 
 `./medsettle services start|stop|status [NAME ...]` drives these functions. Each service runs as
 `python -m services.<name>` with the local stack's connection settings and its pid in
@@ -24,7 +27,7 @@ from pathlib import Path
 from runtime.logging import LogSettings
 from runtime.settings import SERVICES as SERVICES
 from tools.stack import logpipe
-from tools.stack.common import paths, process_alive, project_root, reap
+from tools.stack.common import StackError, paths, process_alive, project_root, reap
 from tools.stack.connection import database_url, local_access, service_connection
 
 
@@ -77,9 +80,58 @@ def spawn(name: str, env: dict[str, str], log: Path, detach: bool = True) -> sub
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=detach)
 
 
+CONSOLE = "console"
+"""The operator console (services/console/): started and stopped with the services."""
+PROCESSES = (*SERVICES, CONSOLE)
+CONSOLE_PORT = 8090
+"""Where `start` runs the console: http://127.0.0.1:8090 (`CONSOLE_PORT` in the environment overrides)."""
+
+
+def console_url() -> str:
+    return f"http://127.0.0.1:{os.environ.get('CONSOLE_PORT') or CONSOLE_PORT}"
+
+
+def console_password_file() -> Path:
+    """The generated operator's password (the console's sign-in), made by `start` if missing."""
+    from services.console.auth import ConsoleSecrets
+    from tools.stack.secrets import secrets_dir
+
+    return ConsoleSecrets(secrets_dir(paths().local) / "console").password_file
+
+
+def _console_connection(server: str, given: str | None) -> dict[str, str]:
+    """The console's database access: the operator role's password file alone (it reads as that role),
+    and its own files (the operators' password hashes, the session key), generated if missing."""
+    from runtime.settings import OPERATOR_ROLE
+    from services.console.auth import ConsoleSecrets
+    from tools.stack.connection import _answers
+    from tools.stack.connection import passfile as stack_passfile
+    from tools.stack.pg import with_user
+    from tools.stack.secrets import secrets_dir
+
+    port = int(os.environ.get("CONSOLE_PORT") or CONSOLE_PORT)
+    if _answers("127.0.0.1", port, 0.5):
+        raise StackError(f"port {port} is in use (another stack's console?): set CONSOLE_PORT to a free port")
+    own = secrets_dir(paths().local) / "console"
+    ConsoleSecrets(own).ensure()
+    operator = passfile_of(OPERATOR_ROLE) or given or stack_passfile()
+    return {"DATABASE_URL": with_user(server, OPERATOR_ROLE), "CONSOLE_SECRETS": str(own),
+            "CONSOLE_PORT": str(port),
+            **({"PGPASSFILE": operator} if operator else {})}
+
+
+def passfile_of(role: str) -> str | None:
+    """The local stack's password file of `role` alone, if there is one."""
+    from tools.stack.pg_secrets import PgSecrets
+
+    found = PgSecrets.of(paths()).passfile(role)
+    return str(found) if found.is_file() else None
+
+
 def start(name: str, env: dict[str, str] | None = None) -> int:
-    """Start a service unless it runs; returns its pid. It is its own principal to the broker: its
-    password (from `.local/secrets/kafka/<name>.password`) reaches it in its environment only."""
+    """Start a service (or the console) unless it runs; returns its pid. It is its own principal to
+    the broker: its password (from `.local/secrets/kafka/<name>.password`) reaches it in its
+    environment only."""
     if (pid := pid_of(name)) is not None:
         return pid
     p = paths()
@@ -87,7 +139,10 @@ def start(name: str, env: dict[str, str] | None = None) -> int:
     env = dict(env or {})
     if "KAFKA_USERNAME" not in env:  # the caller did not say who it is: itself, from the stack's secrets
         env = {**local_access(name, env.get("KAFKA_BOOTSTRAP_SERVERS")).env(), **env}
-    connection = service_connection(name, env.get("DATABASE_URL") or database_url(), env.get("PGPASSFILE"))
+    if name == CONSOLE:
+        connection = _console_connection(env.get("DATABASE_URL") or database_url(), env.get("PGPASSFILE"))
+    else:
+        connection = service_connection(name, env.get("DATABASE_URL") or database_url(), env.get("PGPASSFILE"))
     endpoint_file(name).unlink(missing_ok=True)
     proc = spawn(name, {**env, **connection, "HEALTH_PORT_FILE": str(endpoint_file(name))}, log_of(name))
     _pid_file(name).write_text(str(proc.pid))
@@ -95,8 +150,8 @@ def start(name: str, env: dict[str, str] | None = None) -> int:
 
 
 def running() -> dict[str, int]:
-    """The services started here that are running, with their pids."""
-    return {name: pid for name in SERVICES if (pid := pid_of(name)) is not None}
+    """The services (and the console) started here that are running, with their pids."""
+    return {name: pid for name in PROCESSES if (pid := pid_of(name)) is not None}
 
 
 def stop(name: str, timeout: float = 20.0) -> bool:

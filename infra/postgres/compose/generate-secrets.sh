@@ -5,7 +5,8 @@
 #   /secrets/server/<role>.password   0600, uid 999 (the postgres image's server): the admin's and
 #                                     every role's password, for initdb.d/10-medsettle-roles.sh
 #   /secrets/<service>/pgpass         0600, the service's own uid (docker-compose.yml: 10011 ...
-#                                     10015): a password file with that service's role alone
+#                                     10016): a password file with that service's role alone
+#   /secrets/console/pgpass           0600, uid 10017: the operator role's (the operator console)
 set -euo pipefail
 umask 077
 cd /secrets
@@ -23,4 +24,8 @@ for service in enrollment settlement catastrophic assistance audit intake; do
   chown -R "$uid:$uid" "$service" && chmod 700 "$service" && chmod 600 "$service/pgpass"
   uid=$((uid + 1))
 done
+# the operator console (uid 10017) reads as the read-only operator role
+mkdir -p console
+printf 'postgres:*:*:medsettle_operator:%s\n' "$(cat server/medsettle_operator.password)" > console/pgpass
+chown -R 10017:10017 console && chmod 700 console && chmod 600 console/pgpass
 chmod 711 /secrets  # each container may enter, and reads only the directory it owns
