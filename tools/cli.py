@@ -27,7 +27,7 @@ Exit codes:
   3  refused: something is in use (a running service, an active consumer group); nothing changed
   130  interrupted"""
 
-SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit")
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit", "gateway")
 """The platform's services (`tools.stack.services.SERVICES`; here so that `--help` imports nothing)."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
