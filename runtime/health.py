@@ -248,12 +248,12 @@ class EmbeddedServer:
             self._task.result()  # raises what went wrong
         if self.port_file:
             write_endpoint(Path(self.port_file), self.host, self.port)
-        log.info(f"{self.what} listening", url=f"http://{_url_host(self.host)}:{self.port}", paths=list(self.paths))
+        log.info(f"{self.what} listening", url=f"http://{url_host(self.host)}:{self.port}", paths=list(self.paths))
         return self.port
 
     @property
     def url(self) -> str | None:
-        return None if self.port is None else f"http://{_url_host(self.host)}:{self.port}"
+        return None if self.port is None else f"http://{url_host(self.host)}:{self.port}"
 
     async def stop(self) -> None:
         if self.port_file:
@@ -282,7 +282,7 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
     if host == "::":
@@ -294,7 +294,7 @@ def write_endpoint(path: Path, host: str, port: int) -> None:
     """The endpoint's state file: JSON with host, port, url and pid (written atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"host": host, "port": port, "url": f"http://{_url_host(host)}:{port}",
+    tmp.write_text(json.dumps({"host": host, "port": port, "url": f"http://{url_host(host)}:{port}",
                                "pid": os.getpid()}) + "\n")
     tmp.replace(path)
 
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = load_settings(names[0])
     path = "/healthz" if "--live" in args else "/readyz"
-    status, body = probe(f"http://{_url_host(settings.health_host)}:{settings.health_port}{path}")
+    status, body = probe(f"http://{url_host(settings.health_host)}:{settings.health_port}{path}")
     if status != 200:
         failed = (body or {}).get("failed") or "no answer"
         sys.stderr.write(f"{names[0]}: not {'live' if path == '/healthz' else 'ready'} ({status}): {failed}\n")

@@ -196,8 +196,9 @@ def _readiness(services: Any, name: str) -> str:
     if url is None:
         return ", no health endpoint yet"
     status, body = probe(f"{url}/readyz", timeout=2.0)
+    api = services.api_url_of(name) if name == services.API_SERVICE else None
     if status == 200:
-        return f", ready, {url}"
+        return f", ready, {url}" + (f", hospitals' API {api}" if api else "")
     failed = ", ".join((body or {}).get("failed") or ["no answer"])
     return f", NOT ready ({failed}), {url}/readyz"
 
@@ -244,7 +245,8 @@ def services() -> None:
     .local/run/NAME.pid, its JSON log in .local/logs/NAME.log and its raw output in
     .local/logs/NAME.out (rotated: 3 × 20 MiB by default); its /healthz, /readyz and /metrics
     endpoint listens on a free port, written to .local/run/NAME.health.json (`status` shows it). NAME is one of enrollment,
-    settlement, catastrophic, assistance, audit; no NAME means all of them.
+    intake, settlement, catastrophic, assistance, audit, gateway; no NAME means all of them. The gateway's HTTP
+    API for hospitals listens on http://127.0.0.1:8080 (GATEWAY_HOST, GATEWAY_PORT).
     """
 
 
@@ -262,6 +264,8 @@ def services_start(names: tuple[str, ...]) -> int:
     require_database()
     for name in names or SERVICES:
         click.echo(f"{name}: running, pid {procs.start(name)} (log {procs.log_of(name)})")
+        if name == procs.API_SERVICE:
+            click.echo(f"{name}: hospitals' HTTP API on {procs.configured_api_url()} (OpenAPI: /docs)")
     return 0
 
 
