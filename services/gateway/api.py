@@ -212,11 +212,13 @@ def create_api(gw: Gateway) -> FastAPI:
         response.status_code = 202
         return Accepted(claim_id=claim_id, request_event_id=envelope.event_id, status_url=f"/v1/claims/{claim_id}")
 
-    submitted: dict[int | str, dict[str, Any]] = {
-        200: {"model": Answer, "description": "the answer (with `wait`, as soon as it exists)"},
-        202: {"model": Accepted, "description": "published; poll the status link"},
+    posted: dict[int | str, dict[str, Any]] = {
+        400: {"model": Problem, "description": "the body is not JSON"},
         403: {"model": Problem, "description": "the body's hospital_id is not the signed-in hospital"},
         **problems}
+    submitted: dict[int | str, dict[str, Any]] = {
+        200: {"model": Answer, "description": "the answer (with `wait`, as soon as it exists)"},
+        202: {"model": Accepted, "description": "published; poll the status link"}, **posted}
 
     @app.post("/v1/discharges", tags=["claims"], responses=submitted, response_model=Answer | Accepted,
               summary="Send a discharge (出院结算)")
@@ -237,9 +239,7 @@ def create_api(gw: Gateway) -> FastAPI:
         return await submit(session, prepare_reversal, body, wait, response)
 
     @app.post("/v1/pre-settlements", tags=["claims"], summary="Pre-settle a discharge (预结算, 2303)",
-              responses={403: {"model": Problem, "description": "the body's hospital_id is not the signed-in "
-                                                                "hospital"},
-                         409: {"model": Problem, "description": "the claim is already settled"}, **problems})
+              responses={409: {"model": Problem, "description": "the claim is already settled"}, **posted})
     async def post_presettlement(body: DischargeRecorded, session: SignedIn) -> PreSettlement:
         message = checked(session, prepare_discharge, body)
         await gw.catch_up()
