@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
@@ -136,6 +136,7 @@ class Gateway:
         self.sessions, self.waiters, self.layers = sessions, waiters, layers
         self.pool, self.topic, self.policy, self.health = pool, topic, policy, health
         self.catch_up = catch_up
+        self.requests = answers.RequestLog(pool)
         """catches up the registry projections (persons, providers) to the topics' end"""
 
 
@@ -149,16 +150,6 @@ def create_api(gw: Gateway) -> FastAPI:
     problems: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem, "description": "no or wrong credentials"},
         503: {"model": Problem, "description": "the broker or database does not answer"}}
-
-    @app.middleware("http")
-    async def measured(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "other")
-        REQUESTS.labels(name, str(response.status_code)).inc()
-        REQUEST_SECONDS.labels(name).observe(time.perf_counter() - t0)
-        return response
 
     async def hospital(credentials: Annotated[HTTPBasicCredentials | None, Depends(basic_auth)]) -> Session:
         challenge = {"WWW-Authenticate": 'Basic realm="medsettle"'}
@@ -185,7 +176,7 @@ def create_api(gw: Gateway) -> FastAPI:
             raise HTTPException(403, str(exc)) from None
 
     async def submit(session: Session, prepare: Callable[[Any], Prepared], body: Any, wait: float,
-                     response: Response) -> Accepted | Answer:
+                     response: Response) -> Accepted | Response:
         message = checked(session, prepare, body)
         envelope = message.envelope
         claim_id, event_type = envelope.payload.claim_id, envelope.event_type
@@ -199,14 +190,13 @@ def create_api(gw: Gateway) -> FastAPI:
                                                      key=message.key.encode(), headers=headers)
             except KafkaError as exc:
                 raise HTTPException(503, f"the request could not be published: {type(exc).__name__}") from None
-            async with gw.pool().acquire() as conn:
-                await answers.record_request(conn, envelope.event_id, session.hospital_id, claim_id, event_type)
+            await gw.requests.record(envelope.event_id, session.hospital_id, claim_id, event_type)
             while wait > 0:
                 async with gw.pool().acquire() as conn:
                     found = await answers.answer_to(conn, session.hospital_id, claim_id, event_type,
                                                     envelope.event_id)
                 if found is not None:
-                    return Answer.of(found)
+                    return Response(found.to_json(), media_type="application/json")
                 if not await gw.waiters.until(woken, deadline):
                     break
         response.status_code = 202
@@ -223,19 +213,19 @@ def create_api(gw: Gateway) -> FastAPI:
     @app.post("/v1/discharges", tags=["claims"], responses=submitted, response_model=Answer | Accepted,
               summary="Send a discharge (出院结算)")
     async def post_discharge(body: DischargeRecorded, session: SignedIn, response: Response,
-                             wait: Wait = 0) -> Accepted | Answer:
+                             wait: Wait = 0) -> Accepted | Response:
         return await submit(session, prepare_discharge, body, wait, response)
 
     @app.post("/v1/corrections", tags=["claims"], responses=submitted, response_model=Answer | Accepted,
               summary="Correct a settled claim (冲正后重新结算)")
     async def post_correction(body: DischargeCorrected, session: SignedIn, response: Response,
-                              wait: Wait = 0) -> Accepted | Answer:
+                              wait: Wait = 0) -> Accepted | Response:
         return await submit(session, prepare_correction, body, wait, response)
 
     @app.post("/v1/reversals", tags=["claims"], responses=submitted, response_model=Answer | Accepted,
               summary="Reverse a settled claim (冲正)")
     async def post_reversal(body: ReversalRequested, session: SignedIn, response: Response,
-                            wait: Wait = 0) -> Accepted | Answer:
+                            wait: Wait = 0) -> Accepted | Response:
         return await submit(session, prepare_reversal, body, wait, response)
 
     @app.post("/v1/pre-settlements", tags=["claims"], summary="Pre-settle a discharge (预结算, 2303)",
@@ -295,4 +285,31 @@ def create_api(gw: Gateway) -> FastAPI:
             await health.refresh_gauges()
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(Measured)
     return app
+
+
+class Measured:
+    """Counts and times every request per route (a plain ASGI middleware: Starlette's
+    `BaseHTTPMiddleware` costs a task and a stream per request)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def sent(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", "other")
+            REQUESTS.labels(route, str(status[0])).inc()
+            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - t0)
