@@ -115,7 +115,10 @@ async def main(rate: float, seconds: float, persons: int, hospitals: int) -> Non
     await open_namespace(admin, prefix)
     for name in SERVICES:
         await create_service_database(server, database_name(name, prefix), name, passfile)
-    providers, people = generate_population(persons, hospitals, seed=7, year=2026)
+    generated, people = generate_population(persons, hospitals, seed=7, year=2026)
+    # hospitals of this run only: a hospital's broker user (hospital-<id>) is not namespaced, and the
+    # generator's ids are the demo's (issuing them would rotate, and closing delete, real users)
+    providers = [p.model_copy(update={"provider_id": f"B{prefix[1:9]}{i:03d}"}) for i, p in enumerate(generated)]
     credentials = {c.hospital_id: c for c in await issue_many(admin, [p.provider_id for p in providers], prefix)}
     level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
     API_FILE.unlink(missing_ok=True)  # noqa: ASYNC240 - once, before anything runs
