@@ -5,19 +5,19 @@
 #   /secrets/server/<role>.password   0600, uid 999 (the postgres image's server): the admin's and
 #                                     every role's password, for initdb.d/10-medsettle-roles.sh
 #   /secrets/<service>/pgpass         0600, the service's own uid (docker-compose.yml: 10011 ...
-#                                     10015): a password file with that service's role alone
+#                                     10017): a password file with that service's role alone
 set -euo pipefail
 umask 077
 cd /secrets
 mkdir -p server
 password() { head -c 48 /dev/urandom | base64 -w0 | tr -d '+/='; }
 for role in medsettle_admin medsettle_enrollment medsettle_intake medsettle_settlement medsettle_catastrophic \
-            medsettle_assistance medsettle_audit medsettle_operator; do
+            medsettle_assistance medsettle_audit medsettle_gateway medsettle_operator; do
   [ -s "server/$role.password" ] || password > "server/$role.password"
 done
 chown -R 999:999 server && chmod 700 server && chmod 600 server/*
 uid=10011
-for service in enrollment settlement catastrophic assistance audit intake; do
+for service in enrollment settlement catastrophic assistance audit intake gateway; do
   mkdir -p "$service"
   printf 'postgres:*:*:medsettle_%s:%s\n' "$service" "$(cat "server/medsettle_$service.password")" > "$service/pgpass"
   chown -R "$uid:$uid" "$service" && chmod 700 "$service" && chmod 600 "$service/pgpass"
