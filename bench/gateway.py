@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -47,6 +48,8 @@ from tools.stack.services import spawn  # noqa: E402
 SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "gateway")
 API_FILE = Path("/tmp/bench-gateway.api.json")
 WAIT_S = float(os.environ.get("BENCH_WAIT_S", "10"))
+CLIENTS = 16
+CONNECTIONS_PER_CLIENT = 32
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,9 +77,15 @@ async def drive(url: str, requests: list[tuple[dict[str, object], tuple[str, str
     latencies: list[float] = []
     accepted: list[float] = []
     outcomes: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
-    async with httpx.AsyncClient(base_url=url, timeout=WAIT_S + 20, limits=limits) as client:
-        async def one(body: dict[str, object], auth: tuple[str, str]) -> None:
+    # several clients with small pools: httpcore matches every queued request against every pooled
+    # connection, so one client with thousands of requests in flight would become the bottleneck
+    limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT, max_keepalive_connections=CONNECTIONS_PER_CLIENT)
+    clients = [httpx.AsyncClient(base_url=url, timeout=WAIT_S + 20, limits=limits) for _ in range(CLIENTS)]
+    async with contextlib.AsyncExitStack() as stack:
+        for c in clients:
+            await stack.enter_async_context(c)
+
+        async def one(client: httpx.AsyncClient, body: dict[str, object], auth: tuple[str, str]) -> None:
             t0 = time.perf_counter()
             try:
                 r = await client.post("/v1/discharges", json=body, params={"wait": WAIT_S}, auth=auth)
@@ -95,7 +104,7 @@ async def drive(url: str, requests: list[tuple[dict[str, object], tuple[str, str
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body, auth)))
+            tasks.append(asyncio.create_task(one(clients[i % CLIENTS], body, auth)))
         sent = time.perf_counter() - start
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start

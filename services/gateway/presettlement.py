@@ -56,6 +56,10 @@ class _Year:
     claims: int
 
 
+async def _kept(conn: asyncpg.Connection) -> None:
+    """Connections return to the pools as they are: reading changes no session state."""
+
+
 class LayerReader:
     """Read-only pools on the settlement layers' databases (`GATEWAY_READS`), as the gateway's role."""
 
@@ -68,7 +72,7 @@ class LayerReader:
         for service in GATEWAY_READS:
             database = database_name(service, self.settings.topic_prefix)
             self.pools[service] = await asyncpg.create_pool(
-                f"{self.settings.database_url.rstrip('/')}/{database}", min_size=1, max_size=self.size,
+                f"{self.settings.database_url.rstrip('/')}/{database}", min_size=1, max_size=self.size, reset=_kept,
                 server_settings={"default_transaction_read_only": "on", "application_name": "medsettle-gateway"})
 
     async def close(self) -> None:
