@@ -48,6 +48,9 @@ STATEMENTS = "claims.statements"
 REFUSALS = "claims.refusals"
 ALERTS = "audit.alerts"
 
+GATEWAY = "gateway"
+"""The hospitals' HTTP API (`services.gateway`): publishes as the signed-in hospital, and keeps a read
+model of what the platform answers (statements, adjustments, reversals, refusals) for them."""
 INTAKE = "intake"
 """The service that moves a hospital's requests from `hospital.<id>.requests` to `claims.discharges`
 (the sender known from the topic) and its statements and refusals to `hospital.<id>.statements`."""
@@ -62,21 +65,21 @@ TOPICS: tuple[TopicSpec, ...] = (
               ("EnrollPerson", "ChangeCategories", "SuspendPerson", "ResumePerson", "RecordDeath",
                "RegisterProvider"), _RETAINED, "enrollment", ("operator",), ("enrollment", "audit")),
     TopicSpec(PERSONS, "person id", 3, "compact", ("PersonSnapshot",), _COMPACTED, "settlement", ("enrollment",),
-              ("settlement", "audit")),
+              ("settlement", "audit", GATEWAY)),
     TopicSpec(PROVIDERS, "provider id", 3, "compact", ("ProviderSnapshot",), _COMPACTED, "settlement",
-              ("enrollment",), ("settlement", "audit")),
+              ("enrollment",), ("settlement", "audit", GATEWAY)),
     TopicSpec(ENROLLMENT_REJECTIONS, "person id or provider id (as sent), else the command's event id", 3, "delete",
               ("CommandRejected",), _RETAINED, "audit", ("enrollment",), ("audit",)),
     TopicSpec(DISCHARGES, "person id", 6, "delete", ("DischargeRecorded", "DischargeCorrected", "ReversalRequested"),
               _RETAINED, "settlement", (HOSPITAL_PRODUCER,), ("settlement", "audit")),
     TopicSpec(REFUSALS, "person id", 6, "delete", ("ClaimRequestRefused",), _RETAINED, "audit",
-              ("settlement", INTAKE), ("audit", INTAKE)),
+              ("settlement", INTAKE), ("audit", INTAKE, GATEWAY)),
     TopicSpec(BASIC_SETTLED, "person id", 6, "delete", ("BasicSettled",), _RETAINED, "catastrophic",
               ("settlement",), ("catastrophic", "audit")),
     TopicSpec(CATASTROPHIC_SETTLED, "person id", 6, "delete", ("CatastrophicSettled",), _RETAINED,
               "assistance", ("catastrophic",), ("assistance", "audit")),
     TopicSpec(STATEMENTS, "person id", 6, "delete", ("SettlementStatement", "SettlementAdjusted", "SettlementReversed"),
-              _RETAINED, "audit", ("assistance",), ("audit", INTAKE)),
+              _RETAINED, "audit", ("assistance",), ("audit", INTAKE, GATEWAY)),
     TopicSpec(ALERTS, "claim id, else the alert id", 3, "delete", ("AuditAlert",), _RETAINED, "audit", ("audit",),
               ("audit",)),
 )

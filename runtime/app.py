@@ -90,6 +90,9 @@ class ServiceSpec:
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
     """Awaited after the broker stopped consuming, before projections and the pool close."""
+    publishes: bool = True
+    """False for a service that writes no topic as itself and dead-letters nothing (the gateway,
+    which publishes as the signed-in hospital): its publisher only asks the broker for metadata."""
 
 
 def _batch_handler(consumer: BatchConsumer) -> Callable[..., Awaitable[None]]:
@@ -107,12 +110,12 @@ async def _raw(message: Any) -> None:
     return
 
 
-def make_broker(settings: Settings) -> KafkaBroker:
+def make_broker(settings: Settings, *, idempotent: bool = True) -> KafkaBroker:
     # FastStream's access log ("Received", "Processed" per batch) at DEBUG: at INFO it grows the log
     # by two lines per batch whatever happens
     access = settings.kafka_access()
     return KafkaBroker(access.bootstrap_servers, security=access.faststream_security(),
-                       client_id=f"medsettle-{settings.service_name}", enable_idempotence=True, linger_ms=5,
+                       client_id=f"medsettle-{settings.service_name}", enable_idempotence=idempotent, linger_ms=5,
                        max_batch_size=1 << 20, log_level=logging.DEBUG,
                        metadata_max_age_ms=settings.metadata_max_age_ms,
                        logger=logging.getLogger("medsettle.faststream"))  # our JSON, masked, rate-limited
@@ -122,8 +125,8 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
     configure_logging(settings.log_level, service=spec.name)
     configure_tracing(spec.name)
     log = get_logger(spec.name)
-    broker = make_broker(settings)
-    publisher = Publisher(settings.kafka_options(), client_id=f"medsettle-{spec.name}")
+    broker = make_broker(settings, idempotent=spec.publishes)
+    publisher = Publisher(settings.kafka_options(), client_id=f"medsettle-{spec.name}", idempotent=spec.publishes)
     ctx = ServiceContext(settings=settings, broker=broker, publisher=publisher,
                          projection_topics=tuple(p.topic for p in spec.projections))
     health = Health(ctx, spec.name)

@@ -48,6 +48,7 @@ log = get_logger("runtime.health")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 async def _check(name: str, probe: Callable[[], Awaitable[str | None]]) -> tuple[str, dict[str, Any]]:
@@ -205,11 +206,18 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-class HealthServer:
-    """The endpoint of one service: started first in the service's start-up, stopped last."""
+class EmbeddedServer:
+    """An ASGI app served by uvicorn in the service's own event loop on `host:port` (0: a free
+    port, logged and written to `port_file`): the health endpoint, or the gateway's HTTP API."""
 
-    def __init__(self, health: Health, host: str, port: int, port_file: str | None = None) -> None:
-        self.health = health
+    what = "the HTTP endpoint"
+    port_setting = "the port setting"
+    paths: tuple[str, ...] = ()
+
+    def __init__(self, app: ASGIApp, host: str, port: int, port_file: str | None = None, *,
+                 backlog: int = 64) -> None:
+        self.app = app
+        self.backlog = backlog
         self.host, self.requested_port, self.port_file = host, port, port_file
         self.port: int | None = None
         self._server: _EmbeddedServer | None = None
@@ -223,13 +231,13 @@ class HealthServer:
             sock.bind((self.host, self.requested_port))
         except OSError as exc:
             sock.close()
-            raise RuntimeError(f"the health endpoint cannot listen on {self.host}:{self.requested_port} ({exc}); "
-                               "set HEALTH_PORT (0: any free port)") from exc
-        sock.listen(64)
+            raise RuntimeError(f"{self.what} cannot listen on {self.host}:{self.requested_port} ({exc}); "
+                               f"set {self.port_setting} (0: any free port)") from exc
+        sock.listen(self.backlog)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not "Started server process" at INFO
-        config = uvicorn.Config(self.health, log_config=None, access_log=False, lifespan="off",
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1)
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="health-endpoint")
@@ -240,9 +248,12 @@ class HealthServer:
             self._task.result()  # raises what went wrong
         if self.port_file:
             write_endpoint(Path(self.port_file), self.host, self.port)
-        log.info("health endpoint listening", url=f"http://{_url_host(self.host)}:{self.port}",
-                 paths=["/healthz", "/readyz", "/metrics"])
+        log.info(f"{self.what} listening", url=f"http://{url_host(self.host)}:{self.port}", paths=list(self.paths))
         return self.port
+
+    @property
+    def url(self) -> str | None:
+        return None if self.port is None else f"http://{url_host(self.host)}:{self.port}"
 
     async def stop(self) -> None:
         if self.port_file:
@@ -254,12 +265,24 @@ class HealthServer:
         self._server = self._task = None
 
 
+class HealthServer(EmbeddedServer):
+    """The endpoint of one service: started first in the service's start-up, stopped last."""
+
+    what = "health endpoint"
+    port_setting = "HEALTH_PORT"
+    paths = ("/healthz", "/readyz", "/metrics")
+
+    def __init__(self, health: Health, host: str, port: int, port_file: str | None = None) -> None:
+        super().__init__(health, host, port, port_file)
+        self.health = health
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
     if host == "::":
@@ -271,7 +294,7 @@ def write_endpoint(path: Path, host: str, port: int) -> None:
     """The endpoint's state file: JSON with host, port, url and pid (written atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"host": host, "port": port, "url": f"http://{_url_host(host)}:{port}",
+    tmp.write_text(json.dumps({"host": host, "port": port, "url": f"http://{url_host(host)}:{port}",
                                "pid": os.getpid()}) + "\n")
     tmp.replace(path)
 
@@ -313,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = load_settings(names[0])
     path = "/healthz" if "--live" in args else "/readyz"
-    status, body = probe(f"http://{_url_host(settings.health_host)}:{settings.health_port}{path}")
+    status, body = probe(f"http://{url_host(settings.health_host)}:{settings.health_port}{path}")
     if status != 200:
         failed = (body or {}).get("failed") or "no answer"
         sys.stderr.write(f"{names[0]}: not {'live' if path == '/healthz' else 'ready'} ({status}): {failed}\n")

@@ -36,9 +36,12 @@ FATAL_TO_PRODUCER: tuple[type[BaseException], ...] = (
 
 
 class Publisher:
-    def __init__(self, options: Mapping[str, Any], client_id: str) -> None:
+    def __init__(self, options: Mapping[str, Any], client_id: str, *, idempotent: bool = True) -> None:
         self.options = dict(options)
         self.client_id = client_id
+        self.idempotent = idempotent
+        """False for a service that writes no topic as itself (the gateway): an idempotent producer
+        needs WRITE on some topic to start (KIP-679)."""
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -54,7 +57,7 @@ class Publisher:
                 self._producer = None
 
     async def _new(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(client_id=self.client_id, enable_idempotence=True, linger_ms=5,
+        producer = AIOKafkaProducer(client_id=self.client_id, enable_idempotence=self.idempotent, linger_ms=5,
                                     max_batch_size=1 << 20, **self.options)
         await producer.start()
         return producer

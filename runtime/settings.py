@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.kafka_access import KafkaAccess, SecurityProtocol
 
-SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit")
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit", "gateway")
 """The platform's services; each owns one database."""
 
 
@@ -43,6 +43,15 @@ OPERATOR_ROLE = "medsettle_operator"
 OPERATOR_READS = ("settlement", "catastrophic", "assistance", "audit")
 """The services whose databases the operator role may read (CONNECT, SELECT): the audit's (trace, KPIs,
 alerts, reconcile) and the settlement layers' (what-if re-prices them; they hold identity numbers, no names)."""
+GATEWAY_READS = ("settlement", "catastrophic", "assistance")
+"""The services whose databases the gateway's role may also read (CONNECT, SELECT): a pre-settlement
+(预结算) prices a claim against the person's current accumulators and registry projections, writing nothing."""
+
+
+def database_readers(service: str) -> tuple[str, ...]:
+    """The roles besides its owner that may read `service`'s database (CONNECT, SELECT on its tables)."""
+    return tuple(role for role, reads in ((OPERATOR_ROLE, OPERATOR_READS), (database_role("gateway"), GATEWAY_READS))
+                 if service in reads)
 
 
 def health_port_of(service: str, base_port: int = 9400) -> int:
@@ -90,6 +99,12 @@ class Settings(BaseSettings):
     health_base_port: int = Field(default=9400, ge=1, le=65535 - 16, alias="HEALTH_BASE_PORT")
     health_port_file: str | None = Field(default=None, alias="HEALTH_PORT_FILE")
     """A file the service writes its endpoint to once it listens (JSON: host, port, pid)."""
+    gateway_host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
+    """Where the gateway's hospital HTTP API listens (`services.gateway`; `0.0.0.0` in a container)."""
+    gateway_port: int = Field(default=8080, ge=0, le=65535, alias="GATEWAY_PORT")
+    """Its port (0: a free one, written to `GATEWAY_PORT_FILE`)."""
+    gateway_port_file: str | None = Field(default=None, alias="GATEWAY_PORT_FILE")
+    """A file the gateway writes its API's endpoint to once it listens (JSON: host, port, url, pid)."""
 
     @model_validator(mode="after")
     def _as_the_service_role(self) -> Settings:

@@ -76,11 +76,12 @@ def receivers() -> list[Receiver]:
     from services.audit.app import SPEC as AUDIT
     from services.catastrophic.app import SPEC as CATASTROPHIC
     from services.enrollment.app import SPEC as ENROLLMENT
+    from services.gateway.app import SPEC as GATEWAY
     from services.intake.app import SPEC as INTAKE
     from services.settlement.app import SPEC as SETTLEMENT
 
     out: list[Receiver] = []
-    for spec in (ENROLLMENT, INTAKE, SETTLEMENT, CATASTROPHIC, ASSISTANCE, AUDIT):
+    for spec in (ENROLLMENT, INTAKE, SETTLEMENT, CATASTROPHIC, ASSISTANCE, AUDIT, GATEWAY):
         settings = load_settings(spec.name, topic_prefix="", kafka_username=spec.name,
                                  kafka_password=SecretStr("not-used"))  # the document names the security, no client connects
         ctx = ServiceContext(settings=settings, broker=None, publisher=None)  # type: ignore[arg-type]  # nothing runs

@@ -27,9 +27,9 @@ Exit codes:
   3  refused: something is in use (a running service, an active consumer group); nothing changed
   130  interrupted"""
 
-SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit", "console")
-"""The platform's services and the operator console (`tools.stack.services.PROCESSES`; here so that
-`--help` imports nothing)."""
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "audit", "gateway", "console")
+"""The platform's services, the hospitals' gateway and the operator console (`tools.stack.services.PROCESSES`;
+here so that `--help` imports nothing)."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -197,8 +197,9 @@ def _readiness(services: Any, name: str) -> str:
     if url is None:
         return ", no health endpoint yet"
     status, body = probe(f"{url}/readyz", timeout=2.0)
+    api = services.api_url_of(name) if name == services.API_SERVICE else None
     if status == 200:
-        return f", ready, {url}"
+        return f", ready, {url}" + (f", hospitals' API {api}" if api else "")
     failed = ", ".join((body or {}).get("failed") or ["no answer"])
     return f", NOT ready ({failed}), {url}/readyz"
 
@@ -245,9 +246,10 @@ def services() -> None:
     .local/run/NAME.pid, its JSON log in .local/logs/NAME.log and its raw output in
     .local/logs/NAME.out (rotated: 3 × 20 MiB by default); its /healthz, /readyz and /metrics
     endpoint listens on a free port, written to .local/run/NAME.health.json (`status` shows it). NAME is one of enrollment,
-    intake, settlement, catastrophic, assistance, audit, console; no NAME means all of them. The
-    operator console listens on http://127.0.0.1:8090 (CONSOLE_PORT); sign in as `operator` with
-    the password in .local/secrets/console/operator.password.
+    intake, settlement, catastrophic, assistance, audit, gateway, console; no NAME means all of them.
+    The gateway's HTTP API for hospitals listens on http://127.0.0.1:8080 (GATEWAY_HOST, GATEWAY_PORT);
+    the operator console on http://127.0.0.1:8090 (CONSOLE_PORT): sign in as `operator` with the
+    password in .local/secrets/console/operator.password.
     """
 
 
@@ -268,6 +270,8 @@ def services_start(names: tuple[str, ...]) -> int:
         if name == procs.CONSOLE:
             click.echo(f"console: {procs.console_url()} — sign in as operator, password in "
                        f"{procs.console_password_file()}")
+        if name == procs.API_SERVICE:
+            click.echo(f"{name}: hospitals' HTTP API on {procs.configured_api_url()} (OpenAPI: /docs)")
     return 0
 
 

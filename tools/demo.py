@@ -189,6 +189,8 @@ def run(persons: int, providers: int, discharges: int, day: date, seed: int, no_
         claim_ids = asyncio.run(demo(admin, population, discharges, day, seed))
         report(asyncio.run(totals(server_url, settings["PGPASSFILE"], claim_ids)), day)
     stack.status()
+    console.print(f"hospitals' HTTP API (gateway): {services.api_url_of(services.API_SERVICE) or services.configured_api_url()}"
+                  " (OpenAPI: /docs; README \"For hospitals\")")
     console.print(f"operator console: {services.console_url()} — sign in as operator, password in "
                   f"{services.console_password_file()}")
     console.print("the services keep running; stop everything with: ./medsettle stop")

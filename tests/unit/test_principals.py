@@ -30,9 +30,10 @@ def _specs() -> dict[str, Any]:
     from services.audit.app import make_spec
     from services.catastrophic.app import SPEC as CATASTROPHIC
     from services.enrollment.app import SPEC as ENROLLMENT
+    from services.gateway.app import SPEC as GATEWAY
     from services.settlement.app import SPEC as SETTLEMENT
 
-    return {s.name: s for s in (ENROLLMENT, SETTLEMENT, CATASTROPHIC, ASSISTANCE, make_spec())}
+    return {s.name: s for s in (ENROLLMENT, SETTLEMENT, CATASTROPHIC, ASSISTANCE, make_spec(), GATEWAY)}
 
 
 def test_the_registry_readers_are_what_each_service_subscribes_to_and_projects() -> None:
@@ -72,6 +73,14 @@ def test_services_get_no_cluster_create_delete_or_foreign_group_right() -> None:
             assert acl.pattern == "literal"
     assert {a.principal for a in service_acls()} == {f"User:{s}" for s in SERVICE_PRINCIPALS}
     assert set(SERVICES) == set(SERVICE_PRINCIPALS) and "intake" in SERVICES
+
+
+def test_the_gateway_reads_answers_and_the_registry_and_writes_nothing_as_itself() -> None:
+    """It publishes with the signed-in hospital's own credentials (the hospital's ACLs apply)."""
+    mine = {(a.resource_type, a.name, a.operation, a.pattern) for a in service_acls() if a.principal == "User:gateway"}
+    assert mine == {("topic", STATEMENTS, "read", "literal"), ("topic", REFUSALS, "read", "literal"),
+                    ("topic", PERSONS, "read", "literal"), ("topic", "enrollment.providers", "read", "literal"),
+                    ("group", "medsettle.gateway.", "read", "prefixed")}
 
 
 def test_settlement_rights_are_its_inputs_outputs_and_dead_letters() -> None:

@@ -30,7 +30,7 @@ DATA_DIR = "/tmp/kraft-combined-logs"
 BROKER_UID = 1000
 """`appuser` of the apache/kafka image."""
 SERVICE_UIDS = {"enrollment": 10011, "settlement": 10012, "catastrophic": 10013, "assistance": 10014,
-                "audit": 10015, "intake": 10016, "console": 10017}
+                "audit": 10015, "intake": 10016, "gateway": 10017, "console": 10018}
 """The uid each service's container runs as (docker-compose.yml `user:`; the PostgreSQL password files
 of infra/postgres/compose/generate-secrets.sh are owned the same way): each reads its own password."""
 

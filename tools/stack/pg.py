@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runtime.settings import OPERATOR_READS, OPERATOR_ROLE, SERVICES, database_name, database_role
+from runtime.settings import SERVICES, database_name, database_readers, database_role
 from tools.stack import logpipe
 from tools.stack.common import (
     DEFAULT_PG_PORT,
@@ -321,13 +321,14 @@ async def ensure_role(conn: Any, role: str, password: str) -> str:
 async def create_service_database(server: str, name: str, service: str, passfile: str | Path | None = None
                                   ) -> str:
     """The database `name` of `service` (its own, or a test namespace's), owned by the service's role
-    and closed to everyone else (no CONNECT or TEMP for PUBLIC). The databases of `OPERATOR_READS`
-    (the audit's, the settlement layers') may also be read by the operator role: CONNECT, and SELECT
-    on every table the service's migrations make
+    and closed to everyone else (no CONNECT or TEMP for PUBLIC). Its readers (`database_readers`: the
+    operator role for the audit's and the settlement layers' databases, the gateway's role for the
+    layers') may also read it: CONNECT, and SELECT on every table the service's migrations make
     (default privileges). `server` is the admin's URL. Returns "created" or "exists"."""
     import asyncpg
 
     owner = database_role(service)
+    readers = database_readers(service)
     conn = await _connect(server, "postgres", passfile)
     try:
         state = "exists"
@@ -340,17 +341,18 @@ async def create_service_database(server: str, name: str, service: str, passfile
         if state == "exists":
             await conn.execute(f"ALTER DATABASE {_ident(name)} OWNER TO {_ident(owner)}")
         await conn.execute(f"REVOKE ALL ON DATABASE {_ident(name)} FROM PUBLIC")
-        if service in OPERATOR_READS:
-            await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(name)} TO {_ident(OPERATOR_ROLE)}")
+        for reader in readers:
+            await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(name)} TO {_ident(reader)}")
     finally:
         await conn.close()
-    if service in OPERATOR_READS:
+    if readers:
         db = await _connect(server, name, passfile)
         try:
-            await db.execute(f"""GRANT USAGE ON SCHEMA public TO {_ident(OPERATOR_ROLE)};
-                ALTER DEFAULT PRIVILEGES FOR ROLE {_ident(owner)} IN SCHEMA public
-                    GRANT SELECT ON TABLES TO {_ident(OPERATOR_ROLE)};
-                GRANT SELECT ON ALL TABLES IN SCHEMA public TO {_ident(OPERATOR_ROLE)}""")
+            for reader in readers:
+                await db.execute(f"""GRANT USAGE ON SCHEMA public TO {_ident(reader)};
+                    ALTER DEFAULT PRIVILEGES FOR ROLE {_ident(owner)} IN SCHEMA public
+                        GRANT SELECT ON TABLES TO {_ident(reader)};
+                    GRANT SELECT ON ALL TABLES IN SCHEMA public TO {_ident(reader)}""")
         finally:
             await db.close()
     return state

@@ -50,6 +50,35 @@ def endpoint_of(name: str) -> str | None:
     return found["url"] if found is not None else None
 
 
+API_SERVICE = "gateway"
+"""The service with an HTTP API for hospitals (besides every service's health endpoint)."""
+
+
+def api_file(name: str) -> Path:
+    """Where the gateway started by `start` writes its API's endpoint once it listens (JSON)."""
+    return paths().run / f"{name}.api.json"
+
+
+def api_url_of(name: str) -> str | None:
+    """The URL of the hospital API of the service `name` started here (the gateway), while it listens."""
+    from runtime.health import read_endpoint
+
+    if pid_of(name) is None:
+        return None
+    found = read_endpoint(api_file(name))
+    return found["url"] if found is not None else None
+
+
+def configured_api_url(env: dict[str, str] | None = None) -> str:
+    """Where the gateway's hospital API listens when started here: `GATEWAY_HOST`:`GATEWAY_PORT`
+    (http://127.0.0.1:8080 unless the environment says otherwise)."""
+    from runtime.health import url_host
+    from runtime.settings import Settings
+
+    s = Settings.model_validate({**os.environ, **(env or {}), "SERVICE_NAME": API_SERVICE})
+    return f"http://{url_host(s.gateway_host)}:{s.gateway_port}"
+
+
 def log_of(name: str) -> Path:
     """Where the service `name` started by `start` logs."""
     return paths().logs / f"{name}.log"
@@ -144,6 +173,9 @@ def start(name: str, env: dict[str, str] | None = None) -> int:
     else:
         connection = service_connection(name, env.get("DATABASE_URL") or database_url(), env.get("PGPASSFILE"))
     endpoint_file(name).unlink(missing_ok=True)
+    if name == API_SERVICE:
+        api_file(name).unlink(missing_ok=True)
+        env.setdefault("GATEWAY_PORT_FILE", str(api_file(name)))
     proc = spawn(name, {**env, **connection, "HEALTH_PORT_FILE": str(endpoint_file(name))}, log_of(name))
     _pid_file(name).write_text(str(proc.pid))
     return proc.pid

@@ -1,0 +1,190 @@
+"""Latency of the hospital gateway from request to statement, at a steady rate of discharges.
+
+    .venv/bin/python bench/gateway.py [--rate 200] [--seconds 45] [--persons 20000] [--hospitals 20]
+
+Runs the whole platform as processes (enrollment, intake, settlement, catastrophic, assistance,
+gateway; each its own principal and role) in a fresh namespace on the local stack, as
+bench/pipeline.py does; issues the hospitals' credentials, enrolls a generated population, signs
+every hospital in once, then sends discharges over HTTP (httpx, async, keep-alive) at `--rate` a
+second for `--seconds`, open loop (each request leaves at its scheduled time, whatever the
+earlier ones do), each `POST /v1/discharges?wait=10` as its hospital. It prints p50, p99 and max
+from sending a request to receiving its statement (HTTP 200 with the statement), the rate
+achieved, and what did not come back within the wait (202) or failed. Cleans up its namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import cpu_seconds  # noqa: E402
+from contracts.topics import ENROLLMENT_COMMANDS  # noqa: E402
+from runtime.health import read_endpoint  # noqa: E402
+from runtime.settings import database_name  # noqa: E402
+from tools import stack  # noqa: E402
+from tools.generate import generate_discharges, generate_population  # noqa: E402
+from tools.hospital.publish import prepare_command, publish  # noqa: E402
+from tools.operator.hospitals import issue_many  # noqa: E402
+from tools.stack.connection import local_access, service_connection  # noqa: E402
+from tools.stack.lag import wait_drained  # noqa: E402
+from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
+from tools.stack.pg import create_service_database  # noqa: E402
+from tools.stack.principals import hospital_user  # noqa: E402
+from tools.stack.services import spawn  # noqa: E402
+
+SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "gateway")
+API_FILE = Path("/tmp/bench-gateway.api.json")
+WAIT_S = float(os.environ.get("BENCH_WAIT_S", "10"))
+CLIENTS = 16
+CONNECTIONS_PER_CLIENT = 32
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+async def wait_for_api(timeout: float = 120) -> str:
+    """The gateway's URL once it listens and is ready."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                url = (read_endpoint(API_FILE) or {})["url"]
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return str(url)
+            except (KeyError, httpx.HTTPError):
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit("the gateway did not become ready")
+
+
+async def drive(url: str, requests: list[tuple[dict[str, object], tuple[str, str]]], rate: float
+                ) -> tuple[list[float], dict[str, int], float]:
+    latencies: list[float] = []
+    accepted: list[float] = []
+    outcomes: dict[str, int] = {}
+    # several clients with small pools: httpcore matches every queued request against every pooled
+    # connection, so one client with thousands of requests in flight would become the bottleneck
+    limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT, max_keepalive_connections=CONNECTIONS_PER_CLIENT)
+    clients = [httpx.AsyncClient(base_url=url, timeout=WAIT_S + 20, limits=limits) for _ in range(CLIENTS)]
+    async with contextlib.AsyncExitStack() as stack:
+        for c in clients:
+            await stack.enter_async_context(c)
+
+        async def one(client: httpx.AsyncClient, body: dict[str, object], auth: tuple[str, str]) -> None:
+            t0 = time.perf_counter()
+            try:
+                r = await client.post("/v1/discharges", json=body, params={"wait": WAIT_S}, auth=auth)
+            except httpx.HTTPError as exc:
+                outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
+                return
+            if r.status_code == 200:
+                latencies.append(time.perf_counter() - t0)
+            else:
+                accepted.append(time.perf_counter() - t0)
+            outcomes[str(r.status_code)] = outcomes.get(str(r.status_code), 0) + 1
+
+        start = time.perf_counter()
+        tasks = []
+        for i, (body, auth) in enumerate(requests):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(clients[i % CLIENTS], body, auth)))
+        sent = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    if accepted:
+        print(f"answered without the statement: p50 {statistics.median(accepted) * 1000:.0f} ms, max "
+              f"{max(accepted) * 1000:.0f} ms")
+    print(f"sent {len(requests):,} requests in {sent:.1f}s ({len(requests) / sent:,.1f}/s offered); all answered "
+          f"after {elapsed:.1f}s")
+    return latencies, outcomes, elapsed
+
+
+async def main(rate: float, seconds: float, persons: int, hospitals: int) -> None:
+    settings = stack.start()
+    bootstrap, server, passfile = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"], settings["PGPASSFILE"]
+    admin = local_access("admin", bootstrap)
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    await open_namespace(admin, prefix)
+    for name in SERVICES:
+        await create_service_database(server, database_name(name, prefix), name, passfile)
+    generated, people = generate_population(persons, hospitals, seed=7, year=2026)
+    # hospitals of this run only: a hospital's broker user (hospital-<id>) is not namespaced, and the
+    # generator's ids are the demo's (issuing them would rotate, and closing delete, real users)
+    providers = [p.model_copy(update={"provider_id": f"B{prefix[1:9]}{i:03d}"}) for i, p in enumerate(generated)]
+    credentials = {c.hospital_id: c for c in await issue_many(admin, [p.provider_id for p in providers], prefix)}
+    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    API_FILE.unlink(missing_ok=True)  # noqa: ASYNC240 - once, before anything runs
+    procs = [spawn(name, {"DATABASE_URL": server, "TOPIC_PREFIX": prefix, **local_access(name, bootstrap).env(),
+                          **service_connection(name, server), "DATABASE_NAME": database_name(name, prefix),
+                          "LOG_LEVEL": level, "GATEWAY_PORT": "0", "GATEWAY_PORT_FILE": str(API_FILE),
+                          "BATCH_TIMEOUT_MS": os.environ.get("BENCH_BATCH_TIMEOUT_MS", "20")},
+                   Path(f"/tmp/bench-{name}.log"), detach=False) for name in SERVICES]
+    try:
+        commands = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})
+                    for c in [*providers, *people]]
+        await publish(commands, admin, progress=False, prefix=prefix)
+        await wait_drained(admin, [(f"{prefix}medsettle.enrollment.{ENROLLMENT_COMMANDS}",
+                                    prefix + ENROLLMENT_COMMANDS)], timeout=900)
+        url = await wait_for_api()
+        auths = {h: (c.access.username or "", c.access.password.get_secret_value() if c.access.password else "")
+                 for h, c in credentials.items()}
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:  # every hospital signs in once
+            for auth in auths.values():
+                assert (await client.get("/v1/statements", auth=auth)).status_code == 200
+        n = round(rate * seconds)
+        stream = generate_discharges(n, seed=7, year=2026, providers=providers, persons=people)
+        requests = [(d.model_dump(mode="json"), auths[d.hospital_id]) for d in stream]
+        cpu_before = {name: cpu_seconds(p.pid) or 0.0 for name, p in zip(SERVICES, procs, strict=True)}
+        latencies, outcomes, elapsed = await drive(url, requests, rate)
+        cpu = {name: (cpu_seconds(p.pid) or 0.0) - cpu_before[name] for name, p in zip(SERVICES, procs, strict=True)}
+        load = os.getloadavg()
+        print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end; "
+              f"{persons:,} persons, {hospitals} hospitals; rate {rate:g}/s for "
+              f"{seconds:g}s; wait={WAIT_S}s")
+        print(f"answers: {dict(sorted(outcomes.items()))}")
+        if latencies:
+            print(f"request → statement: p50 {statistics.median(latencies) * 1000:.0f} ms, p99 "
+                  f"{percentile(latencies, 0.99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+                  f"({len(latencies):,} statements)")
+            print(f"achieved: {len(latencies) / elapsed:,.1f} statements/s over {elapsed:.1f}s")
+        print("CPU during the run (user+system): " + ", ".join(f"{k} {v:.1f}s" for k, v in cpu.items()))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        if os.environ.get("BENCH_KEEP"):  # look at the namespace's databases afterwards (drop them yourself)
+            print(f"kept namespace {prefix}")
+        else:
+            await close_namespace(admin, prefix, [hospital_user(h) for h in credentials])
+            conn = await asyncpg.connect(f"{server}/postgres", passfile=passfile)
+            for name in SERVICES:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, prefix)}" WITH (FORCE)')
+            await conn.close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=200)
+    ap.add_argument("--seconds", type=float, default=45)
+    ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--hospitals", type=int, default=20)
+    args = ap.parse_args()
+    asyncio.run(main(args.rate, args.seconds, args.persons, args.hospitals))
