@@ -212,6 +212,9 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         assert code == 0 and all(f" {value} │" in cli_kpis for value in shown.values()), cli_kpis  # the CLI's table
         levels = [r for r in await _cells(page, "#levels") if r and r[0] != "level 级别"]
         assert [tuple(r) for r in levels] == level_rows(kpis)
+        for bad, says in (("from=2026-02-30", "is not a day"), ("from=2026-05-01&to=2026-04-01", "ends before")):
+            answer = await page.request.get(f"{base}/kpis?{bad}")
+            assert answer.status == 400 and says in await answer.text(), bad
         shapes = await _svg_shapes(page, "svg.chart")
         assert len(shapes) == 4 and all(n > 0 for n in shapes), shapes
         await _shot(page, "kpis", tmp_path, full_page=True)
