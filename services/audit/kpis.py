@@ -186,6 +186,7 @@ WITH st AS (  -- one statement per claim and revision, the first stored
     ORDER BY payload->>'provider_id', (payload->>'version')::bigint DESC, id DESC
 ), chosen AS (  -- the period's claims
     SELECT latest.claim_id, latest.p->>'person_id' AS person_id, prov.level,
+           (latest.p->>'discharge_date')::date AS discharge_date,
            CASE WHEN latest.event_type = 'SettlementReversed' THEN 'reversed' ELSE latest.p->>'outcome' END AS state,
            CASE WHEN latest.event_type = 'SettlementReversed' THEN NULL
                 ELSE jsonb_path_query_first(latest.p, '$.details[*] ? (@.layer == "catastrophic")') END AS cat
@@ -200,16 +201,18 @@ WITH st AS (  -- one statement per claim and revision, the first stored
            (st.p->>'maf_pay')::numeric AS maf, (st.p->>'fund_pay_sumamt')::numeric AS funds,
            (st.p->>'psn_pay')::numeric AS psn
     FROM st JOIN chosen USING (claim_id)
+), nets AS (  -- each claim's net amounts: its statements summed
+    SELECT claim_id, sum(total_cost) AS total_cost, sum(in_policy) AS in_policy, sum(hifp) AS hifp,
+           sum(hifmi) AS hifmi, sum(maf) AS maf, sum(funds) AS funds, sum(psn) AS psn
+    FROM moves GROUP BY claim_id
 ), sel AS (  -- each claim: its state and net amounts
-    SELECT chosen.claim_id, chosen.person_id, chosen.state, chosen.level,
-           sum(total_cost) AS total_cost, sum(in_policy) AS in_policy, sum(hifp) AS hifp, sum(hifmi) AS hifmi,
-           sum(maf) AS maf, sum(funds) AS funds, sum(psn) AS psn,
+    SELECT chosen.claim_id, chosen.person_id, chosen.state, chosen.level, chosen.discharge_date,
+           nets.total_cost, nets.in_policy, nets.hifp, nets.hifmi, nets.maf, nets.funds, nets.psn,
            CASE WHEN chosen.state <> 'settled' OR chosen.cat IS NULL THEN 0 ELSE
                 GREATEST((chosen.cat->>'accumulator_after')::numeric - (chosen.cat->>'deductible')::numeric, 0)
               - GREATEST((chosen.cat->>'accumulator_before')::numeric - (chosen.cat->>'deductible')::numeric, 0)
            END AS cat_base
-    FROM chosen JOIN moves USING (claim_id)
-    GROUP BY chosen.claim_id, chosen.person_id, chosen.state, chosen.level, chosen.cat
+    FROM chosen JOIN nets USING (claim_id)
 )
 """
 
@@ -285,6 +288,21 @@ WHERE COALESCE(st.discharge_date, dis.discharge_date, al.detected_on) BETWEEN $1
   AND ($3::text IS NULL OR st.profile_id = $3)
   AND ($4::text IS NULL OR prov.pool_code = $4)
 GROUP BY al.rule ORDER BY al.rule
+"""
+
+_SERIES = _STATEMENTS + """
+SELECT date_trunc($5, discharge_date)::date AS period, level,
+       count(*) FILTER (WHERE state IN ('settled', 'rejected')) AS settlements,
+       count(*) FILTER (WHERE state = 'settled') AS settled,
+       COALESCE(sum(total_cost) FILTER (WHERE state <> 'rejected'), 0) AS total_cost,
+       COALESCE(sum(hifp) FILTER (WHERE state <> 'rejected'), 0) AS hifp,
+       COALESCE(sum(hifmi) FILTER (WHERE state <> 'rejected'), 0) AS hifmi,
+       COALESCE(sum(maf) FILTER (WHERE state <> 'rejected'), 0) AS maf,
+       COALESCE(sum(funds) FILTER (WHERE state <> 'rejected'), 0) AS funds,
+       COALESCE(sum(psn) FILTER (WHERE state <> 'rejected'), 0) AS psn,
+       COALESCE(sum(funds) FILTER (WHERE state = 'settled'), 0) AS settled_funds,
+       COALESCE(sum(in_policy) FILTER (WHERE state = 'settled'), 0) AS settled_in_policy
+FROM sel GROUP BY 1, 2 ORDER BY 1, 2 NULLS LAST
 """
 
 _PERSONS = """
@@ -445,3 +463,48 @@ def _kpis(query: KpiQuery, t: Any, level_rows: Iterable[Any], alerts: dict[str, 
         catastrophic_beneficiaries=t["cat_beneficiaries"], catastrophic_above_threshold=t["cat_base"],
         catastrophic_payment_ratio=ratio(t["hifmi"], t["cat_base"]), reversed=t["reversed"],
         corrections=corrections or 0, movements=movements, alerts_by_rule=alerts)
+
+
+@dataclass(frozen=True)
+class PeriodKpis:
+    """The money KPIs of one period of a series (a day or a calendar month of discharge dates), by the
+    same definitions as `Kpis` (the same SQL, grouped)."""
+
+    start: date
+    settlements: int
+    settled: int
+    total_cost: Decimal
+    basic_paid: Decimal
+    catastrophic_paid: Decimal
+    assistance_paid: Decimal
+    funds_paid: Decimal
+    patient_paid: Decimal
+    in_policy_ratio_by_level: tuple[LevelRatio, ...]
+
+    @property
+    def actual_compensation_ratio(self) -> Decimal | None:
+        return ratio(self.funds_paid, self.total_cost)
+
+    @property
+    def cost_per_stay(self) -> Decimal | None:
+        return per_unit(self.total_cost, self.settled)
+
+
+async def compute_series(conn: Connection, query: KpiQuery, unit: str) -> list[PeriodKpis]:
+    """The query's money KPIs per `unit` (`day` or `month`) of discharge dates, in one pass; periods
+    without a claim are left out."""
+    if unit not in ("day", "month"):
+        raise ValueError(f"unit {unit!r}: day or month")
+    rows = await conn.fetch(_SERIES, query.start, query.end, query.region, query.pool, unit)
+    out: list[PeriodKpis] = []
+    for period in sorted({r["period"] for r in rows}):
+        mine = [r for r in rows if r["period"] == period]
+
+        def total(column: str, mine: list[Any] = mine) -> Any:
+            return sum((r[column] for r in mine), ZERO if column not in ("settlements", "settled") else 0)
+
+        levels = tuple(LevelRatio(r["level"], r["settled"], r["settled_funds"], r["settled_in_policy"],
+                                  ratio(r["settled_funds"], r["settled_in_policy"])) for r in mine if r["settled"])
+        out.append(PeriodKpis(period, total("settlements"), total("settled"), total("total_cost"), total("hifp"),
+                              total("hifmi"), total("maf"), total("funds"), total("psn"), levels))
+    return out

@@ -116,7 +116,7 @@ class Console:
         session = request.scope.get("session") or {}
         html = self.templates.get_template(template).render(
             request=request, user=session.get("user"), csrf=session.get("csrf"), show=_show(request),
-            path=request.url.path, **context)
+            path=request.url.path, status=status, **context)
         return HTMLResponse(html, status_code=status)
 
     def audit(self) -> Any:
@@ -154,11 +154,10 @@ class Console:
     # -- pages ---------------------------------------------------------------------------
 
     async def kpis(self, request: Request) -> Response:
+        given_start, given_end = _day(request, "from"), _day(request, "to")  # a bad day is a 400 before anything
         async with self.audit() as conn:
             year = await data.discharge_year(conn) or date.today().year
-            start = _day(request, "from", date(year, 1, 1))
-            end = _day(request, "to", date(year, 12, 31))
-            assert start is not None and end is not None
+            start, end = given_start or date(year, 1, 1), given_end or date(year, 12, 31)
             if end < start:
                 raise BadInput("to: the period ends before it starts")
             if (end - start).days > data.MAX_PERIOD_DAYS:
@@ -440,8 +439,12 @@ def create_app(config: ConsoleConfig) -> Starlette:
     key = console.secrets.session_key_file.read_text().strip() or secrets.token_urlsafe(48)
 
     async def error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        detail = exc.detail if isinstance(exc, HTTPException) else "the console failed; see its log"
+        if isinstance(exc, HTTPException):
+            status, detail = exc.status_code, exc.detail
+        elif isinstance(exc, (OSError, asyncpg.PostgresError, StackError)):  # the database is down or refuses
+            status, detail = 503, f"the database: {type(exc).__name__}: {exc}"
+        else:
+            status, detail = 500, "the console failed; see its log"
         return console.page(request, "error.html", status=status, message=detail)
 
     async def readyz(request: Request) -> Response:
@@ -477,5 +480,6 @@ def create_app(config: ConsoleConfig) -> Starlette:
     middleware = [Middleware(SecurityHeaders), Middleware(SessionMiddleware, secret_key=key, session_cookie="medsettle_console",
                              max_age=8 * 3600, same_site="strict", https_only=config.secure_cookie)]
     return Starlette(routes=routes, middleware=middleware,
-                     exception_handlers={HTTPException: error, Exception: error})
+                     exception_handlers={HTTPException: error, OSError: error, asyncpg.PostgresError: error,
+                                         StackError: error, Exception: error})
 

@@ -15,7 +15,7 @@ import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from policy.loader import operator_overrides
 from runtime.kafka_access import KafkaAccess
 from services.audit import store
 from services.audit.app import SPEC as AUDIT
-from services.audit.kpis import KpiQuery, compute_kpis
+from services.audit.kpis import KpiQuery, compute_kpis, compute_series
 from services.console.app import create_app
 from services.console.auth import OPERATOR, ConsoleSecrets
 from services.console.config import ConsoleConfig
@@ -147,6 +147,15 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         alerts = await store.list_alerts(conn)
         sampled = await store.list_alerts(conn, rule="manual_review_sample")
         history = await store.claim_history(conn, claim)
+        months = await compute_series(conn, KpiQuery(date(YEAR, 1, 1), date(YEAR, 12, 31)), "month")
+        for month in months:  # the charts' periods: one grouped pass, the same numbers as `operator kpis` of each
+            last = date(YEAR + month.start.month // 12, month.start.month % 12 + 1, 1) - timedelta(days=1)
+            alone = await compute_kpis(conn, KpiQuery(month.start, last))
+            assert (month.settled, month.basic_paid, month.catastrophic_paid, month.assistance_paid, month.patient_paid,
+                    month.actual_compensation_ratio, month.cost_per_stay, month.in_policy_ratio_by_level) == (
+                alone.settled, alone.basic_paid, alone.catastrophic_paid, alone.assistance_paid, alone.patient_paid,
+                alone.actual_compensation_ratio, alone.cost_per_stay, alone.in_policy_ratio_by_level), month
+        assert sum(m.basic_paid for m in months) == kpis.basic_paid and len(months) == 12
     finally:
         await conn.close()
     assert kpis.basic_paid == sum((s.hifp_pay for s in stated), Decimal(0))  # net: the statements summed
@@ -199,10 +208,13 @@ async def test_operator_console_in_a_browser(ns: Namespace, tmp_path: Path) -> N
         shown = {r[0]: r[1] for r in await _cells(page, "#kpi-table") if len(r) == 2}
         assert shown == dict(kpi_rows(kpis))
         assert shown["basic fund 基本医保统筹支出"] == f"{kpis.basic_paid:,.2f}"
-        code, printed = await run_operator(ns, "kpis", "--from", f"{YEAR}-01-01", "--to", f"{YEAR}-12-31")
-        assert code == 0 and all(f" {value} │" in printed for value in shown.values()), printed  # the CLI's table
+        code, cli_kpis = await run_operator(ns, "kpis", "--from", f"{YEAR}-01-01", "--to", f"{YEAR}-12-31")
+        assert code == 0 and all(f" {value} │" in cli_kpis for value in shown.values()), cli_kpis  # the CLI's table
         levels = [r for r in await _cells(page, "#levels") if r and r[0] != "level 级别"]
         assert [tuple(r) for r in levels] == level_rows(kpis)
+        for bad, says in (("from=2026-02-30", "is not a day"), ("from=2026-05-01&to=2026-04-01", "ends before")):
+            answer = await page.request.get(f"{base}/kpis?{bad}")
+            assert answer.status == 400 and says in await answer.text(), bad
         shapes = await _svg_shapes(page, "svg.chart")
         assert len(shapes) == 4 and all(n > 0 for n in shapes), shapes
         await _shot(page, "kpis", tmp_path, full_page=True)
