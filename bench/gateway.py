@@ -30,7 +30,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import cpu_seconds  # noqa: E402
 from contracts.topics import ENROLLMENT_COMMANDS  # noqa: E402
 from runtime.health import read_endpoint  # noqa: E402
 from runtime.settings import database_name  # noqa: E402
@@ -38,6 +37,7 @@ from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
 from tools.hospital.publish import prepare_command, publish  # noqa: E402
 from tools.operator.hospitals import issue_many  # noqa: E402
+from tools.stack.common import cpu_seconds  # noqa: E402
 from tools.stack.connection import local_access, service_connection  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
 from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402

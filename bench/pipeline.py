@@ -37,6 +37,7 @@ from runtime.settings import database_name  # noqa: E402
 from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
 from tools.hospital.publish import Prepared, direct, prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.stack.common import cpu_seconds  # noqa: E402
 from tools.stack.connection import local_access, service_connection  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
 from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
@@ -167,7 +168,7 @@ async def main(n: int, persons: int, profile: str | None = None) -> None:
             print(f"  {name:<13} all settled after {done[name]:6.1f}s  ({n / done[name]:,.0f} discharges/s end to end)")
         print(f"  audit         all stored after {t_audit:6.1f}s  ({n / t_audit:,.0f} discharges/s end to end)")
         print(f"statements: {statements:,} (one per discharge: {statements == n})")
-        cpu = {name: transport.cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
+        cpu = {name: cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
         if all(v is not None for v in cpu.values()):  # less sensitive than wall time to other load on the host
             print("CPU per 1,000 discharges (user+system, whole run incl. enrollment): " + ", ".join(
                 f"{name} {v / n * 1000:.2f}s" for name, v in cpu.items() if v is not None))

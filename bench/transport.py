@@ -33,19 +33,11 @@ from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ST
 from runtime.kafka_access import KafkaAccess  # noqa: E402
 from runtime.publisher import Publisher  # noqa: E402
 from runtime.settings import Settings  # noqa: E402
+from tools.stack.common import cpu_seconds  # noqa: E402
 
 HOPS = {"settlement": (DISCHARGES, BASIC_SETTLED), "catastrophic": (BASIC_SETTLED, CATASTROPHIC_SETTLED),
         "assistance": (CATASTROPHIC_SETTLED, STATEMENTS)}
 """Each hop: the layer whose principal and group it uses, its input and output topic."""
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) a process has used so far (Linux /proc), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 async def hop(service: str) -> None:

@@ -56,7 +56,7 @@ def database_readers(service: str) -> tuple[str, ...]:
 
 def health_port_of(service: str, base_port: int = 9400) -> int:
     """A service's default health and metrics port: `base_port` + its index in `SERVICES`
-    (enrollment 9400, intake 9401, settlement 9402, catastrophic 9403, assistance 9404, audit 9405)."""
+    (enrollment 9400, intake 9401, settlement 9402, catastrophic 9403, assistance 9404, audit 9405, gateway 9406)."""
     return base_port + (SERVICES.index(service) if service in SERVICES else len(SERVICES))
 
 

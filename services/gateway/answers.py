@@ -16,7 +16,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -141,10 +141,12 @@ class RequestLog:
     are a convenience (a claim's status is "pending" until its answer) while the requests
     themselves are durable on the broker, so they are committed without waiting for the disk
     (`synchronous_commit = off`): at a few hundred requests a second, one fsync each would be the
-    gateway's limit."""
+    gateway's limit. It writes on a connection of its own, so the writes never queue behind the
+    pool's reads of many waiting requests."""
 
-    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
-        self.pool = pool
+    def __init__(self, server_url: str, database: str) -> None:
+        self.server_url, self.database = server_url, database
+        self._conn: asyncpg.Connection | None = None
         self._rows: list[tuple[uuid.UUID, str, str, str]] = []
         self._done: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
@@ -166,12 +168,20 @@ class RequestLog:
         await done
 
     async def _write(self, rows: list[tuple[uuid.UUID, str, str, str]]) -> None:
-        async with self.pool().acquire() as conn, conn.transaction():
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            await conn.execute(
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await connect(self.server_url, self.database)
+            await self._conn.execute("SET synchronous_commit = off")
+        async with self._conn.transaction():
+            await self._conn.execute(
                 """INSERT INTO request (event_id, hospital_id, claim_id, request_type)
                    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
                    ON CONFLICT (event_id) DO NOTHING""", *(list(col) for col in zip(*rows, strict=True)))
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close(timeout=2)
+        self._conn = None
 
 
 async def answer_to(conn: Connection, hospital_id: str, claim_id: str, request_type: str,

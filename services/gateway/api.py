@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -35,6 +36,7 @@ from contracts import (
     SettlementStatement,
 )
 from runtime.health import Health
+from runtime.logging import get_logger
 from runtime.tracing import new_traceparent
 from services.gateway import answers
 from services.gateway.answers import AnswerRow, Waiters
@@ -42,6 +44,8 @@ from services.gateway.hospitals import BrokerUnavailable, HospitalSessions, NotS
 from services.gateway.presettlement import ClaimExists, LayerReader
 from services.settlement import store
 from tools.hospital.publish import Prepared, for_hospital, prepare_correction, prepare_discharge, prepare_reversal
+
+log = get_logger("gateway.api")
 
 MAX_WAIT_S = 10.0
 MAX_PAGE = 1000
@@ -132,11 +136,13 @@ class Gateway:
 
     def __init__(self, *, sessions: HospitalSessions, waiters: Waiters, layers: LayerReader,
                  pool: Callable[[], Any], topic: Callable[[str], str], policy: Callable[[], Any],
-                 catch_up: Callable[[], Awaitable[None]], health: Callable[[], Health | None]) -> None:
+                 catch_up: Callable[[], Awaitable[None]], health: Callable[[], Health | None],
+                 requests: answers.RequestLog) -> None:
         self.sessions, self.waiters, self.layers = sessions, waiters, layers
         self.pool, self.topic, self.policy, self.health = pool, topic, policy, health
         self.catch_up = catch_up
-        self.requests = answers.RequestLog(pool)
+        self.requests = requests
+        """where the requests sent through this instance are recorded"""
         """catches up the registry projections (persons, providers) to the topics' end"""
 
 
@@ -190,7 +196,10 @@ def create_api(gw: Gateway) -> FastAPI:
                                                      key=message.key.encode(), headers=headers)
             except KafkaError as exc:
                 raise HTTPException(503, f"the request could not be published: {type(exc).__name__}") from None
-            await gw.requests.record(envelope.event_id, session.hospital_id, claim_id, event_type)
+            try:
+                await gw.requests.record(envelope.event_id, session.hospital_id, claim_id, event_type)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # published all the same
+                log.warning("request not recorded", claim_id=claim_id, error=type(exc).__name__)
             while wait > 0:
                 async with gw.pool().acquire() as conn:
                     found = await answers.answer_to(conn, session.hospital_id, claim_id, event_type,

@@ -25,7 +25,7 @@ from contracts.topics import PERSONS, PROVIDERS, REFUSALS, STATEMENTS
 from runtime.app import ProjectionSpec, ServiceContext, ServiceSpec
 from runtime.consumer import Subscription
 from runtime.health import EmbeddedServer
-from services.gateway.answers import AnswersHandler, Waiters
+from services.gateway.answers import AnswersHandler, RequestLog, Waiters
 from services.gateway.api import Gateway, create_api
 from services.gateway.hospitals import HospitalSessions
 from services.gateway.presettlement import LayerReader
@@ -73,6 +73,7 @@ async def start_api(ctx: ServiceContext) -> None:
     ctx.state["api_pool"] = api_pool
     gateway = Gateway(sessions=sessions, waiters=waiters, layers=layers, pool=lambda: api_pool,
                       topic=settings.topic, policy=ctx.policy, catch_up=ctx.catch_up_projections,
+                      requests=RequestLog(settings.database_url, settings.database),
                       health=lambda: ctx.health.health if ctx.health is not None else None)
     server = ApiServer(create_api(gateway), settings.gateway_host, settings.gateway_port, settings.gateway_port_file,
                        backlog=1024)
@@ -88,6 +89,7 @@ async def stop_api(ctx: ServiceContext) -> None:
     if gateway is not None:
         await gateway.sessions.close()
         await gateway.waiters.stop()
+        await gateway.requests.close()
         await gateway.layers.close()
     api_pool = ctx.state.pop("api_pool", None)
     if api_pool is not None:

@@ -66,6 +66,8 @@ class HospitalSessions:
         self.broker_answers = broker_answers
         """raises when the broker does not answer the gateway itself (tells a wrong password from an outage)"""
         self._sessions: dict[str, Session] = {}
+        self._retired: list[Session] = []
+        """replaced sessions, closed a TTL later: requests that took one may still be sending with it"""
         self._failed: dict[str, float] = {}
         self._pending: dict[str, asyncio.Future[Session]] = {}
 
@@ -97,7 +99,7 @@ class HospitalSessions:
             old = self._sessions.pop(key, None)
             self._sessions[key] = fresh
             if old is not None:
-                asyncio.get_running_loop().create_task(_close(old))
+                self._retired.append(old)
             return fresh
         finally:
             del self._pending[key]
@@ -124,14 +126,19 @@ class HospitalSessions:
         return Session(hospital_id, producer, time.monotonic() + SESSION_TTL_S)
 
     def _forget_expired(self) -> None:
+        """Close the sessions unused for a TTL after they expired, and the replaced ones a TTL after
+        they expired (no request still sends with them)."""
         now = time.monotonic()
-        for key in [k for k, s in self._sessions.items() if s.expires <= now - SESSION_TTL_S]:
-            asyncio.get_running_loop().create_task(_close(self._sessions.pop(key)))
+        done = [self._sessions.pop(k) for k, s in list(self._sessions.items()) if s.expires <= now - SESSION_TTL_S]
+        done += [s for s in self._retired if s.expires <= now - SESSION_TTL_S]
+        self._retired = [s for s in self._retired if s.expires > now - SESSION_TTL_S]
+        for session in done:
+            asyncio.get_running_loop().create_task(_close(session))
         for key in [k for k, until in self._failed.items() if until <= now]:
             del self._failed[key]
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
+        sessions, self._sessions, self._retired = [*self._sessions.values(), *self._retired], {}, []
         await asyncio.gather(*(_close(s) for s in sessions))
 
 

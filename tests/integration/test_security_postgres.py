@@ -29,7 +29,7 @@ from contracts import CommandRejected, EnrollPerson, encode, make_envelope
 from contracts.identity import make_identity_number
 from contracts.topics import ENROLLMENT_COMMANDS, ENROLLMENT_REJECTIONS
 from runtime.db import open_pool
-from runtime.settings import OPERATOR_ROLE, SERVICES, database_name, database_role
+from runtime.settings import GATEWAY_READS, OPERATOR_ROLE, SERVICES, database_name, database_readers, database_role
 from services.audit.app import make_spec
 from services.audit.config import AuditConfig
 from services.settlement.app import SPEC as SETTLEMENT_SPEC
@@ -70,9 +70,28 @@ async def test_a_service_role_cannot_connect_to_another_services_database(databa
         role = database_role(service)
         async with connected(database_url, database_name(service), role) as own:
             assert await own.fetchval("SELECT current_user") == role
-        for other in [*(database_name(s) for s in SERVICES if s != service), "postgres", "template1"]:
+        for other in [*(database_name(s) for s in SERVICES if s != service and role not in database_readers(s)),
+                      "postgres", "template1"]:
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
                 await asyncpg.connect(database_dsn(with_user(database_url, role), other), passfile=passfile())
+
+
+async def test_the_gateway_role_may_read_the_layers_databases_and_change_nothing_there(database_url: str) -> None:
+    """Its pre-settlements read the settlement layers' accumulators and claims (GATEWAY_READS)."""
+    role = database_role("gateway")
+    assert set(GATEWAY_READS) == {"settlement", "catastrophic", "assistance"}
+    for service in GATEWAY_READS:
+        async with connected(database_url, database_name(service), role) as conn:
+            assert await conn.fetchval("SELECT count(*) >= 0 FROM accumulator")
+            for sql in ("INSERT INTO accumulator (person_id, insurance_year) VALUES ('x', 2026)",
+                        "UPDATE accumulator SET claims = claims + 1", "DELETE FROM ledger",
+                        "TRUNCATE layer_claim", "CREATE TABLE mine (x int)"):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(sql)
+    for service in ("enrollment", "intake", "audit"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
+            await asyncpg.connect(database_dsn(with_user(database_url, role), database_name(service)),
+                                  passfile=passfile())
 
 
 async def test_a_service_role_cannot_copy_from_or_to_a_program(database_url: str) -> None:

@@ -4,11 +4,12 @@ conforming to the API's `Answer` document."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -62,3 +63,65 @@ def test_an_answer_as_stored_is_the_apis_answer_document() -> None:
     document = Answer.model_validate_json(r.to_json())
     assert document == Answer.of(r)
     assert document.payload == payload and document.cursor == 7 and document.request_event_id == "req-1"
+
+
+class FakeProducer:
+    """Stands for the hospital's Kafka producer: `start` is the broker's handshake."""
+
+    valid: ClassVar[dict[str, str]] = {"hospital-H1": "right"}
+    started: ClassVar[list[FakeProducer]] = []
+
+    def __init__(self, **options: Any) -> None:
+        self.user, self.password = options["sasl_plain_username"], options["sasl_plain_password"]
+        self.stopped = False
+
+    async def start(self) -> None:
+        from aiokafka.errors import KafkaConnectionError
+
+        if self.valid.get(self.user) != self.password:
+            raise KafkaConnectionError("Unable to bootstrap")
+        FakeProducer.started.append(self)
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_sign_in_is_cached_refusals_too_and_a_replaced_session_is_closed_only_later(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from runtime.kafka_access import KafkaAccess
+    from services.gateway import hospitals
+
+    clock = [1000.0]
+    monkeypatch.setattr(hospitals, "AIOKafkaProducer", FakeProducer)
+    monkeypatch.setattr(hospitals.time, "monotonic", lambda: clock[0])
+    FakeProducer.started = []
+
+    async def broker_answers() -> None:
+        return None
+
+    access = KafkaAccess("127.0.0.1:1", "SASL_SSL", "gateway", SecretStr("x"), ca_pem="unused")
+    monkeypatch.setattr(KafkaAccess, "ssl_context", lambda self: None)
+    sessions = hospitals.HospitalSessions(access, broker_answers)
+
+    first = await sessions.sign_in("hospital-H1", "right")
+    assert first.hospital_id == "H1" and await sessions.sign_in("H1", "right") is not first  # another user string
+    assert await sessions.sign_in("hospital-H1", "right") is first and len(FakeProducer.started) == 2
+    with pytest.raises(hospitals.NotSignedIn):
+        await sessions.sign_in("hospital-H1", "wrong")
+    with pytest.raises(hospitals.NotSignedIn):  # remembered: no second handshake
+        await sessions.sign_in("hospital-H1", "wrong")
+    with pytest.raises(hospitals.NotSignedIn):  # not a hospital's user: no handshake at all
+        await sessions.sign_in("admin", "right")
+    assert len(FakeProducer.started) == 2
+
+    clock[0] += hospitals.SESSION_TTL_S + 1  # expired: the next request signs in again
+    second = await sessions.sign_in("hospital-H1", "right")
+    assert second is not first and not first.producer.stopped  # a request may still be sending with it
+    clock[0] += 2 * hospitals.SESSION_TTL_S + 1
+    await sessions.sign_in("hospital-H1", "right")
+    await asyncio.sleep(0)
+    assert first.producer.stopped
+    await sessions.close()
+    assert all(p.stopped for p in FakeProducer.started)

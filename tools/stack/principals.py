@@ -5,12 +5,13 @@ users are its own mutual-TLS identity (`User:kafka-broker`) and `User:admin` (op
 tooling, the tests' harness). Every other principal holds exactly what `contracts.topics` says it
 needs, and nothing is written by hand:
 
-* a service (`enrollment`, `settlement`, `catastrophic`, `assistance`, `audit`, `intake`) may READ
+* a service (`enrollment`, `settlement`, `catastrophic`, `assistance`, `audit`, `intake`, `gateway`) may READ
   each topic that lists it in `readers` (its subscriptions and registry projections), WRITE each
   topic that lists it in `producers` (intake for `HOSPITAL_PRODUCER`: it writes what hospitals send)
   and the `.dlt` of each topic it dead-letters (`dead_lettered_by`), and READ its own consumer
   groups (prefixed `medsettle.<service>.`). READ and WRITE imply DESCRIBE; WRITE on a topic lets an
-  idempotent producer start (KIP-679), so no cluster right is given to anyone;
+  idempotent producer start (KIP-679), so no cluster right is given to anyone (the gateway writes no
+  topic: it publishes as the signed-in hospital, and its own clients are not idempotent producers);
 * intake also may READ, WRITE and CREATE the hospitals' topics (prefixed `hospital.`): it
   subscribes to every `hospital.<id>.requests` by pattern, writes every `hospital.<id>.statements`
   (creating one a hospital never had) and its dead letters;
