@@ -319,10 +319,10 @@ WITH days AS (  -- the period's claims summed per day, hospital, profile and sta
 """
 
 _SUMMARY_TOTALS = _DAYS + """
-SELECT COALESCE(sum(claims) FILTER (WHERE state IN ('settled', 'rejected')), 0) AS settlements,
-       COALESCE(sum(claims) FILTER (WHERE state = 'settled'), 0) AS settled,
-       COALESCE(sum(claims) FILTER (WHERE state = 'rejected'), 0) AS rejected,
-       COALESCE(sum(claims) FILTER (WHERE state = 'reversed'), 0) AS reversed,
+SELECT COALESCE(sum(claims) FILTER (WHERE state IN ('settled', 'rejected')), 0)::bigint AS settlements,
+       COALESCE(sum(claims) FILTER (WHERE state = 'settled'), 0)::bigint AS settled,
+       COALESCE(sum(claims) FILTER (WHERE state = 'rejected'), 0)::bigint AS rejected,
+       COALESCE(sum(claims) FILTER (WHERE state = 'reversed'), 0)::bigint AS reversed,
        COALESCE(sum(total_cost) FILTER (WHERE state <> 'rejected'), 0) AS total_cost,
        COALESCE(sum(in_policy) FILTER (WHERE state <> 'rejected'), 0) AS in_policy,
        COALESCE(sum(hifp) FILTER (WHERE state <> 'rejected'), 0) AS hifp,
@@ -340,12 +340,12 @@ FROM (SELECT person_id, bool_or(hifmi > 0) AS catastrophic FROM chosen WHERE sta
 """
 
 _SUMMARY_BY_LEVEL = _DAYS + """
-SELECT level, sum(claims) AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
+SELECT level, sum(claims)::bigint AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
 FROM days WHERE state = 'settled' GROUP BY level HAVING sum(claims) > 0 ORDER BY level NULLS LAST
 """
 
 _SUMMARY_MOVEMENTS = _CHOSEN + """
-SELECT m.kind, sum(m.statements) AS statements, count(*) AS claims, sum(m.funds) AS funds,
+SELECT m.kind, sum(m.statements)::bigint AS statements, count(*) AS claims, sum(m.funds) AS funds,
        sum(m.patients) AS patients
 FROM kpi_movement m JOIN chosen USING (claim_id) GROUP BY m.kind ORDER BY m.kind
 """
@@ -382,9 +382,9 @@ WITH insured AS (  -- insured_in, on the persons' kinds
         s->'category_history'->0->'categories', s->'categories') AS categories
     FROM insured
 )
-SELECT NULL AS category, COALESCE(sum(persons), 0) AS persons FROM insured
+SELECT NULL AS category, COALESCE(sum(persons), 0)::bigint AS persons FROM insured
 UNION ALL
-SELECT category, sum(persons) FROM (SELECT DISTINCT kind_id, persons, c.category
+SELECT category, sum(persons)::bigint FROM (SELECT DISTINCT kind_id, persons, c.category
                                     FROM cats, jsonb_array_elements_text(cats.categories) AS c(category)) k
 GROUP BY category
 """
