@@ -344,22 +344,33 @@ SELECT level, sum(claims)::bigint AS stays, COALESCE(sum(funds), 0) AS funds, CO
 FROM days WHERE state = 'settled' GROUP BY level HAVING sum(claims) > 0 ORDER BY level NULLS LAST
 """
 
-_SUMMARY_MOVEMENTS = _CHOSEN + """
-SELECT m.kind, sum(m.statements)::bigint AS statements, count(*) AS claims, sum(m.funds) AS funds,
-       sum(m.patients) AS patients
-FROM kpi_movement m JOIN chosen USING (claim_id) GROUP BY m.kind ORDER BY m.kind
+_IN_PERIOD = """
+    LATERAL (  -- the claim, if it is one of the period's: looked up by its key (LIMIT 1 keeps it a
+               -- lookup per row of the small table, not a scan of every claim)
+        SELECT 1 FROM kpi_claim k LEFT JOIN provider_snapshot prov ON prov.provider_id = k.hospital_id
+        WHERE k.claim_id = {row}.claim_id AND k.latest_rev IS NOT NULL AND k.discharge_date BETWEEN $1 AND $2
+          AND ($3::text IS NULL OR k.profile_id = $3) AND ($4::text IS NULL OR prov.pool_code = $4)
+        LIMIT 1) AS chosen
 """
 
-_SUMMARY_CORRECTIONS = _CHOSEN + """
+_SUMMARY_MOVEMENTS = """
+SELECT m.kind, sum(m.statements)::bigint AS statements, count(*) AS claims, sum(m.funds) AS funds,
+       sum(m.patients) AS patients
+FROM kpi_movement m, """ + _IN_PERIOD.format(row="m") + """
+GROUP BY m.kind ORDER BY m.kind
+"""
+
+_SUMMARY_CORRECTIONS = """
 SELECT count(DISTINCT c.event_id) AS corrections
-FROM kpi_correction c JOIN chosen USING (claim_id)
+FROM kpi_correction c, """ + _IN_PERIOD.format(row="c") + """
 WHERE NOT EXISTS (SELECT 1 FROM kpi_refusal r WHERE r.claim_id = c.claim_id
                                               AND r.request_event_id = c.event_id::text)
 """
 
 _SUMMARY_ALERTS = """
 SELECT al.rule, count(*) AS alerts
-FROM kpi_alert al LEFT JOIN kpi_claim k ON k.claim_id = al.claim_id
+FROM kpi_alert al
+     LEFT JOIN LATERAL (SELECT * FROM kpi_claim k WHERE k.claim_id = al.claim_id LIMIT 1) k ON true  -- a lookup
      LEFT JOIN provider_snapshot prov ON prov.provider_id = COALESCE(al.hospital_id, k.first_hospital_id)
 WHERE COALESCE(k.named_discharge_date, k.first_discharge_date, al.detected_on) BETWEEN $1 AND $2
   AND ($3::text IS NULL OR k.named_profile_id = $3)
