@@ -1,1 +1,1 @@
-"""Benchmarks; each prints its figures (see docs/architecture.md, "Performance")."""
+"""Benchmarks: each prints its figures (`python bench/<name>.py --help`)."""

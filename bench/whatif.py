@@ -18,19 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
-
-import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.namespace import BenchNamespace  # noqa: E402
 from contracts.topics import (  # noqa: E402
     BASIC_SETTLED,
     CATASTROPHIC_SETTLED,
@@ -40,8 +36,7 @@ from contracts.topics import (  # noqa: E402
 )
 from policy import load_profile, operator_overrides  # noqa: E402
 from policy.whatif import layer_of_parameter, solve  # noqa: E402
-from runtime.settings import database_name  # noqa: E402
-from tools import stack  # noqa: E402
+from runtime.kafka_access import KafkaAccess  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
 from tools.generate.history import revisions  # noqa: E402
 from tools.hospital.publish import (  # noqa: E402
@@ -54,7 +49,6 @@ from tools.hospital.publish import (  # noqa: E402
 )
 from tools.operator.whatif import Source, load_shards, run_what_if  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
-from tools.stack.services import spawn  # noqa: E402
 
 YEAR = 2026
 SERVICES = ("enrollment", "settlement", "catastrophic", "assistance")
@@ -69,19 +63,13 @@ def load() -> str:
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
-def start_services(env: dict[str, str], prefix: str) -> list[subprocess.Popen[bytes]]:
-    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
-    return [spawn(name, {**env, "DATABASE_NAME": database_name(name, prefix), "LOG_LEVEL": level},
-                  Path(f"/tmp/bench-whatif-{name}.log"), detach=False) for name in SERVICES]
-
-
-async def settle_year(bootstrap: str, prefix: str, n: int, persons: int, seed: int) -> None:
+async def settle_year(admin: KafkaAccess, prefix: str, n: int, persons: int, seed: int) -> None:
     t0 = time.perf_counter()
     providers, people = generate_population(persons, 50, seed=seed, year=YEAR)
     commands = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})
                 for c in [*providers, *people]]
-    await publish(commands, bootstrap, progress=False, prefix=prefix)
-    await wait_drained(bootstrap, [(f"{prefix}medsettle.enrollment.{ENROLLMENT_COMMANDS}",
+    await publish(commands, admin, progress=False, prefix=prefix)
+    await wait_drained(admin, [(f"{prefix}medsettle.enrollment.{ENROLLMENT_COMMANDS}",
                                     prefix + ENROLLMENT_COMMANDS)], timeout=1800)
     print(f"enrolled {persons:,} persons and 50 providers in {time.perf_counter() - t0:.0f}s", flush=True)
     later = []
@@ -92,31 +80,26 @@ async def settle_year(bootstrap: str, prefix: str, n: int, persons: int, seed: i
         corrections, reversals = revisions(chunk, seed * 100 + i)
         later += [direct(prepare_correction(c.model_dump(mode="json"))) for c in corrections]
         later += [direct(prepare_reversal(r.model_dump(mode="json"))) for r in reversals]
-        sent += await publish([direct(prepare_discharge(d.model_dump(mode="json"))) for d in chunk], bootstrap,
+        sent += await publish([direct(prepare_discharge(d.model_dump(mode="json"))) for d in chunk], admin,
                               progress=False, prefix=prefix)
         del chunk
         print(f"  published {sent:,} discharges ({time.perf_counter() - t0:.0f}s)", flush=True)
-    await publish(later, bootstrap, progress=False, prefix=prefix)
+    await publish(later, admin, progress=False, prefix=prefix)
     print(f"published {len(later):,} corrections and reversals; waiting for every layer", flush=True)
-    await wait_drained(bootstrap, [(f"{prefix}medsettle.{svc}.{subscription_of(topic)}", prefix + topic)
+    await wait_drained(admin, [(f"{prefix}medsettle.{svc}.{subscription_of(topic)}", prefix + topic)
                                    for svc, topic in LAYERS], timeout=7200)
     print(f"the year is settled: {n:,} discharges in {time.perf_counter() - t0:.0f}s", flush=True)
 
 
 async def main(n: int, persons: int, seed: int, keep: bool, reuse: str | None, solve_too: bool) -> None:
-    settings = stack.start()
-    bootstrap, server = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"]
-    os.environ.update(KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=server)
-    prefix = reuse or f"w{uuid.uuid4().hex[:8]}."
-    if not reuse:
-        stack.create_topics(bootstrap, 60.0, prefix)
-    env = {**os.environ, "TOPIC_PREFIX": prefix}
-    procs = start_services(env, prefix)  # the live platform runs throughout
+    ns = await BenchNamespace.open("w", SERVICES, prefix=reuse)
+    prefix = ns.prefix
+    procs = ns.start(SERVICES, "/tmp/bench-whatif-{name}.log")  # the live platform runs throughout
     try:
         if not reuse:
-            await settle_year(bootstrap, prefix, n, persons, seed)
+            await settle_year(ns.admin, prefix, n, persons, seed)
         source = Source(prefix)
-        conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}")
+        conn = await ns.connect("assistance")
         statements = await conn.fetchval("SELECT count(*) FROM statement")
         await conn.close()
         print(f"namespace {prefix}: {statements:,} statements; services running: "
@@ -141,12 +124,7 @@ async def main(n: int, persons: int, seed: int, keep: bool, reuse: str | None, s
         if keep or reuse:
             print(f"kept: --reuse {prefix}")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=60)
-        if not keep and not reuse:
-            await drop(bootstrap, server, prefix)
+        await ns.close(procs, drop=not keep and not reuse)
 
 
 async def time_solve(source: Source) -> None:
@@ -171,17 +149,6 @@ async def time_solve(source: Source) -> None:
     print(f"solving catastrophic.threshold for compensation >= {target}: {sol.value} yuan after "
           f"{len(sol.iterations)} iterations in {time.perf_counter() - t0:.1f}s (reading {stats.seconds:.1f}s, "
           f"{stats.claims:,} claims each; basic results reused); {load()}", flush=True)
-
-
-async def drop(bootstrap: str, server: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(prefix)])
-    await admin.close()
-    conn = await asyncpg.connect(f"{server}/postgres")
-    for name in SERVICES:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, prefix)}" WITH (FORCE)')
-    await conn.close()
 
 
 if __name__ == "__main__":

@@ -191,11 +191,12 @@ def parse_assignment(text: str) -> dict[Any, Any]:
 
 
 def path_parts(path: str) -> list[str | int]:
-    """``a.b[1].c`` → ``["a", "b", 1, "c"]``."""
+    """``a.b[1].c`` → ``["a", "b", 1, "c"]`` (a relative ``[0].ratio`` → ``[0, "ratio"]``)."""
     parts: list[str | int] = []
     for chunk in path.split("."):
         name, _, rest = chunk.partition("[")
-        parts.append(name)
+        if name:
+            parts.append(name)
         while rest:
             index, _, rest = rest.partition("]")
             parts.append(int(index))
@@ -290,7 +291,7 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
                 path = _join(path, part)
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, FieldProblem):
-            for part in _split(cause.path):
+            for part in path_parts(cause.path):
                 path = _join(path, part)
             reason = cause.reason
         elif isinstance(cause, Exception):
@@ -303,14 +304,3 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def _split(relative: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for chunk in relative.split("."):
-        name, _, rest = chunk.partition("[")
-        if name:
-            parts.append(name)
-        while rest:
-            index, _, rest = rest.partition("]")
-            parts.append(int(index))
-            rest = rest.lstrip("[")
-    return parts

@@ -469,7 +469,7 @@ async def reconcile(conn: Connection, now: datetime, timeout: timedelta, record:
     report.findings += await _missing_statements(conn, now, cutoff)
     report.findings += [integrity.snapshot_without_command(
         "person" if r["topic"] == PERSONS else "provider", r["subject"], r["version"], r["event_id"], r["causation_id"],
-        r["recorded_at"]) for r in await store.snapshots_without_command(conn, cutoff)]
+        r["recorded_at"]) for r in await store.snapshots_without_command(conn, cutoff, record)]
     after = ""
     while batch := await _open_claims(conn, after, CHUNK):
         after = batch[-1][0]

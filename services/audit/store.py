@@ -298,9 +298,10 @@ async def repeated_events(conn: Connection, event_ids: Iterable[uuid.UUID]) -> l
 WATERMARK = "snapshot_commands"
 
 
-async def snapshots_without_command(conn: Connection, cutoff: datetime) -> list[Any]:
+async def snapshots_without_command(conn: Connection, cutoff: datetime, record: bool = True) -> list[Any]:
     """Registry snapshots stored up to `cutoff` (and after the last call's) whose `causation_id`
-    is no stored enrollment command about the same subject; moves the watermark past them."""
+    is no stored enrollment command about the same subject; moves the watermark past them (unless
+    not `record`: an operator's look writes nothing)."""
     through = await conn.fetchval("SELECT through_id FROM integrity_watermark WHERE name = $1", WATERMARK) or 0
     upto = await conn.fetchval(
         """SELECT coalesce(min(id) - 1, (SELECT max(id) FROM event_store)) FROM event_store
@@ -318,9 +319,10 @@ async def snapshots_without_command(conn: Connection, cutoff: datetime) -> list[
                                AND coalesce(c.payload->>'person_id', c.payload->>'provider_id')
                                    = coalesce(s.payload->>'person_id', s.payload->>'provider_id'))
            ORDER BY s.id""", through, upto, [PERSONS, PROVIDERS], ENROLLMENT_COMMANDS)
-    await conn.execute(
-        """INSERT INTO integrity_watermark (name, through_id) VALUES ($1, $2)
-           ON CONFLICT (name) DO UPDATE SET through_id = EXCLUDED.through_id""", WATERMARK, upto)
+    if record:
+        await conn.execute(
+            """INSERT INTO integrity_watermark (name, through_id) VALUES ($1, $2)
+               ON CONFLICT (name) DO UPDATE SET through_id = EXCLUDED.through_id""", WATERMARK, upto)
     return list(rows)
 
 

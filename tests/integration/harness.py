@@ -229,14 +229,15 @@ async def new_namespace(kafka: KafkaAccess, server_url: str) -> Namespace:
 class ServiceProcess:
     """A service as a real OS process in a namespace (for crash tests: SIGKILL, restart)."""
 
-    def __init__(self, ns: Namespace, name: str) -> None:
-        self.ns, self.name = ns, name
+    def __init__(self, ns: Namespace, name: str, instance: str = "") -> None:
+        """`instance`: a second instance of the same service (same consumer groups) is told apart by it."""
+        self.ns, self.name, self.instance = ns, name, instance
         self.proc: Any = None
 
     @property
     def log(self) -> Path:
         """Its rotated log (and `.out` beside it, its raw output), as for the services of tools.stack.services."""
-        return paths().logs / f"test-{self.ns.prefix}{self.name}.log"
+        return paths().logs / f"test-{self.ns.prefix}{self.name}{'-' + self.instance if self.instance else ''}.log"
 
     @property
     def endpoint_file(self) -> Path:
@@ -277,7 +278,6 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:  # a hung service is killed
                 self.proc.kill()
                 self.proc.wait()
-
 
 
 def _groups(ns: Namespace, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -16,7 +16,8 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
-from contracts import decode
+from contracts import decode, encode, make_envelope
 from contracts.topics import (
     BASIC_SETTLED,
     CATASTROPHIC_SETTLED,
@@ -325,3 +326,84 @@ async def cli(env: dict[str, str], *args: str, stdout_only: bool = False) -> tup
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL if stdout_only else asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     return proc.returncode or 0, out.decode()
+
+
+# ------------------------------------------------------------------ forged events move no money
+
+
+async def test_a_discharge_for_another_hospitals_provider_is_refused_with_a_reason(ns: Namespace) -> None:
+    """Sent by a hospital on its own requests topic, naming another hospital: the intake refuses it
+    (WRONG_HOSPITAL), the refusal reaches the sender's statements topic, nothing reaches settlement."""
+    from contracts import ClaimRequestRefused
+    from services.intake.app import SPEC as INTAKE
+    from tests.integration.harness import running
+
+    me = await ns.hospital(hospital_id())
+    pid = person_id(21)
+    theirs = discharge("WH-1", "H999", pid, date(2026, 3, 2), date(2026, 3, 4), [("A", "5000.00")])
+    envelope = make_envelope(theirs, correlation_id=theirs.claim_id, producer=f"hospital:{me.hospital_id}")
+    async with running(INTAKE, ns.settings("intake")):
+        await send(me.access, ns.topic(hospital_requests_topic(me.hospital_id)), encode(envelope), pid.encode())
+        answers = await ns.read(hospital_statements_topic(me.hospital_id), until=lambda rs: len(rs) >= 1)
+    refusal = decode(answers[0].value, ClaimRequestRefused).payload
+    assert (refusal.reason_code, refusal.claim_id) == ("WRONG_HOSPITAL", theirs.claim_id)
+    assert "H999" in refusal.reason and me.hospital_id in refusal.reason, refusal.reason
+    assert await ns.read_for(DISCHARGES, seconds=3) == []  # nothing was moved on to settlement
+
+
+async def test_forged_snapshot_provider_and_statement_move_no_money(ns: Namespace) -> None:
+    """The forgeries of the security review — a snapshot for a person who never enrolled, a provider
+    snapshot for an unknown hospital, a richer statement under a real statement's event id —
+    attempted by a hospital and by a service that owns none of those topics: the broker refuses every
+    one; a discharge for the never-enrolled person, sent as the hospital, is paid by no fund.
+    (Forgeries that get past the broker with a leaked owner's credential raise audit alerts:
+    tests/integration/test_forgery_alerts.py.)"""
+    from contracts import ClaimRequestRefused, PersonSnapshot, ProviderSnapshot, SettlementStatement
+    from tests.integration.platform import HOSPITAL_CHAIN, enroll, platform, provider, register
+
+    me = await ns.hospital(hospital_id())
+    real, stranger = person_id(23), person_id(22)
+    day = date(2026, 3, 2)
+    async with platform(ns, HOSPITAL_CHAIN):
+        await register(ns, [enroll(real)], [provider(me.hospital_id, 2)])
+        bill = discharge("RL-1", me.hospital_id, real, day, day + timedelta(days=3), [("A", "2000.00")])
+        await send(me.access, ns.topic(hospital_requests_topic(me.hospital_id)),
+                   encode(make_envelope(bill, correlation_id=bill.claim_id, producer=f"hospital:{me.hospital_id}")),
+                   real.encode())
+        statement = decode((await ns.read(STATEMENTS, until=lambda rs: len(rs) >= 1))[0].value, SettlementStatement)
+        snapshot = decode((await ns.read(PERSONS, until=lambda rs: len(rs) >= 1))[0].value, PersonSnapshot).payload
+
+        s = statement.payload
+        richer = s.model_copy(update={"hifp_pay": s.hifp_pay + s.psn_pay, "fund_pay_sumamt": s.fund_pay_sumamt + s.psn_pay,
+                                      "psn_pay": Decimal("0.00"), "details": ()})
+        forgeries = [
+            (PERSONS, stranger, make_envelope(snapshot.model_copy(update={"person_id": stranger, "version": 1000}),
+                                              correlation_id=stranger, producer="enrollment")),
+            (PROVIDERS, "H666", make_envelope(ProviderSnapshot(
+                provider_id="H666", version=1, name="无此医院", level=3, location="in_pool", pool_code="500242",
+                licensed_beds=900, agreement_valid_from=date(2026, 1, 1)), correlation_id="H666", producer="enrollment")),
+            (STATEMENTS, real, make_envelope(richer, correlation_id=s.claim_id, producer="assistance",
+                                             event_id=statement.event_id)),
+        ]
+        for principal in (me.access, ns.access("settlement")):  # a hospital; a service owning none of them
+            for topic, key, envelope in forgeries:
+                exc = await refused(send(principal, ns.topic(topic), encode(envelope), key.encode()))
+                assert isinstance(exc, TopicAuthorizationFailedError), (topic, exc)
+
+        bill = discharge("FG-1", me.hospital_id, stranger, day, day + timedelta(days=4), [("A", "20000.00")])
+        await send(me.access, ns.topic(hospital_requests_topic(me.hospital_id)),
+                   encode(make_envelope(bill, correlation_id=bill.claim_id, producer=f"hospital:{me.hospital_id}")),
+                   stranger.encode())
+        answers = await ns.read(hospital_statements_topic(me.hospital_id), until=lambda rs: len(rs) >= 2)
+        stated = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= 2)
+
+    about_stranger = [a for a in (decode(r.value).payload for r in answers) if a.claim_id == bill.claim_id]
+    assert len(about_stranger) == 1
+    if not isinstance(about_stranger[0], ClaimRequestRefused):  # a statement no fund pays: the patient pays all
+        paid = about_stranger[0]
+        assert paid.fund_pay_sumamt == Decimal("0.00") and paid.psn_pay == paid.total_cost, paid
+    on_topic = [decode(r.value, SettlementStatement) for r in stated]
+    assert sorted(e.payload.claim_id for e in on_topic) == sorted([s.claim_id, bill.claim_id])  # nothing forged
+    assert [e.payload for e in on_topic if e.event_id == statement.event_id] == [s]  # the real one, unchanged
+    assert sum((e.payload.fund_pay_sumamt for e in on_topic if e.payload.claim_id == bill.claim_id),
+               Decimal("0.00")) == Decimal("0.00")

@@ -33,6 +33,7 @@ from tests.integration.harness import (
 )
 from tests.integration.platform import LAYERS, platform, register, snapshot
 from tools.generate import generate_discharges, generate_population
+from tools.stack.lag import active_groups
 
 pytestmark = pytest.mark.integration
 
@@ -160,6 +161,63 @@ async def test_sigkill_of_each_layer_mid_stream(clean, kafka_admin: KafkaAccess,
     ids = Counter(str(decode_envelope(r.value).event_id) for r in records)
     assert len(ids) == N, "one statement (one deterministic id) per discharge"
     assert Counter(s.claim_id for s in payloads(records, SettlementStatement)).keys() == {d.claim_id for d in STREAM}
+    assert got == reference
+
+
+async def test_two_instances_of_each_layer_through_rebalances_lose_and_duplicate_nothing(
+        clean, kafka_admin: KafkaAccess, database_url: str) -> None:
+    """Scale-out: two processes of each layer service in the same consumer groups share the partitions;
+    mid-stream the second of each stops (its partitions move to the first: a rebalance with batches in
+    flight) and later starts again (another rebalance). Exactly one statement per discharge, and
+    ledgers, accumulators and statements equal to the clean run's."""
+    _, reference, _ = clean
+    ns = await new_namespace(kafka_admin, database_url)
+    first = [ServiceProcess(ns, spec.name) for spec in LAYERS]
+    second = [ServiceProcess(ns, spec.name, instance="b") for spec in LAYERS]
+    groups = {f"{ns.settings(service).consumer_group}.{topic}" for service, topic in INPUTS}
+
+    async def members() -> dict[str, int]:
+        return await active_groups(ns.kafka, lambda g: g in groups)
+
+    async def until(rows: int) -> int:
+        for _ in range(2400):
+            if (done := await _ledger_rows(ns, "assistance")) >= rows:
+                return done
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"assistance did not reach {rows} ledger rows")
+
+    try:
+        async with running(ENROLLMENT, ns.settings("enrollment")):
+            await register(ns, PERSONS, PROVIDERS)
+            for p in (*first, *second):
+                p.start()
+            for _ in range(600):  # both instances of every layer have joined
+                if (seen := await members()) and len(seen) == len(groups) and set(seen.values()) == {2}:
+                    break
+                await asyncio.sleep(0.1)
+            assert set(seen.values()) == {2}, seen
+            publishing = asyncio.create_task(
+                ns.publish(DISCHARGES, [(d.person_id, d) for d in STREAM], producer_name="hospital"))
+            await until(N // 4)
+            for p in second:
+                p.stop()
+            stopped_at = await _ledger_rows(ns, "assistance")
+            assert stopped_at < N, "the stream ended before the rebalance"
+            await until(stopped_at + N // 4)
+            for p in second:
+                p.start()
+            await publishing
+            records = await statement_messages(ns)
+            await wait_drained(ns, INPUTS)
+            await asyncio.sleep(1)
+            records = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(records))
+        got = await snapshot(ns)
+    finally:
+        for p in (*first, *second):
+            p.stop()
+        await ns.drop_databases()
+    ids = Counter(str(decode_envelope(r.value).event_id) for r in records)
+    assert len(records) == len(ids) == N, "exactly one statement message per discharge"
     assert got == reference
 
 

@@ -1,0 +1,83 @@
+"""A benchmark's own namespace on the local stack, secured as production is: its topics and the
+services' ACLs (`tools.stack.namespaces`), one database per service owned by the service's role,
+and the services as processes, each as its own Kafka principal and PostgreSQL role. The benchmark
+itself acts as `admin`.
+
+    ns = await BenchNamespace.open("b", SERVICES)
+    procs = ns.start(SERVICES, "/tmp/bench-{name}.log")
+    ...
+    await ns.close(procs)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from runtime.kafka_access import KafkaAccess
+from runtime.settings import database_name
+from tools import stack
+from tools.stack.connection import local_access, service_connection
+from tools.stack.namespaces import close_namespace, open_namespace
+from tools.stack.pg import create_service_database
+from tools.stack.services import spawn
+
+
+@dataclass
+class BenchNamespace:
+    prefix: str
+    admin: KafkaAccess
+    server: str
+    """The admin's PostgreSQL server URL (no database, no password)."""
+    passfile: str
+    services: tuple[str, ...]
+
+    @classmethod
+    async def open(cls, letter: str, services: tuple[str, ...], prefix: str | None = None) -> BenchNamespace:
+        """Start the local stack if needed; make (or, with `prefix`, reuse) a namespace with the
+        databases of `services`."""
+        settings = stack.start()
+        admin = local_access("admin", settings["KAFKA_BOOTSTRAP_SERVERS"])
+        ns = cls(prefix or f"{letter}{uuid.uuid4().hex[:8]}.", admin, settings["DATABASE_URL"],
+                 settings["PGPASSFILE"], services)
+        await open_namespace(admin, ns.prefix)
+        for name in services:  # each owned by its service's role
+            await create_service_database(ns.server, database_name(name, ns.prefix), name, ns.passfile)
+        return ns
+
+    def start(self, names: tuple[str, ...], log: str) -> list[subprocess.Popen[bytes]]:
+        """`names` as processes in the namespace (log file `log` with `{name}`); `BENCH_LOG_LEVEL`
+        (default WARNING) is their log level."""
+        level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+        bootstrap = self.admin.bootstrap_servers
+        return [spawn(name, {**local_access(name, bootstrap).env(), **service_connection(name, self.server),
+                             "TOPIC_PREFIX": self.prefix, "DATABASE_NAME": database_name(name, self.prefix),
+                             "LOG_LEVEL": level}, Path(log.format(name=name)), detach=False)
+                for name in names]
+
+    async def connect(self, service: str) -> asyncpg.Connection:
+        """The namespace's database of `service`, as the admin."""
+        conn: asyncpg.Connection = await asyncpg.connect(f"{self.server}/{database_name(service, self.prefix)}",
+                                                         passfile=self.passfile)
+        return conn
+
+    async def close(self, procs: list[subprocess.Popen[bytes]], drop: bool = True, timeout: float = 60) -> None:
+        """Stop `procs`; unless not `drop`, remove the namespace's topics, ACLs and databases."""
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=timeout)
+        if not drop:
+            return
+        await close_namespace(self.admin, self.prefix)
+        conn = await asyncpg.connect(f"{self.server}/postgres", passfile=self.passfile)
+        try:
+            for name in self.services:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, self.prefix)}" WITH (FORCE)')
+        finally:
+            await conn.close()
