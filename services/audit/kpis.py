@@ -337,10 +337,10 @@ WITH days AS (  -- the period's claims summed per day, hospital, profile and sta
 """
 
 _SUMMARY_TOTALS = _DAYS + """
-SELECT COALESCE(sum(claims) FILTER (WHERE state IN ('settled', 'rejected')), 0) AS settlements,
-       COALESCE(sum(claims) FILTER (WHERE state = 'settled'), 0) AS settled,
-       COALESCE(sum(claims) FILTER (WHERE state = 'rejected'), 0) AS rejected,
-       COALESCE(sum(claims) FILTER (WHERE state = 'reversed'), 0) AS reversed,
+SELECT COALESCE(sum(claims) FILTER (WHERE state IN ('settled', 'rejected')), 0)::bigint AS settlements,
+       COALESCE(sum(claims) FILTER (WHERE state = 'settled'), 0)::bigint AS settled,
+       COALESCE(sum(claims) FILTER (WHERE state = 'rejected'), 0)::bigint AS rejected,
+       COALESCE(sum(claims) FILTER (WHERE state = 'reversed'), 0)::bigint AS reversed,
        COALESCE(sum(total_cost) FILTER (WHERE state <> 'rejected'), 0) AS total_cost,
        COALESCE(sum(in_policy) FILTER (WHERE state <> 'rejected'), 0) AS in_policy,
        COALESCE(sum(hifp) FILTER (WHERE state <> 'rejected'), 0) AS hifp,
@@ -358,26 +358,37 @@ FROM (SELECT person_id, bool_or(hifmi > 0) AS catastrophic FROM chosen WHERE sta
 """
 
 _SUMMARY_BY_LEVEL = _DAYS + """
-SELECT level, sum(claims) AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
+SELECT level, sum(claims)::bigint AS stays, COALESCE(sum(funds), 0) AS funds, COALESCE(sum(in_policy), 0) AS in_policy
 FROM days WHERE state = 'settled' GROUP BY level HAVING sum(claims) > 0 ORDER BY level NULLS LAST
 """
 
-_SUMMARY_MOVEMENTS = _CHOSEN + """
-SELECT m.kind, sum(m.statements) AS statements, count(*) AS claims, sum(m.funds) AS funds,
-       sum(m.patients) AS patients
-FROM kpi_movement m JOIN chosen USING (claim_id) GROUP BY m.kind ORDER BY m.kind
+_IN_PERIOD = """
+    LATERAL (  -- the claim, if it is one of the period's: looked up by its key (LIMIT 1 keeps it a
+               -- lookup per row of the small table, not a scan of every claim)
+        SELECT 1 FROM kpi_claim k LEFT JOIN provider_snapshot prov ON prov.provider_id = k.hospital_id
+        WHERE k.claim_id = {row}.claim_id AND k.latest_rev IS NOT NULL AND k.discharge_date BETWEEN $1 AND $2
+          AND ($3::text IS NULL OR k.profile_id = $3) AND ($4::text IS NULL OR prov.pool_code = $4)
+        LIMIT 1) AS chosen
 """
 
-_SUMMARY_CORRECTIONS = _CHOSEN + """
+_SUMMARY_MOVEMENTS = """
+SELECT m.kind, sum(m.statements)::bigint AS statements, count(*) AS claims, sum(m.funds) AS funds,
+       sum(m.patients) AS patients
+FROM kpi_movement m, """ + _IN_PERIOD.format(row="m") + """
+GROUP BY m.kind ORDER BY m.kind
+"""
+
+_SUMMARY_CORRECTIONS = """
 SELECT count(DISTINCT c.event_id) AS corrections
-FROM kpi_correction c JOIN chosen USING (claim_id)
+FROM kpi_correction c, """ + _IN_PERIOD.format(row="c") + """
 WHERE NOT EXISTS (SELECT 1 FROM kpi_refusal r WHERE r.claim_id = c.claim_id
                                               AND r.request_event_id = c.event_id::text)
 """
 
 _SUMMARY_ALERTS = """
 SELECT al.rule, count(*) AS alerts
-FROM kpi_alert al LEFT JOIN kpi_claim k ON k.claim_id = al.claim_id
+FROM kpi_alert al
+     LEFT JOIN LATERAL (SELECT * FROM kpi_claim k WHERE k.claim_id = al.claim_id LIMIT 1) k ON true  -- a lookup
      LEFT JOIN provider_snapshot prov ON prov.provider_id = COALESCE(al.hospital_id, k.first_hospital_id)
 WHERE COALESCE(k.named_discharge_date, k.first_discharge_date, al.detected_on) BETWEEN $1 AND $2
   AND ($3::text IS NULL OR k.named_profile_id = $3)
@@ -400,9 +411,9 @@ WITH insured AS (  -- insured_in, on the persons' kinds
         s->'category_history'->0->'categories', s->'categories') AS categories
     FROM insured
 )
-SELECT NULL AS category, COALESCE(sum(persons), 0) AS persons FROM insured
+SELECT NULL AS category, COALESCE(sum(persons), 0)::bigint AS persons FROM insured
 UNION ALL
-SELECT category, sum(persons) FROM (SELECT DISTINCT kind_id, persons, c.category
+SELECT category, sum(persons)::bigint FROM (SELECT DISTINCT kind_id, persons, c.category
                                     FROM cats, jsonb_array_elements_text(cats.categories) AS c(category)) k
 GROUP BY category
 """

@@ -138,8 +138,8 @@ WITH now_ AS (
     SELECT s.person_id, k.kind_id FROM person_snapshot s
     JOIN kpi_person_kind k ON k.facts = kpi_person_facts(s.snapshot)
     WHERE s.person_id = ANY(ids)
-), was AS (
-    SELECT person_id, kind_id FROM kpi_person WHERE person_id = ANY(ids) FOR UPDATE
+), was AS (  -- read, not locked: a lock would skip the rows the INSERT below has already updated
+    SELECT person_id, kind_id FROM kpi_person WHERE person_id = ANY(ids)
 ), delta AS (
     SELECT kind_id, sum(d) AS d FROM (SELECT kind_id, 1 AS d FROM now_ UNION ALL SELECT kind_id, -1 FROM was) x
     GROUP BY kind_id HAVING sum(d) <> 0
