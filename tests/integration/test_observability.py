@@ -27,6 +27,7 @@ from contracts.topics import (
     hospital_statements_topic,
 )
 from runtime.health import probe
+from runtime.kafka_access import KafkaAccess
 from runtime.tracing import trace_id_of
 from services.enrollment.app import SPEC as ENROLLMENT
 from tests.hostile.scenario import SERVICES, Supervisor, register_population
@@ -81,8 +82,8 @@ def _value(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 
 
 async def test_services_answer_health_and_metrics_and_a_claim_keeps_its_trace_across_every_hop(
-        kafka_bootstrap: str, database_url: str) -> None:
-    ns = await new_namespace(kafka_bootstrap, database_url)
+        kafka_admin: KafkaAccess, database_url: str) -> None:
+    ns = await new_namespace(kafka_admin, database_url)
     try:
         async with Supervisor(ns, SERVICES, print) as services:
             urls = {name: await _ready(p) for name, p in services.procs.items()}
@@ -100,7 +101,7 @@ async def test_services_answer_health_and_metrics_and_a_claim_keeps_its_trace_ac
             discharges = generate_discharges(3, seed=13, year=2026, providers=providers, persons=persons)
             prepared = [prepare_discharge(d.model_dump(mode="json")) for d in discharges]
             traced = discharges[0].claim_id
-            producer = AIOKafkaProducer(bootstrap_servers=ns.bootstrap)
+            producer = AIOKafkaProducer(**ns.kafka.options())
             await producer.start()
             try:
                 for m in prepared:  # the first as a hospital that traces its requests, the others without
@@ -180,9 +181,9 @@ async def test_services_answer_health_and_metrics_and_a_claim_keeps_its_trace_ac
 
 
 async def test_readiness_fails_within_seconds_while_postgres_is_down_and_recovers(
-        kafka_bootstrap: str, database_url: str) -> None:
-    _local_stack_or_skip(kafka_bootstrap, database_url)
-    ns = await new_namespace(kafka_bootstrap, database_url)
+        kafka_admin: KafkaAccess, database_url: str) -> None:
+    _local_stack_or_skip(kafka_admin.bootstrap_servers, database_url)
+    ns = await new_namespace(kafka_admin, database_url)
     try:
         async with running(ENROLLMENT, ns.settings("enrollment")) as ctx:
             assert ctx.health is not None and ctx.health.port
