@@ -21,29 +21,22 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.namespace import BenchNamespace  # noqa: E402
 from contracts.topics import ENROLLMENT_COMMANDS  # noqa: E402
 from runtime.health import read_endpoint  # noqa: E402
-from runtime.settings import database_name  # noqa: E402
-from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
 from tools.hospital.publish import prepare_command, publish  # noqa: E402
 from tools.operator.hospitals import issue_many  # noqa: E402
 from tools.stack.common import cpu_seconds  # noqa: E402
-from tools.stack.connection import local_access, service_connection  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
-from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
-from tools.stack.pg import create_service_database  # noqa: E402
 from tools.stack.principals import hospital_user  # noqa: E402
-from tools.stack.services import spawn  # noqa: E402
 
 SERVICES = ("enrollment", "intake", "settlement", "catastrophic", "assistance", "gateway")
 API_FILE = Path("/tmp/bench-gateway.api.json")
@@ -117,25 +110,17 @@ async def drive(url: str, requests: list[tuple[dict[str, object], tuple[str, str
 
 
 async def main(rate: float, seconds: float, persons: int, hospitals: int) -> None:
-    settings = stack.start()
-    bootstrap, server, passfile = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"], settings["PGPASSFILE"]
-    admin = local_access("admin", bootstrap)
-    prefix = f"b{uuid.uuid4().hex[:8]}."
-    await open_namespace(admin, prefix)
-    for name in SERVICES:
-        await create_service_database(server, database_name(name, prefix), name, passfile)
+    ns = await BenchNamespace.open("b", SERVICES)
+    admin, prefix = ns.admin, ns.prefix
     generated, people = generate_population(persons, hospitals, seed=7, year=2026)
     # hospitals of this run only: a hospital's broker user (hospital-<id>) is not namespaced, and the
     # generator's ids are the demo's (issuing them would rotate, and closing delete, real users)
     providers = [p.model_copy(update={"provider_id": f"B{prefix[1:9]}{i:03d}"}) for i, p in enumerate(generated)]
     credentials = {c.hospital_id: c for c in await issue_many(admin, [p.provider_id for p in providers], prefix)}
-    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
     API_FILE.unlink(missing_ok=True)  # noqa: ASYNC240 - once, before anything runs
-    procs = [spawn(name, {"DATABASE_URL": server, "TOPIC_PREFIX": prefix, **local_access(name, bootstrap).env(),
-                          **service_connection(name, server), "DATABASE_NAME": database_name(name, prefix),
-                          "LOG_LEVEL": level, "GATEWAY_PORT": "0", "GATEWAY_PORT_FILE": str(API_FILE),
-                          "BATCH_TIMEOUT_MS": os.environ.get("BENCH_BATCH_TIMEOUT_MS", "20")},
-                   Path(f"/tmp/bench-{name}.log"), detach=False) for name in SERVICES]
+    procs = ns.start(SERVICES, "/tmp/bench-{name}.log", {
+        "GATEWAY_PORT": "0", "GATEWAY_PORT_FILE": str(API_FILE),
+        "BATCH_TIMEOUT_MS": os.environ.get("BENCH_BATCH_TIMEOUT_MS", "20")})
     try:
         commands = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})
                     for c in [*providers, *people]]
@@ -166,18 +151,10 @@ async def main(rate: float, seconds: float, persons: int, hospitals: int) -> Non
             print(f"achieved: {len(latencies) / elapsed:,.1f} statements/s over {elapsed:.1f}s")
         print("CPU during the run (user+system): " + ", ".join(f"{k} {v:.1f}s" for k, v in cpu.items()))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
-        if os.environ.get("BENCH_KEEP"):  # look at the namespace's databases afterwards (drop them yourself)
+        keep = bool(os.environ.get("BENCH_KEEP"))  # look at the namespace's databases afterwards (drop them yourself)
+        await ns.close(procs, drop=not keep, timeout=30, users=[hospital_user(h) for h in credentials])
+        if keep:
             print(f"kept namespace {prefix}")
-        else:
-            await close_namespace(admin, prefix, [hospital_user(h) for h in credentials])
-            conn = await asyncpg.connect(f"{server}/postgres", passfile=passfile)
-            for name in SERVICES:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, prefix)}" WITH (FORCE)')
-            await conn.close()
 
 
 if __name__ == "__main__":

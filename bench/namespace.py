@@ -50,14 +50,15 @@ class BenchNamespace:
             await create_service_database(ns.server, database_name(name, ns.prefix), name, ns.passfile)
         return ns
 
-    def start(self, names: tuple[str, ...], log: str) -> list[subprocess.Popen[bytes]]:
-        """`names` as processes in the namespace (log file `log` with `{name}`); `BENCH_LOG_LEVEL`
-        (default WARNING) is their log level."""
+    def start(self, names: tuple[str, ...], log: str, env: dict[str, str] | None = None
+              ) -> list[subprocess.Popen[bytes]]:
+        """`names` as processes in the namespace (log file `log` with `{name}`), with `env` added;
+        `BENCH_LOG_LEVEL` (default WARNING) is their log level."""
         level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
         bootstrap = self.admin.bootstrap_servers
         return [spawn(name, {**local_access(name, bootstrap).env(), **service_connection(name, self.server),
                              "TOPIC_PREFIX": self.prefix, "DATABASE_NAME": database_name(name, self.prefix),
-                             "LOG_LEVEL": level}, Path(log.format(name=name)), detach=False)
+                             "LOG_LEVEL": level, **(env or {})}, Path(log.format(name=name)), detach=False)
                 for name in names]
 
     async def connect(self, service: str) -> asyncpg.Connection:
@@ -66,15 +67,17 @@ class BenchNamespace:
                                                          passfile=self.passfile)
         return conn
 
-    async def close(self, procs: list[subprocess.Popen[bytes]], drop: bool = True, timeout: float = 60) -> None:
-        """Stop `procs`; unless not `drop`, remove the namespace's topics, ACLs and databases."""
+    async def close(self, procs: list[subprocess.Popen[bytes]], drop: bool = True, timeout: float = 60,
+                    users: list[str] | None = None) -> None:
+        """Stop `procs`; unless not `drop`, remove the namespace's topics, ACLs, databases and the
+        broker `users` made for it."""
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=timeout)
         if not drop:
             return
-        await close_namespace(self.admin, self.prefix)
+        await close_namespace(self.admin, self.prefix, users or [])
         conn = await asyncpg.connect(f"{self.server}/postgres", passfile=self.passfile)
         try:
             for name in self.services:

@@ -25,37 +25,22 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import transport  # noqa: E402
+from bench.namespace import BenchNamespace  # noqa: E402
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS  # noqa: E402
 from runtime.kafka_access import KafkaAccess  # noqa: E402
-from runtime.settings import database_name  # noqa: E402
-from tools import stack  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
 from tools.hospital.publish import Prepared, direct, prepare_command, prepare_discharge, publish  # noqa: E402
 from tools.stack.common import cpu_seconds  # noqa: E402
-from tools.stack.connection import local_access, service_connection  # noqa: E402
+from tools.stack.connection import local_access  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
 from tools.stack.namespaces import close_namespace, open_namespace  # noqa: E402
-from tools.stack.pg import create_service_database  # noqa: E402
-from tools.stack.services import spawn  # noqa: E402
 
 LAYERS = [("settlement", DISCHARGES), ("catastrophic", BASIC_SETTLED), ("assistance", CATASTROPHIC_SETTLED)]
 SERVICES = ("enrollment", "settlement", "catastrophic", "assistance", "audit")
-
-
-def start_services(env: dict[str, str], prefix: str, bootstrap: str) -> list[subprocess.Popen[bytes]]:
-    """The five services as processes in the namespace, each as its own principal (as in production),
-    logging to `/tmp/bench-<name>.log`."""
-    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
-    return [spawn(name, {**env, **local_access(name, bootstrap).env(), **service_connection(name, env["DATABASE_URL"]),
-                         "DATABASE_NAME": database_name(name, prefix), "LOG_LEVEL": level},
-                  Path(f"/tmp/bench-{name}.log"), detach=False)
-            for name in SERVICES]
 
 
 async def transport_yardstick(admin: KafkaAccess, bootstrap: str, discharges: list[Prepared],
@@ -118,15 +103,9 @@ def stop_profile(spy: tuple[subprocess.Popen[bytes], Path], top: int = 15) -> No
 
 
 async def main(n: int, persons: int, profile: str | None = None) -> None:
-    settings = stack.start()
-    bootstrap, server, passfile = settings["KAFKA_BOOTSTRAP_SERVERS"], settings["DATABASE_URL"], settings["PGPASSFILE"]
-    admin = local_access("admin", bootstrap)
-    prefix = f"b{uuid.uuid4().hex[:8]}."
-    await open_namespace(admin, prefix)
-    for name in SERVICES:  # the namespace's databases, each owned by its service's role
-        await create_service_database(server, database_name(name, prefix), name, passfile)
-    env = {"DATABASE_URL": server, "TOPIC_PREFIX": prefix}
-    procs = start_services(env, prefix, bootstrap)
+    ns = await BenchNamespace.open("b", SERVICES)
+    admin, prefix, bootstrap = ns.admin, ns.prefix, ns.admin.bootstrap_servers
+    procs = ns.start(SERVICES, "/tmp/bench-{name}.log")  # each as its own principal and role, as in production
     try:
         providers, people = generate_population(persons, 50, seed=5, year=2026)
         stream = generate_discharges(n, seed=5, year=2026, providers=providers, persons=people)
@@ -145,7 +124,7 @@ async def main(n: int, persons: int, profile: str | None = None) -> None:
         t_publish = time.perf_counter() - t0
         done: dict[str, float] = {}
         for name, _ in LAYERS:  # a layer is done when its ledger has a row for every discharge
-            conn = await asyncpg.connect(f"{server}/{database_name(name, prefix)}", passfile=passfile)
+            conn = await ns.connect(name)
             try:
                 while True:
                     if await conn.fetchval("SELECT count(*) FROM ledger") >= n:
@@ -156,7 +135,7 @@ async def main(n: int, persons: int, profile: str | None = None) -> None:
             done[name] = time.perf_counter() - t0
         if spy is not None:
             stop_profile(spy)
-        conn = await asyncpg.connect(f"{server}/{database_name('assistance', prefix)}", passfile=passfile)
+        conn = await ns.connect("assistance")
         statements = await conn.fetchval("SELECT count(*) FROM statement")
         await conn.close()
         await wait_drained(admin, [(f"{prefix}medsettle.audit.{t.name}", prefix + t.name) for t in TOPICS], timeout=900)
@@ -178,15 +157,7 @@ async def main(n: int, persons: int, profile: str | None = None) -> None:
             p.wait(timeout=30)
         await transport_yardstick(admin, bootstrap, discharges, done["assistance"])
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
-        await close_namespace(admin, prefix)
-        conn = await asyncpg.connect(f"{server}/postgres", passfile=passfile)
-        for name in SERVICES:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name, prefix)}" WITH (FORCE)')
-        await conn.close()
+        await ns.close(procs, timeout=30)
 
 
 if __name__ == "__main__":
