@@ -234,16 +234,23 @@ async def _ledger_rows(ns: Namespace, service: str) -> int:
         await conn.close()
 
 
-async def test_resetting_a_layers_consumer_group_pays_nothing_again(clean) -> None:
-    ns, reference, records = clean
-    before = len(await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(records)))
+async def _replay_every_layer(ns: Namespace, stated: int) -> tuple[int, int]:
+    """Reset every layer's consumer group to the earliest offset and let the layers run until drained;
+    returns how many statement messages there were before and after."""
+    before = len(await ns.read(STATEMENTS, until=lambda rs: len(rs) >= stated))
     for service, topic in INPUTS:
         await reset_group_to_earliest(ns, service, topic)
     async with platform(ns):
         await wait_drained(ns, INPUTS)
         await asyncio.sleep(1)
         after = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= before, timeout=30)
-    assert len(after) == before, "a replay publishes no statement"
+    return before, len(after)
+
+
+async def test_resetting_a_layers_consumer_group_pays_nothing_again(clean) -> None:
+    ns, reference, records = clean
+    before, after = await _replay_every_layer(ns, len(records))
+    assert after == before, "a replay publishes no statement"
     assert await snapshot(ns) == reference
 
 
@@ -261,14 +268,8 @@ async def test_a_replay_after_pruning_pays_nothing_twice(clean) -> None:
             assert await conn.fetchval("SELECT count(*) FROM processed_event") == 0, service
         finally:
             await conn.close()
-    before = len(await ns.read(STATEMENTS, until=lambda rs: len(rs) >= len(records)))
-    for service, topic in INPUTS:
-        await reset_group_to_earliest(ns, service, topic)
-    async with platform(ns):
-        await wait_drained(ns, INPUTS)
-        await asyncio.sleep(1)
-        after = await ns.read(STATEMENTS, until=lambda rs: len(rs) >= before, timeout=30)
-    assert len(after) == before, "a replay after pruning publishes no statement"
+    before, after = await _replay_every_layer(ns, len(records))
+    assert after == before, "a replay after pruning publishes no statement"
     assert await snapshot(ns) == reference
     for service, _ in INPUTS:
         conn = await ns.connect(service)
