@@ -76,12 +76,19 @@ async def test_a_service_role_cannot_connect_to_another_services_database(databa
                 await asyncpg.connect(database_dsn(with_user(database_url, role), other), passfile=passfile())
 
 
-async def test_the_gateway_role_may_read_the_layers_databases_and_change_nothing_there(database_url: str) -> None:
+async def test_the_gateway_role_may_read_the_layers_databases_and_change_nothing_there(ns: Namespace) -> None:
     """Its pre-settlements read the settlement layers' accumulators and claims (GATEWAY_READS)."""
+    from services.assistance.app import SPEC as ASSISTANCE_SPEC
+    from services.catastrophic.app import SPEC as CATASTROPHIC_SPEC
+
     role = database_role("gateway")
+    database_url = ns.server_url
     assert set(GATEWAY_READS) == {"settlement", "catastrophic", "assistance"}
+    for spec in (SETTLEMENT_SPEC, CATASTROPHIC_SPEC, ASSISTANCE_SPEC):  # each layer's tables, made by the layer
+        layer = ns.settings(spec.name)
+        await (await open_pool(layer.database_url, layer.database, *spec.migrations, size=1)).close()
     for service in GATEWAY_READS:
-        async with connected(database_url, database_name(service), role) as conn:
+        async with connected(database_url, ns.settings(service).database, role) as conn:
             assert await conn.fetchval("SELECT count(*) >= 0 FROM accumulator")
             for sql in ("INSERT INTO accumulator (person_id, insurance_year) VALUES ('x', 2026)",
                         "UPDATE accumulator SET claims = claims + 1", "DELETE FROM ledger",
@@ -90,7 +97,7 @@ async def test_the_gateway_role_may_read_the_layers_databases_and_change_nothing
                     await conn.execute(sql)
     for service in ("enrollment", "intake", "audit"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
-            await asyncpg.connect(database_dsn(with_user(database_url, role), database_name(service)),
+            await asyncpg.connect(database_dsn(with_user(database_url, role), ns.settings(service).database),
                                   passfile=passfile())
 
 

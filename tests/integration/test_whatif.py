@@ -26,6 +26,7 @@ from contracts.money import ZERO, round_fen
 from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES
 from policy import load_profile, operator_overrides
 from policy.whatif import price_year, what_if
+from runtime.kafka_access import KafkaAccess
 from tests.integration.harness import Namespace, new_namespace, run_operator, wait_drained
 from tests.integration.platform import discharge, enroll, person_id, platform, provider, register
 from tools.generate import generate_discharges, generate_population
@@ -51,9 +52,9 @@ SERVICES = ("enrollment", "settlement", "catastrophic", "assistance")
 
 
 @pytest.fixture(scope="module")
-async def year(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Namespace]:
+async def year(kafka_admin: KafkaAccess, database_url: str) -> AsyncIterator[Namespace]:
     """The year settled by the platform, which keeps running while the tests read it."""
-    ns = await new_namespace(kafka_bootstrap, database_url)
+    ns = await new_namespace(kafka_admin, database_url)
     async with platform(ns):
         await register(ns, [*PERSONS, *BIG_PERSONS], [*PROVIDERS, BIG_HOSPITAL])
         await ns.publish(DISCHARGES, [(d.person_id, d) for d in [*STREAM, *BIG]])
@@ -171,7 +172,7 @@ def _uncapped(claim: Any, profile: Any) -> D:
 async def _state(ns: Namespace) -> dict[str, Any]:
     """Every topic's end offsets and every table's row count and checksum, of every service database."""
     state: dict[str, Any] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=ns.bootstrap)
+    consumer = AIOKafkaConsumer(**ns.kafka.options())
     await consumer.start()
     try:
         topics = sorted(t for t in await consumer.topics() if t.startswith(ns.prefix))
