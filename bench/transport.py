@@ -46,6 +46,7 @@ async def hop(service: str) -> None:
     settings = Settings(SERVICE_NAME=service)
     consumer = AIOKafkaConsumer(settings.topic(source), group_id=f"{settings.consumer_group}.{source}",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                fetch_min_bytes=settings.fetch_min_bytes, fetch_max_wait_ms=settings.fetch_max_wait_ms,
                                 client_id=f"medsettle-{service}", **settings.kafka_options())
     publisher = Publisher(settings.kafka_options(), client_id=f"medsettle-{service}")
     await consumer.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import uvloop
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -146,6 +148,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servi
             *(() if sub.pattern else (settings.topic(sub.topic),)), **where,
             group_id=f"{settings.consumer_group}.{sub.topic}", batch=True,
             max_records=settings.batch_max_records, batch_timeout_ms=settings.batch_timeout_ms,
+            fetch_min_bytes=settings.fetch_min_bytes, fetch_max_wait_ms=settings.fetch_max_wait_ms,
             auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_raw,
         )
         subscriber(_batch_handler(consumer))
@@ -223,6 +226,17 @@ EXIT_CONFIG = 78
 profile that cannot be used, e.g. one whose required operator inputs were not supplied."""
 
 
+def run_loop(main: Awaitable[None]) -> None:
+    """Run a service's main coroutine on uvloop (libuv's event loop, Cython sockets and TLS): the
+    services spend much of their CPU in the event loop's socket and TLS handling, which uvloop does
+    in C. `MEDSETTLE_LOOP=asyncio` keeps the standard loop (to compare)."""
+    if os.environ.get("MEDSETTLE_LOOP", "uvloop") == "uvloop":
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main)  # type: ignore[arg-type]
+        return
+    asyncio.run(main)  # type: ignore[arg-type]
+
+
 def run(spec: ServiceSpec, settings: Settings) -> None:
     """Run a service until SIGINT/SIGTERM (`python -m services.<name>`); exits with `EXIT_FATAL`
     after a fatal error, with `EXIT_CONFIG` (and the profile's message) on a profile it cannot use."""
@@ -234,7 +248,7 @@ def run(spec: ServiceSpec, settings: Settings) -> None:
                                     overlay=settings.policy_overlay, problem=str(exc))
         sys.stderr.write(f"{spec.name} refused to start: {exc}\n")
         sys.exit(EXIT_CONFIG)
-    asyncio.run(app.run())
+    run_loop(app.run())
     if "fatal" in ctx.state:
         sys.stderr.write(f"{spec.name} stopped: {ctx.state['fatal']}\n")
         sys.exit(EXIT_FATAL)

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     the values a profile declares `!operator-input` (e.g. the employee scheme's)."""
     batch_max_records: int = Field(default=500, ge=1, alias="BATCH_MAX_RECORDS")
     batch_timeout_ms: int = Field(default=100, ge=1, alias="BATCH_TIMEOUT_MS")
+    fetch_min_bytes: int = Field(default=256 * 1024, ge=1, alias="FETCH_MIN_BYTES")
+    fetch_max_wait_ms: int = Field(default=25, ge=0, le=10_000, alias="FETCH_MAX_WAIT_MS")
+    """Adaptive batching: the broker answers a consumer's fetch once `FETCH_MIN_BYTES` are there or
+    after `FETCH_MAX_WAIT_MS`, whichever comes first. Under light traffic a record waits at most
+    the wait (small batches, low latency); under heavy traffic the bytes fill first and a batch
+    grows up to `BATCH_MAX_RECORDS` (per-batch costs — a transaction, a commit, the broker's
+    requests — spread over many records). With `fetch_min_bytes=1` (aiokafka's default) every
+    record that arrives answers a fetch at once, so at a few hundred a second each batch holds one
+    or two records and the broker, PostgreSQL and the services pay per record."""
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     db_pool_size: int = Field(default=4, ge=1, alias="DB_POOL_SIZE")
     topic_prefix: str = Field(default="", alias="TOPIC_PREFIX")

@@ -346,6 +346,22 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def process_group_cpu_seconds(name: str) -> float:
+    """CPU time (user + system) of every running process whose command name is `name` (PostgreSQL's
+    backends, `postgres`; the broker's JVM, `java`), so a benchmark can say what the servers used."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != name:
+                continue
+        except OSError:
+            continue
+        total += cpu_seconds(int(entry.name)) or 0.0
+    return total
+
+
 def reap(pid: int) -> None:
     """Collect our own exited child so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
