@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_profile(service: str, procs: dict[str, subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], Path]:
-    """py-spy (`PY_SPY`, else on PATH) sampling `service` while the discharges pass (collapsed stacks)."""
-    spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    """py-spy (`PY_SPY`, else the one in this virtualenv, else on PATH) sampling `service` while the discharges pass (collapsed stacks)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    spy = os.environ.get("PY_SPY") or (str(beside) if beside.exists() else shutil.which("py-spy"))
     if spy is None:
-        sys.exit("--profile needs py-spy (pip install py-spy; PY_SPY=/path/to/py-spy)")
+        sys.exit("--profile needs py-spy (in the dev extra: tools/bootstrap.sh; or PY_SPY=/path/to/py-spy)")
     out = Path(f"/tmp/bench-{service}.pyspy.txt")
     return subprocess.Popen([spy, "record", "--pid", str(procs[service].pid), "--rate", "50", "--nonblocking",
                              "--format", "raw", "--output", str(out)],

@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
+from contracts import native
 from contracts.audit import AuditAlert
 from contracts.claims import CLAIM_REQUEST_MODELS
 from contracts.enrollment import (
@@ -150,13 +151,30 @@ def _typed(model: type[Contract]) -> type[Envelope[Any]]:
     return Envelope[model]  # type: ignore[valid-type]
 
 
+@functools.cache
+def _by_type(expected: tuple[type[Contract], ...]) -> dict[str, type[Contract]]:
+    return {m.__name__: m for m in expected} if expected else EVENT_TYPES
+
+
 @_guarded("undecodable record")
 def decode(raw: bytes | str, *expected: type[Contract]) -> Envelope[Any]:
     """Envelope plus validated payload; raises `ContractError` with the reason, and nothing else.
 
-    With one expected type the message is parsed straight into the typed envelope (pydantic's
-    JSON parser, no intermediate dict); anything unusual falls back to the step-by-step path,
-    which names the failing field."""
+    First the native fast path (`contracts.native`: one msgspec parse into the very model instance
+    pydantic would make); whatever it does not accept is decided by `decode_by_pydantic`."""
+    _check_size(raw)
+    fast = native.decode(raw, _by_type(expected))
+    if fast is not None:
+        return fast
+    return decode_by_pydantic(raw, *expected)
+
+
+@_guarded("undecodable record")
+def decode_by_pydantic(raw: bytes | str, *expected: type[Contract]) -> Envelope[Any]:
+    """`decode` by the pydantic contracts alone: the reference the fast path is tested against,
+    and the path that explains a refusal. With one expected type the message is parsed straight
+    into the typed envelope (pydantic's JSON parser, no intermediate dict); anything unusual falls
+    back to the step-by-step path, which names the failing field."""
     _check_size(raw)
     if len(expected) == 1:
         try:
@@ -168,6 +186,16 @@ def decode(raw: bytes | str, *expected: type[Contract]) -> Envelope[Any]:
     env = decode_envelope(raw)
     payload = decode_payload(env, *expected)
     return env.model_copy(update={"payload": payload})
+
+
+M = TypeVar("M", bound=Contract)
+
+
+def parse_payload(raw: bytes | str, model: type[M]) -> M:
+    """A payload this platform stored itself (a layer's input, a snapshot) back into its model:
+    the native fast path, else pydantic (which raises `ValidationError` on what is not valid)."""
+    fast = native.decode_payload(raw, model)
+    return fast if fast is not None else model.model_validate_json(raw)  # type: ignore[return-value]
 
 
 def check_key(envelope: Envelope[Any], key: str | None) -> None:

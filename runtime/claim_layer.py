@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 from contracts import Contract, derived_event_id, make_envelope
+from contracts.codec import parse_payload
 from contracts.envelope import now
 from contracts.settlement import Cause, LayerResult
 from contracts.topics import REFUSALS
@@ -259,6 +260,13 @@ class _Run(Generic[S]):
         self.priced: list[Priced[S]] = []
         self.years: dict[YearKey, YearRow[S]] = {}
         self.changed: dict[str, ClaimRow[S]] = {}
+        self.of_person: dict[str, dict[str, ClaimRow[S]]] = {}
+        """the claims by person, in the order of `claims` (a claim's person and year never change)"""
+        for r in claims.values():
+            self.of_person.setdefault(r.person_id, {})[r.claim_id] = r
+
+    def _year(self, key: YearKey) -> list[ClaimRow[S]]:
+        return [r for r in self.of_person.get(key[0], {}).values() if r.insurance_year == key[1]]
 
     def apply(self, change: Change) -> None:
         existing = self.claims.get(change.ref.claim_id)
@@ -277,10 +285,9 @@ class _Run(Generic[S]):
     def reprice(self, key: YearKey) -> None:
         """Fold the person-year again from its earliest pending change."""
         causes, start = self.touched.pop(key), self.start.pop(key)
-        year_rows = sorted((r for r in self.claims.values() if r.key == key),
-                           key=lambda r: (r.entry.position, r.claim_id))
+        year_rows = sorted(self._year(key), key=lambda r: (r.entry.position, r.claim_id))
         by_id = {r.claim_id: r for r in year_rows}
-        others = [r for r in self.claims.values() if r.person_id == key[0] and r.key != key and r.entry.current]
+        others = [r for r in self.of_person.get(key[0], {}).values() if r.key != key and r.entry.current]
         outcomes: dict[str, LayerOutcome[S]] = {}
 
         def price(entry: Entry[Result, S], state: S, earlier: Sequence[Entry[Result, S]]) -> tuple[Result, S]:
@@ -304,13 +311,14 @@ class _Run(Generic[S]):
         ref = change.ref
         row = self.claims.get(ref.claim_id)
         if row is None:
-            siblings = [r.entry for r in self.claims.values() if r.key == (ref.person_id, ref.insurance_year)]
+            siblings = [r.entry for r in self._year((ref.person_id, ref.insurance_year))]
             zero = self.layer.year_state()
             entry: Entry[Result, S] = Entry(ref.claim_id, ref.position or next_position(siblings), "current", 0,
                                             change.input_json or "{}", None, zero, zero)
             row = ClaimRow(entry, ref.person_id, ref.insurance_year, ref.hospital_id, ref.admission_date,
                            ref.discharge_date, change.event_id, change.digest)
             self.claims[ref.claim_id] = row
+            self.of_person.setdefault(row.person_id, {})[row.claim_id] = row
             return row
         if change.input_json is not None:
             row.entry.input_json = change.input_json
@@ -356,7 +364,7 @@ class SummaryLayer:
         return str(msg.payload.claim.person_id)
 
     def parse(self, input_json: str) -> Any:
-        return self.input_type.model_validate_json(input_json)
+        return parse_payload(input_json, self.input_type)
 
     def change(self, msg: Inbound, claims: Mapping[str, ClaimRow[Any]]) -> Change | None:
         """A result of the previous layer: a claim's first result makes a new claim; a later

@@ -38,6 +38,11 @@ PROVIDER_PAYLOADS = frozenset({"RegisterProvider", "ProviderSnapshot"})
 """The payloads whose `name` is a hospital's, not a person's."""
 
 
+def _not_kept(event_type: str) -> set[str] | None:
+    """The fields of a valid payload the audit does not store: a person's name."""
+    return {"name"} if event_type == "EnrollPerson" else None
+
+
 def payload_dict(msg: Inbound, topic: str = "") -> dict[str, Any]:
     """The payload as stored: the validated model, or for a payload that broke its contract a
     bounded, escaped copy of what was sent (it may hold anything a client can put in JSON).
@@ -49,7 +54,7 @@ def payload_dict(msg: Inbound, topic: str = "") -> dict[str, Any]:
     payload = msg.payload
     event_type = msg.envelope.event_type
     if isinstance(payload, Contract):
-        return payload.model_dump(mode="json", exclude={"name"} if event_type == "EnrollPerson" else None)
+        return payload.model_dump(mode="json", exclude=_not_kept(event_type))
     if isinstance(payload, dict) and event_type not in PROVIDER_PAYLOADS:
         payload = {k: v for k, v in payload.items() if k != "name"}
     text = json.dumps(payload, ensure_ascii=True, default=repr)
@@ -83,16 +88,31 @@ CLAIM_ID_FIELD = frozenset({"SettlementStatement", "SettlementAdjusted", "Settle
 """Events that name their claim in `claim_id`."""
 
 
+def claim_head(payload: Any) -> dict[str, Any]:
+    """The ids a payload names (its claim's too), as `claim_id_in` and the integrity rules read
+    them: of a validated model without dumping it, of a payload that broke its contract as sent."""
+    if not isinstance(payload, Contract):
+        return payload if isinstance(payload, dict) else {}
+    fields = payload.__dict__  # the model's fields (a missing attribute costs pydantic an exception)
+    head: dict[str, Any] = {k: fields.get(k) for k in ("claim_id", "person_id", "hospital_id", "hospital_claim_id")}
+    if isinstance(claim := fields.get("claim"), Contract):
+        head["claim"] = claim_head(claim)
+    return head
+
+
 def event_row(msg: Inbound, topic: str) -> store.EventRow:
     env = msg.envelope
-    payload = payload_dict(msg, topic)
+    if isinstance(msg.payload, Contract):  # one dump, by pydantic's serializer (the jsonb normalises it)
+        payload_json = msg.payload.model_dump_json(exclude=_not_kept(env.event_type))
+    else:
+        payload_json = json.dumps(payload_dict(msg, topic), ensure_ascii=False)
     return store.EventRow(
         topic=topic, partition=msg.partition, offset=msg.offset,
         key=printable(msg.key, 200) if msg.key is not None else None, event_type=env.event_type,
         event_id=env.event_id, schema_version=env.schema_version, correlation_id=env.correlation_id,
         causation_id=env.causation_id, producer=env.producer,
-        claim_id=claim_id_in(env.event_type, msg.payload if isinstance(msg.payload, dict) else payload),
-        occurred_at=env.occurred_at, payload_json=json.dumps(payload, ensure_ascii=False),
+        claim_id=claim_id_in(env.event_type, claim_head(msg.payload)),
+        occurred_at=env.occurred_at, payload_json=payload_json,
         error=str(getattr(msg.error, "reason", msg.error)) if msg.error is not None else None)
 
 
@@ -109,7 +129,7 @@ class AuditHandler:
         await store.append_events(uow.conn, rows)
         # a re-sent event counts once
         new = await uow.new_only(batch, lambda m: f"{topic}:{m.envelope.event_id}")
-        await self._integrity(uow, topic, rows, {m.envelope.event_id for m in new})
+        await self._integrity(uow, topic, rows, batch, {m.envelope.event_id for m in new})
         fresh = [m for m in new if m.error is None]
         if not fresh:
             return
@@ -123,14 +143,14 @@ class AuditHandler:
             await self._discharges(fresh, uow)
 
     async def _integrity(self, uow: PostgresUnitOfWork, topic: str, rows: list[store.EventRow],
-                         new: set[uuid.UUID]) -> None:
+                         batch: list[Inbound], new: set[uuid.UUID]) -> None:
         """Forged events (`integrity`): an event id stored again with other content, a producer
         that does not own the topic."""
         findings = integrity.event_id_conflicts(await store.repeated_events(uow.conn, (r.event_id for r in rows)))
-        for r in rows:
-            if r.event_id in new:
+        for r, m in zip(rows, batch, strict=True):
+            if r.event_id in new:  # the producer rule reads only the ids the payload names
                 event = integrity.StoredEvent(r.event_id, topic, r.partition, r.offset, r.event_type, r.producer,
-                                              json.loads(r.payload_json))
+                                              claim_head(m.payload))
                 if (f := integrity.unexpected_producer(topic, event)) is not None:
                     findings.append(f)
         if findings:

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from contracts import AuditAlert, PersonSnapshot, ProviderSnapshot
+from contracts.codec import parse_payload
 from contracts.topics import (
     ALERTS,
     BASIC_SETTLED,
@@ -241,7 +242,7 @@ async def upsert_persons(conn: Connection, snapshots: Iterable[PersonSnapshot]) 
 async def load_persons(conn: Connection, person_ids: Iterable[str]) -> dict[str, PersonSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM person_snapshot WHERE person_id = ANY($1::text[])",
                             list(set(person_ids)))
-    snaps = [PersonSnapshot.model_validate_json(r["snapshot"]) for r in rows]
+    snaps = [parse_payload(r["snapshot"], PersonSnapshot) for r in rows]
     return {s.person_id: s for s in snaps}
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from contracts import CommandRejected, PersonSnapshot, ProviderSnapshot
+from contracts.codec import parse_payload
 from runtime.db import Connection
 from runtime.unit_of_work import Inbound
 
 
 async def load_persons(conn: Connection, ids: Iterable[str]) -> dict[str, PersonSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM person WHERE person_id = ANY($1::text[]) FOR UPDATE", list(ids))
-    snaps = [PersonSnapshot.model_validate_json(r["snapshot"]) for r in rows]
+    snaps = [parse_payload(r["snapshot"], PersonSnapshot) for r in rows]
     return {s.person_id: s for s in snaps}
 
 
 async def load_providers(conn: Connection, ids: Iterable[str]) -> dict[str, ProviderSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM provider WHERE provider_id = ANY($1::text[]) FOR UPDATE", list(ids))
-    snaps = [ProviderSnapshot.model_validate_json(r["snapshot"]) for r in rows]
+    snaps = [parse_payload(r["snapshot"], ProviderSnapshot) for r in rows]
     return {s.provider_id: s for s in snaps}
 
 

@@ -17,6 +17,7 @@ from contracts import (
     ProviderSnapshot,
     ReversalRequested,
 )
+from contracts.codec import parse_payload
 from contracts.money import ZERO
 from contracts.settlement import BasicSettled, Cause
 from contracts.topics import BASIC_SETTLED
@@ -122,7 +123,7 @@ class BasicLayer:
         return str(msg.payload.person_id)
 
     def parse(self, input_json: str) -> DischargeRecorded:
-        return DischargeRecorded.model_validate_json(input_json)
+        return parse_payload(input_json, DischargeRecorded)
 
     def change(self, msg: Inbound, claims: Mapping[str, ClaimRow[BasicYearState]]
                ) -> Change | ClaimRequestRefused | None:

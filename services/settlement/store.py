@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from contracts import PersonSnapshot, ProviderSnapshot
+from contracts.codec import parse_payload
 from runtime.db import Connection
 
 
@@ -38,10 +39,10 @@ async def apply_provider_snapshots(conn: Connection, snapshots: Sequence[Provide
 
 async def load_persons(conn: Connection, ids: Iterable[str]) -> dict[str, PersonSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM person_projection WHERE person_id = ANY($1::text[])", list(set(ids)))
-    return {s.person_id: s for s in (PersonSnapshot.model_validate_json(r["snapshot"]) for r in rows)}
+    return {s.person_id: s for s in (parse_payload(r["snapshot"], PersonSnapshot) for r in rows)}
 
 
 async def load_providers(conn: Connection, ids: Iterable[str]) -> dict[str, ProviderSnapshot]:
     rows = await conn.fetch("SELECT snapshot FROM provider_projection WHERE provider_id = ANY($1::text[])",
                             list(set(ids)))
-    return {s.provider_id: s for s in (ProviderSnapshot.model_validate_json(r["snapshot"]) for r in rows)}
+    return {s.provider_id: s for s in (parse_payload(r["snapshot"], ProviderSnapshot) for r in rows)}
