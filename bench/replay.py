@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -60,6 +61,17 @@ def size(n: float) -> str:
     raise AssertionError
 
 
+def own_cpu() -> float:
+    """This process's CPU seconds (user + system, every thread)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory, bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 @dataclass
 class Progress:
     published: int = 0
@@ -91,9 +103,11 @@ async def publish_year(ns: BenchNamespace, chunks: Iterator[list[DischargeRecord
         del batch
 
 
-async def watch(ns: BenchNamespace, n: int, state: Progress, t0: float, interval: float) -> float:
+async def watch(ns: BenchNamespace, n: int, state: Progress, t0: float, interval: float,
+                publisher: asyncio.Task[None]) -> float:
     """Count each layer's ledger once a second (one connection per layer), print progress every
-    `interval` s; returns the seconds since `t0` when the assistance layer had `n` statements."""
+    `interval` s; returns the seconds since `t0` when the assistance layer had `n` statements.
+    Raises what the `publisher` raised."""
     conns = {name: await ns.connect(name) for name, _ in LAYERS}
     try:
         last_print, last_statements, last_change = t0, 0, time.perf_counter()
@@ -108,6 +122,8 @@ async def watch(ns: BenchNamespace, n: int, state: Progress, t0: float, interval
             state.looked.set()
             if statements >= n:
                 return now - t0
+            if publisher.done() and (failed := publisher.exception()) is not None:
+                raise failed
             if now - last_change > STALL_S:
                 raise TimeoutError(f"nothing settled for {STALL_S:.0f}s: {state.settled}")
             if now - last_print >= interval:
@@ -135,12 +151,13 @@ async def main(n: int, persons: int, seed: int, chunk: int, ahead: int, interval
               f"({(persons + PROVIDERS) / t_enroll:,.0f} commands/s)", flush=True)
         cpu0 = {name: cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
         sizes0, kafka0 = await ns.sizes(), ns.kafka_log_bytes()  # the empty schemas and the population
+        own0 = own_cpu()
         state = Progress()
         chunks = discharge_chunks(n, seed, YEAR, providers, people, chunk=chunk)
         t0 = time.perf_counter()
         publisher = asyncio.create_task(publish_year(ns, chunks, state, ahead))
         try:
-            t_statements = await watch(ns, n, state, t0, interval)
+            t_statements = await watch(ns, n, state, t0, interval, publisher)
             await publisher  # done long before; raises what it raised
         finally:
             publisher.cancel()
@@ -167,7 +184,8 @@ async def main(n: int, persons: int, seed: int, chunk: int, ahead: int, interval
         used = {name: after - before for name in SERVICES
                 if (after := cpu[name]) is not None and (before := cpu0[name]) is not None}
         print("  CPU per 1,000 discharges (user+system, after enrollment): "
-              + ", ".join(f"{name} {v / n * 1000:.2f}s" for name, v in used.items()))
+              + ", ".join(f"{name} {v / n * 1000:.2f}s" for name, v in used.items())
+              + f"; this process (generating, preparing, publishing) {(own_cpu() - own0) / n * 1000:.2f}s")
         print(f"  statements: {statements:,} for {claims:,} claims ("
               + ", ".join(f"{r['outcome']} {r['n']:,}" for r in outcomes) + "); ledgers: "
               + ", ".join(f"{name} {v:,}" for name, v in ledgers.items()))
@@ -181,7 +199,8 @@ async def main(n: int, persons: int, seed: int, chunk: int, ahead: int, interval
         if kafka is not None and kafka0 is not None:
             print(f"  Kafka logs of the namespace's topics (*.log segments): {size((kafka - kafka0) * scale)} "
                   f"per million (now {size(kafka)}, grew {size(kafka - kafka0)})")
-        print(f"host: {load()} after", flush=True)
+        print(f"host: {load()} after; this process's peak memory {size(peak_rss())} (generation, one chunk at a time)",
+              flush=True)
         ok = statements == n == claims
         print(f"one statement per discharge: {ok}")
         if keep:
