@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 from bench import transport  # noqa: E402
 from bench.namespace import BenchNamespace  # noqa: E402
 from bench.profiling import start_profile, stop_profile  # noqa: E402
-from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES, ENROLLMENT_COMMANDS, TOPICS  # noqa: E402
+from contracts.topics import BASIC_SETTLED, CATASTROPHIC_SETTLED, DISCHARGES  # noqa: E402
 from runtime.kafka_access import KafkaAccess  # noqa: E402
 from tools.generate import generate_discharges, generate_population  # noqa: E402
-from tools.hospital.publish import Prepared, direct, prepare_command, prepare_discharge, publish  # noqa: E402
+from tools.hospital.publish import Prepared, direct, prepare_discharge, publish  # noqa: E402
 from tools.stack.common import cpu_seconds  # noqa: E402
 from tools.stack.connection import local_access  # noqa: E402
 from tools.stack.lag import wait_drained  # noqa: E402
@@ -68,13 +68,7 @@ async def main(n: int, persons: int, profile: str | None = None) -> None:
     try:
         providers, people = generate_population(persons, 50, seed=5, year=2026)
         stream = generate_discharges(n, seed=5, year=2026, providers=providers, persons=people)
-        commands = [prepare_command({"event_type": type(c).__name__, "payload": c.model_dump(mode="json")})
-                    for c in [*providers, *people]]
-        t0 = time.perf_counter()
-        await publish(commands, admin, progress=False, prefix=prefix)
-        await wait_drained(admin, [(f"{prefix}medsettle.enrollment.{ENROLLMENT_COMMANDS}",
-                                        prefix + ENROLLMENT_COMMANDS)], timeout=900)
-        t_enroll = time.perf_counter() - t0
+        t_enroll = await ns.enroll(providers, people, timeout=900)
         # straight to claims.discharges (as `publish --direct`): this chain runs without the intake
         discharges = [direct(prepare_discharge(d.model_dump(mode="json"))) for d in stream]
         spy = start_profile(profile, dict(zip(SERVICES, procs, strict=True))) if profile else None
@@ -94,10 +88,8 @@ async def main(n: int, persons: int, profile: str | None = None) -> None:
             done[name] = time.perf_counter() - t0
         if spy is not None:
             stop_profile(spy)
-        conn = await ns.connect("assistance")
-        statements = await conn.fetchval("SELECT count(*) FROM statement")
-        await conn.close()
-        await wait_drained(admin, [(f"{prefix}medsettle.audit.{t.name}", prefix + t.name) for t in TOPICS], timeout=900)
+        statements = await ns.count("assistance", "statement")
+        await wait_drained(admin, ns.audit_groups(), timeout=900)
         t_audit = time.perf_counter() - t0
         print(f"machine: {os.cpu_count()} cores; {persons:,} persons enrolled in {t_enroll:.1f}s "
               f"({(persons + 50) / t_enroll:,.0f} commands/s)")

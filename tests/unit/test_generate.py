@@ -17,7 +17,13 @@ from contracts.identity import birth_date_of, validate_identity_number
 from policy.eligibility import Eligible, eligibility
 from services.enrollment.domain import Accepted, Registry
 from tools import cli
-from tools.generate import generate_discharges, generate_population, read_discharges, read_population
+from tools.generate import (
+    discharge_chunks,
+    generate_discharges,
+    generate_population,
+    read_discharges,
+    read_population,
+)
 
 YEAR = 2026
 TODAY = date(2026, 11, 22)
@@ -180,6 +186,28 @@ def test_stays_of_one_person_do_not_overlap_and_some_repeat(discharges) -> None:
     for d in discharges:
         by_person.setdefault(d.person_id, []).append(d)
     assert any(len(stays) >= 3 for stays in by_person.values())
+    for stays in by_person.values():
+        stays.sort(key=lambda d: d.admission_date)
+        for a, b in itertools.pairwise(stays):
+            assert a.discharge_date < b.admission_date
+
+
+def test_chunks_are_a_deterministic_stream_without_overlaps_or_repeated_claims() -> None:
+    providers, persons = generate_population(300, 10, seed=3, year=YEAR)
+
+    def stream() -> list[list[DischargeRecorded]]:
+        return list(discharge_chunks(650, 3, YEAR, providers, persons, chunk=200))
+    chunks = stream()
+    assert [len(c) for c in chunks] == [200, 200, 200, 50]
+    assert chunks == stream()
+    assert chunks[1] == generate_discharges(200, 300_001, YEAR, providers, persons, stays={
+        d.person_id: [(s.admission_date, s.discharge_date) for s in chunks[0] if s.person_id == d.person_id]
+        for d in chunks[0]})
+    discharges = [d for c in chunks for d in c]
+    assert len({d.claim_id for d in discharges}) == len(discharges)
+    by_person: dict[str, list[DischargeRecorded]] = {}
+    for d in discharges:
+        by_person.setdefault(d.person_id, []).append(d)
     for stays in by_person.values():
         stays.sort(key=lambda d: d.admission_date)
         for a, b in itertools.pairwise(stays):

@@ -23,10 +23,10 @@ from pathlib import Path
 from contracts.claims import DischargeRecorded
 from contracts.enrollment import EnrollPerson, RegisterProvider
 from contracts.envelope import Contract
-from tools.generate.discharges import bucket_of, generate_discharges
+from tools.generate.discharges import bucket_of, discharge_chunks, generate_discharges
 from tools.generate.population import first_category_counts, generate_population
 
-__all__ = ["discharges_file", "generate_discharges", "generate_population", "population_files", "read_discharges",
+__all__ = ["discharge_chunks", "discharges_file", "generate_discharges", "generate_population", "population_files", "read_discharges",
            "read_population", "write_discharges", "write_population"]
 
 PROVIDERS_FILE, PERSONS_FILE = "providers.jsonl", "persons.jsonl"

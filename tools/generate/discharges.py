@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -180,12 +180,15 @@ Stay = tuple[str, date, date]
 
 def generate_discharges(count: int, seed: int, year: int, providers: Sequence[RegisterProvider],
                         persons: Sequence[EnrollPerson], *, day: date | None = None, ineligible_share: float = 0.0,
-                        rules: EnrollmentRules | None = None) -> list[DischargeRecorded]:
+                        rules: EnrollmentRules | None = None,
+                        stays: dict[str, list[tuple[date, date]]] | None = None) -> list[DischargeRecorded]:
     """`count` discharges of `year` (all on `day` if given), deterministic for `seed`.
 
     By default every discharge is for an enrolled person entitled to benefits on the admission date
     (judged with the enrollment `rules`). `ineligible_share` of them are instead for unknown persons
     (valid identity numbers not in the population) or for persons whose benefits have not started.
+    `stays`: the persons' stays placed by earlier calls (updated with these), which none of these
+    overlaps (see `discharge_chunks`).
     """
     if day is not None and day.year != year:
         raise ValueError(f"day {day.isoformat()} is not in year {year}")
@@ -211,7 +214,7 @@ def generate_discharges(count: int, seed: int, year: int, providers: Sequence[Re
               for _ in range(n)]
     rng.shuffle(labels)
     bad = set(rng.sample(range(count), round(count * ineligible_share)))
-    stays: dict[str, list[tuple[date, date]]] = {}
+    stays = {} if stays is None else stays
     counters: dict[tuple[str, date], int] = {}
     out = []
     for index, bucket in enumerate(labels):
@@ -239,6 +242,22 @@ def generate_discharges(count: int, seed: int, year: int, providers: Sequence[Re
             referred=referred, diagnosis_codes=_diagnoses(rng, total), lines=tuple(lines),
             total_amount=sum((ln.amount for ln in lines), start=Decimal("0.00"))))
     return sorted(out, key=lambda d: (d.discharge_date, d.hospital_id, d.hospital_claim_id))
+
+
+def discharge_chunks(count: int, seed: int, year: int, providers: Sequence[RegisterProvider],
+                     persons: Sequence[EnrollPerson], *, chunk: int = 10_000,
+                     ineligible_share: float = 0.0) -> Iterator[list[DischargeRecorded]]:
+    """`count` discharges of `year` as a stream of lists of at most `chunk`, deterministic for `seed`
+    (the same arguments always give the same chunks): for a year too large to hold, e.g. a million
+    discharges of 5-7 KB each. Chunk `i` is `generate_discharges` with the seed `seed * 100_000 + i`
+    (so claim ids never repeat across chunks); only the persons' stays so far are carried from chunk
+    to chunk (two dates a stay), so no stay overlaps another of the same person in any chunk."""
+    if chunk < 1:
+        raise ValueError("chunk must be at least 1")
+    stays: dict[str, list[tuple[date, date]]] = {}
+    for i, start in enumerate(range(0, count, chunk)):
+        yield generate_discharges(min(chunk, count - start), seed * 100_000 + i, year, providers, persons,
+                                  ineligible_share=ineligible_share, stays=stays)
 
 
 def _cumulative(weights: Sequence[float]) -> list[float]:
