@@ -97,7 +97,8 @@ def _guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
-def _check_size(raw: bytes | str) -> None:
+def check_size(raw: bytes | str) -> None:
+    """`ContractError` for a record that is empty or over `MAX_RECORD_BYTES`."""
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "replace"))
     if size > MAX_RECORD_BYTES:
         raise ContractError(f"the record is {size} bytes, over the limit of {MAX_RECORD_BYTES}", field="value")
@@ -112,7 +113,7 @@ def encode(envelope: Envelope[Any]) -> bytes:
 @_guarded("undecodable envelope")
 def decode_envelope(raw: bytes | str) -> Envelope[dict[str, Any]]:
     """Parse the envelope, leaving the payload as a dict (for callers that validate it themselves)."""
-    _check_size(raw)
+    check_size(raw)
     try:
         data = from_json(raw, allow_inf_nan=False)
     except ValueError as exc:
@@ -162,7 +163,7 @@ def decode(raw: bytes | str, *expected: type[Contract]) -> Envelope[Any]:
 
     First the native fast path (`contracts.native`: one msgspec parse into the very model instance
     pydantic would make); whatever it does not accept is decided by `decode_by_pydantic`."""
-    _check_size(raw)
+    check_size(raw)
     fast = native.decode(raw, _by_type(expected))
     if fast is not None:
         return fast
@@ -175,7 +176,7 @@ def decode_by_pydantic(raw: bytes | str, *expected: type[Contract]) -> Envelope[
     and the path that explains a refusal. With one expected type the message is parsed straight
     into the typed envelope (pydantic's JSON parser, no intermediate dict); anything unusual falls
     back to the step-by-step path, which names the failing field."""
-    _check_size(raw)
+    check_size(raw)
     if len(expected) == 1:
         try:
             env = _typed(expected[0]).model_validate_json(raw)
