@@ -314,15 +314,18 @@ def stack() -> None:
 
 @stack.command("start", epilog=EXIT_CODES)
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the broker.")
-def stack_start(timeout: float) -> int:
+@click.option("--brokers", type=click.Choice(["1", "3"]), default=None,
+              help="Kafka brokers: 1 (default) or 3 (KRaft, 3 voters; replication factor 3, min.insync.replicas 2). "
+                   "Default: $MEDSETTLE_KAFKA_BROKERS, else what the data was made for, else 1.")
+def stack_start(timeout: float, brokers: str | None) -> int:
     """Start Kafka and PostgreSQL, create the topics and databases.
 
-    Starts what is not running (a running stack is left as it is); the first start downloads the
-    Kafka jars with Maven. Prints the connection settings.
+    Starts what is not running (a running stack is left as it is; a stopped node of three is
+    started again); the first start downloads the Kafka jars with Maven. Prints the connection settings.
     """
     from tools import stack as local
 
-    for key, value in local.start(timeout=timeout).items():
+    for key, value in local.start(timeout=timeout, brokers=int(brokers) if brokers else None).items():
         click.echo(f"{key}={value}", err=True)
     return 0
 

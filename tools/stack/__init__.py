@@ -58,6 +58,7 @@ Topics come from `contracts.topics.TOPICS` (plus every `<topic>.dlt`); the datab
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import time
@@ -142,13 +143,28 @@ def _kafka_state_from_properties(p: Paths) -> dict[str, Any]:
     return out
 
 
+def broker_count(brokers: int | None = None) -> int:
+    """How many Kafka brokers to run: `brokers`, else $MEDSETTLE_KAFKA_BROKERS, else what the
+    existing data was made for, else 1 (`kafka.BROKER_COUNTS`)."""
+    p = paths()
+    if brokers is None:
+        env = os.environ.get("MEDSETTLE_KAFKA_BROKERS", "").strip()
+        brokers = int(env) if env.isdigit() else (kafka.formatted_brokers(p) or 1)
+    if brokers not in kafka.BROKER_COUNTS:
+        raise StackError(f"the local stack runs 1 or 3 Kafka brokers, not {brokers}")
+    return brokers
+
+
 def start(
-    *, kafka_enabled: bool = True, postgres_enabled: bool = True, timeout: float = START_TIMEOUT, echo: Echo = _echo_stderr
+    *, kafka_enabled: bool = True, postgres_enabled: bool = True, timeout: float = START_TIMEOUT,
+    echo: Echo = _echo_stderr, brokers: int | None = None,
 ) -> dict[str, str]:
     """Start what is not running (a running stack is left as is), create topics and databases.
+    `brokers`: 1 or 3 Kafka brokers (`broker_count`).
 
     Returns `connection_settings()`. Raises StackError with a clear message on any problem."""
     p = paths()
+    count = broker_count(brokers)
     java = _prerequisites(p, kafka_enabled, postgres_enabled)
     with stack_lock(p):
         state = read_state(p)
@@ -157,22 +173,39 @@ def start(
             made = StackSecrets(p.local).ensure(STACK_PRINCIPALS)
             if made:
                 echo(f"generated in {p.secrets}: {', '.join(made)}")
-            if kafka.broker_pids(p) and "internal_servers" not in _kafka_state_from_properties(p):
+            running = kafka.broker_pids(p)
+            k_prev = dict(state.get("kafka") or {})
+            multi = int(k_prev.get("brokers") or 1) > 1
+            if running and not multi and "internal_servers" not in _kafka_state_from_properties(p):
                 echo("the running Kafka broker predates authentication: restarting it with TLS, SCRAM and ACLs")
                 kafka.stop(p, echo=echo)
-            if kafka.broker_pids(p):
-                k = dict(state.get("kafka") or {})
-                k.update(_kafka_state_from_properties(p))
-                k["pid"] = kafka.broker_pids(p)[0]
+                running = []
+            if running and int(k_prev.get("brokers") or 1) != count:
+                raise StackError(f"{len(running)} Kafka broker(s) of this stack are running, not {count}: "
+                                 "./medsettle stack stop first (then reset to change the broker count)")
+            if running and len(running) < count:  # a node died (or was killed): start it again
+                assert java is not None
+                for node in kafka.nodes(p, count):
+                    if kafka.node_pid(p, node) is None:
+                        pid = kafka.restart_node(p, node.node_id, java)
+                        k_prev["nodes"][node.node_id - 1]["pid"] = pid
+                        echo(f"restarted Kafka node {node.node_id} (pid {pid})")
+                state["kafka"] = k_prev
+            elif running:
+                k = k_prev
+                if not multi:
+                    k.update(_kafka_state_from_properties(p))
+                k["pid"] = running[0]
                 state["kafka"] = k
-                echo(f"Kafka broker already running on {k.get('bootstrap_servers')}")
+                echo(f"Kafka broker{'s' if multi else ''} already running on {k.get('bootstrap_servers')}")
             else:
                 kafka.ensure_jars(p, echo=echo)
                 assert java is not None  # checked by _prerequisites when Kafka is wanted
-                state["kafka"] = kafka.launch(p, state, java)
+                state["kafka"] = kafka.launch(p, state, java, count)
                 launched = True
-                echo(f"starting Kafka broker on {state['kafka']['bootstrap_servers']} "
-                     f"(log: {p.kafka_server_log}) ...")
+                what = "Kafka broker" if count == 1 else f"{count} Kafka brokers (KRaft, 3 voters)"
+                echo(f"starting {what} on {state['kafka']['bootstrap_servers']} "
+                     f"(log: {state['kafka']['log']}) ...")
             write_state(state, p)
         if postgres_enabled:
             state["postgres"] = pg.start(p, state, echo=echo)
@@ -332,7 +365,8 @@ def reset(*, stop_services: bool = False, echo: Echo = _echo_stderr) -> None:
     with stack_lock(p):
         state = read_state(p)
         # the hospitals' credentials the demo kept name users of the wiped broker: gone with it
-        for d in (p.kafka_data, p.kafka_logs, p.kafka_properties, StackSecrets(p.local).hospitals):
+        for d in (p.kafka_data, p.kafka_logs, p.kafka_properties, *p.kafka.glob("node*"),
+                  StackSecrets(p.local).hospitals):
             if d.is_dir():
                 shutil.rmtree(d)
             elif d.exists():
@@ -419,10 +453,19 @@ def status(*, console: Any = None) -> dict[str, Any]:
     for col in ("component", "state", "address", "log / data"):
         overview.add_column(col, overflow="fold")
     kafka_addr = k.get("bootstrap_servers") or _kafka_state_from_properties(p).get("bootstrap_servers", "-")
-    overview.add_row(
-        "Kafka 4.1 (KRaft)", "[green]up[/]" if up["kafka"] else "[red]down[/]", kafka_addr,
-        k.get("log") or str(p.kafka_server_log),
-    )
+    if k.get("nodes"):  # three brokers: one row per node (each a broker and a controller voter)
+        for node, n in zip(kafka.nodes(p, len(k["nodes"])), k["nodes"], strict=True):
+            alive = kafka.node_pid(p, node) is not None
+            report.setdefault("brokers", {})[n["node_id"]] = alive
+            overview.add_row(
+                f"Kafka 4.1 (KRaft) node {n['node_id']}", "[green]up[/]" if alive else "[red]down[/]",
+                f"{HOST}:{n['broker_port']}", n["log"],
+            )
+    else:
+        overview.add_row(
+            "Kafka 4.1 (KRaft)", "[green]up[/]" if up["kafka"] else "[red]down[/]", kafka_addr,
+            k.get("log") or str(p.kafka_server_log),
+        )
     overview.add_row(
         "PostgreSQL", "[green]up[/]" if up["postgres"] else "[red]down[/]", d.get("url", "-"),
         d.get("data_dir") or str(p.pg_local / "data"),

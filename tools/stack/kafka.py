@@ -38,6 +38,7 @@ from tools.stack.common import (
     port_is_free,
     process_alive,
     process_cmdline,
+    read_state,
     reap,
     require_binary,
     tail,
@@ -86,6 +87,8 @@ async def ensure_topics(kafka: KafkaAccess, timeout: float = 60.0, prefix: str =
     result: dict[str, str] = {}
     await admin.start()
     try:
+        # three brokers or more: every topic replicated 3 times (min.insync.replicas 2 is the brokers' default)
+        rf, _ = replication(len((await admin.describe_cluster()).get("brokers") or []))
         existing = {t["topic"]: t for t in await admin.describe_topics()}
         missing = [p for p in plans if p.name not in existing]
         for p in plans:
@@ -96,7 +99,7 @@ async def ensure_topics(kafka: KafkaAccess, timeout: float = 60.0, prefix: str =
                 )
         if missing:
             resp = await admin.create_topics(
-                [NewTopic(p.name, p.partitions, 1, topic_configs=p.config) for p in missing],
+                [NewTopic(p.name, p.partitions, rf, topic_configs=p.config) for p in missing],
                 timeout_ms=int(timeout * 1000),
             )
             for entry in resp.topic_errors:
@@ -198,12 +201,16 @@ def random_cluster_id() -> str:
 
 
 def render_server_properties(template: str, *, listeners: str, advertised_listeners: str, controller_address: str,
-                             data_dir: str, secrets_dir: str) -> str:
+                             data_dir: str, secrets_dir: str, node_id: int = 1, voters: str = "",
+                             replication_factor: int = 1, min_isr: int = 1) -> str:
     """`infra/kafka/server.properties.template` filled in (the local stack's, and docker-compose's
-    through `medsettle stack secrets --compose`)."""
+    through `medsettle stack secrets --compose`). Without `voters` the node is a standalone dynamic
+    quorum at `controller_address`; with `voters` (`1@host:port,2@…`) a static quorum of those."""
+    quorum = (f"controller.quorum.voters={voters}" if voters
+              else f"controller.quorum.bootstrap.servers={controller_address}")
     return string.Template(template).substitute(
-        listeners=listeners, advertised_listeners=advertised_listeners, controller_address=controller_address,
-        data_dir=data_dir, secrets_dir=secrets_dir)
+        listeners=listeners, advertised_listeners=advertised_listeners, quorum=quorum, node_id=node_id,
+        data_dir=data_dir, secrets_dir=secrets_dir, replication_factor=replication_factor, min_isr=min_isr)
 
 
 def listeners(host: str, ports: Ports) -> str:
@@ -211,23 +218,76 @@ def listeners(host: str, ports: Ports) -> str:
             f"CONTROLLER://{host}:{ports.controller}")
 
 
-def render_properties(p: Paths, ports: Ports) -> None:
-    addresses = listeners(HOST, ports)
-    text = render_server_properties(p.server_template.read_text(), listeners=addresses, advertised_listeners=addresses,
-                                    controller_address=f"{HOST}:{ports.controller}", data_dir=str(p.kafka_data),
-                                    secrets_dir=str(StackSecrets(p.local).root))
-    p.kafka.mkdir(parents=True, exist_ok=True)
-    p.kafka_properties.write_text(text)
+BROKER_COUNTS = (1, 3)
+"""How many brokers the local stack runs: one (the default), or three (`--brokers 3`,
+`MEDSETTLE_KAFKA_BROKERS=3`): replication factor 3, min.insync.replicas 2."""
 
 
-def format_storage(p: Paths, java: str, cluster_id: str) -> None:
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node (broker + controller) of the local cluster: its files."""
+
+    node_id: int
+    properties: Path
+    data: Path
+    logs: Path
+
+    @property
+    def stdout(self) -> Path:
+        return self.logs / "kafka.out"
+
+    @property
+    def server_log(self) -> Path:
+        return self.logs / "server.log"
+
+
+def nodes(p: Paths, brokers: int) -> list[Node]:
+    """One broker: `.local/kafka/{server.properties,data,logs}` as ever; three: each node in
+    `.local/kafka/node<N>/` with its own properties, data directory and logs."""
+    if brokers == 1:
+        return [Node(1, p.kafka_properties, p.kafka_data, p.kafka_logs)]
+    return [Node(n, p.kafka / f"node{n}" / "server.properties", p.kafka / f"node{n}" / "data",
+                 p.kafka / f"node{n}" / "logs") for n in range(1, brokers + 1)]
+
+
+def replication(brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of a cluster of `brokers`."""
+    return (3, 2) if brokers >= 3 else (1, 1)
+
+
+def formatted_brokers(p: Paths) -> int | None:
+    """How many nodes the existing data was formatted for (None: no data yet)."""
+    if (p.kafka / "node1" / "data" / "meta.properties").is_file():
+        return len([d for d in p.kafka.glob("node*") if (d / "data" / "meta.properties").is_file()]) or None
     if (p.kafka_data / "meta.properties").is_file():
+        return 1
+    return None
+
+
+def render_properties(p: Paths, node: Node, ports: list[Ports]) -> None:
+    mine = ports[node.node_id - 1]
+    addresses = listeners(HOST, mine)
+    brokers = len(ports)
+    rf, isr = replication(brokers)
+    voters = "" if brokers == 1 else ",".join(f"{i + 1}@{HOST}:{pp.controller}" for i, pp in enumerate(ports))
+    text = render_server_properties(p.server_template.read_text(), listeners=addresses, advertised_listeners=addresses,
+                                    controller_address=f"{HOST}:{mine.controller}", data_dir=str(node.data),
+                                    secrets_dir=str(StackSecrets(p.local).root), node_id=node.node_id,
+                                    voters=voters, replication_factor=rf, min_isr=isr)
+    node.properties.parent.mkdir(parents=True, exist_ok=True)
+    node.properties.write_text(text)
+
+
+def format_storage(p: Paths, node: Node, java: str, cluster_id: str, brokers: int) -> None:
+    if (node.data / "meta.properties").is_file():
         return
-    p.kafka_data.mkdir(parents=True, exist_ok=True)
+    node.data.mkdir(parents=True, exist_ok=True)
+    # one node: --standalone (a dynamic quorum of itself); three: the static voters of the properties
+    standalone = ["--standalone"] if brokers == 1 else []
     cmd = [
-        java, *JVM_HEAP, f"-Dlog4j2.configurationFile={p.log4j2_config}", f"-Dkafka.logs.dir={p.kafka_logs}",
+        java, *JVM_HEAP, f"-Dlog4j2.configurationFile={p.log4j2_config}", f"-Dkafka.logs.dir={node.logs}",
         "-cp", _classpath(p), "kafka.tools.StorageTool",
-        "format", "--standalone", "-t", cluster_id, "-c", str(p.kafka_properties),
+        "format", *standalone, "-t", cluster_id, "-c", str(node.properties),
     ]
     res = subprocess.run(cmd, cwd=p.root, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if res.returncode != 0:
@@ -235,16 +295,32 @@ def format_storage(p: Paths, java: str, cluster_id: str) -> None:
 
 
 def broker_pids(p: Paths) -> list[int]:
-    """PIDs of brokers started from THIS checkout (matched by our server.properties path)."""
-    props = str(p.kafka_properties)
-    pids = []
+    """PIDs of brokers started from THIS checkout (matched by a server.properties path under our
+    `.local/kafka/`: the single broker's or a node's of three), in node order."""
+    found: list[tuple[str, int]] = []
+    base = str(p.kafka) + "/"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         cmd = process_cmdline(int(entry.name))
-        if "kafka.Kafka" in cmd and props in cmd and process_alive(int(entry.name)):
-            pids.append(int(entry.name))
-    return pids
+        if "kafka.Kafka" not in cmd or not process_alive(int(entry.name)):
+            continue
+        for arg in cmd:
+            if arg.startswith(base) and arg.endswith("server.properties"):
+                found.append((arg, int(entry.name)))
+                break
+    return [pid for _, pid in sorted(found)]
+
+
+def node_pid(p: Paths, node: Node) -> int | None:
+    """The running process of `node`, if any."""
+    props = str(node.properties)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            cmd = process_cmdline(int(entry.name))
+            if "kafka.Kafka" in cmd and props in cmd and process_alive(int(entry.name)):
+                return int(entry.name)
+    return None
 
 
 @dataclass(frozen=True)
@@ -256,70 +332,137 @@ class Ports:
     """INTERNAL: mutual TLS, the broker's own."""
 
 
-def choose_ports(state: dict[str, Any]) -> Ports:
-    """The ports used last time if free (a restarted broker keeps its address: its clients
-    reconnect), else the default ports if free, else the next free three."""
+def choose_ports(state: dict[str, Any], brokers: int = 1) -> list[Ports]:
+    """Each node's ports: those used last time if free (a restarted broker keeps its address: its
+    clients reconnect), else the default ports if free (one broker), else the next free block."""
     k = state.get("kafka") or {}
-    last = (k.get("broker_port"), k.get("controller_port"), k.get("internal_port"))
-    for ports in (last, (DEFAULT_BROKER_PORT, DEFAULT_CONTROLLER_PORT, DEFAULT_INTERNAL_PORT)):
-        if all(ports) and all(port_is_free(int(str(x))) for x in ports):
-            return Ports(*(int(str(x)) for x in ports))
-    b, c, i = pick_ports([DEFAULT_BROKER_PORT], count=3)
-    return Ports(b, c, i)
+    if brokers == 1:
+        last = (k.get("broker_port"), k.get("controller_port"), k.get("internal_port"))
+        for ports in (last, (DEFAULT_BROKER_PORT, DEFAULT_CONTROLLER_PORT, DEFAULT_INTERNAL_PORT)):
+            if all(ports) and all(port_is_free(int(str(x))) for x in ports):
+                return [Ports(*(int(str(x)) for x in ports))]
+        b, c, i = pick_ports([DEFAULT_BROKER_PORT], count=3)
+        return [Ports(b, c, i)]
+    previous = k.get("nodes") or []
+    if len(previous) == brokers:
+        last_ports = [Ports(int(n["broker_port"]), int(n["controller_port"]), int(n["internal_port"]))
+                      for n in previous]
+        if all(port_is_free(x) for pp in last_ports for x in (pp.broker, pp.controller, pp.internal)):
+            return last_ports
+    block = pick_ports([DEFAULT_BROKER_PORT + 100], count=3 * brokers)
+    return [Ports(*block[3 * i:3 * i + 3]) for i in range(brokers)]
 
 
-def launch(p: Paths, state: dict[str, Any], java: str) -> dict[str, Any]:
-    """Format storage if needed and spawn the broker; returns the kafka part of the state."""
-    k = dict(state.get("kafka") or {})
-    ports = choose_ports(state)
-    cluster_id = k.get("cluster_id") if (p.kafka_data / "meta.properties").is_file() else None
-    cluster_id = cluster_id or random_cluster_id()
-    p.kafka_logs.mkdir(parents=True, exist_ok=True)
-    render_properties(p, ports)
-    format_storage(p, java, cluster_id)
+def spawn_node(p: Paths, node: Node, java: str) -> int:
+    """Start one node's JVM from its rendered properties; returns its pid."""
+    node.logs.mkdir(parents=True, exist_ok=True)
     cmd = [
         java, *JVM_HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={p.log4j2_config}", f"-Dkafka.logs.dir={p.kafka_logs}",
-        "-cp", _classpath(p), "kafka.Kafka", str(p.kafka_properties),
+        f"-Dlog4j2.configurationFile={p.log4j2_config}", f"-Dkafka.logs.dir={node.logs}",
+        "-cp", _classpath(p), "kafka.Kafka", str(node.properties),
     ]
-    with logpipe.output_to(p.kafka_stdout) as out:  # log4j2 rotates the broker's own files
+    with logpipe.output_to(node.stdout) as out:  # log4j2 rotates the broker's own files
         proc = subprocess.Popen(
             cmd, cwd=p.root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    return proc.pid
+
+
+def launch(p: Paths, state: dict[str, Any], java: str, brokers: int = 1) -> dict[str, Any]:
+    """Format storage if needed and spawn the broker(s); returns the kafka part of the state."""
+    k = dict(state.get("kafka") or {})
+    have = formatted_brokers(p)
+    if have is not None and have != brokers:
+        raise StackError(f"the local Kafka data was made for {have} broker(s), not {brokers}: "
+                         f"./medsettle stack reset first (it wipes the data), or start with --brokers {have}")
+    ports = choose_ports(state, brokers)
+    cluster_id = k.get("cluster_id") if have is not None else None
+    cluster_id = cluster_id or random_cluster_id()
+    members = nodes(p, brokers)
+    for node in members:
+        render_properties(p, node, ports)
+        format_storage(p, node, java, cluster_id, brokers)
+    pids = [spawn_node(p, node, java) for node in members]
+    first = ports[0]
     k.update(
         host=HOST,
-        broker_port=ports.broker,
-        controller_port=ports.controller,
-        internal_port=ports.internal,
-        bootstrap_servers=f"{HOST}:{ports.broker}",
-        internal_servers=f"{HOST}:{ports.internal}",
+        brokers=brokers,
+        broker_port=first.broker,
+        controller_port=first.controller,
+        internal_port=first.internal,
+        bootstrap_servers=",".join(f"{HOST}:{pp.broker}" for pp in ports),
+        internal_servers=",".join(f"{HOST}:{pp.internal}" for pp in ports),
         cluster_id=cluster_id,
-        pid=proc.pid,
-        server_properties=str(p.kafka_properties),
-        log=str(p.kafka_server_log),
+        pid=pids[0],
+        server_properties=str(members[0].properties),
+        log=str(members[0].server_log),
         started_at=time.time(),
     )
+    if brokers == 1:
+        k.pop("nodes", None)
+    else:
+        k["nodes"] = [{"node_id": n.node_id, "pid": pid, "broker_port": pp.broker, "controller_port": pp.controller,
+                       "internal_port": pp.internal, "server_properties": str(n.properties), "data": str(n.data),
+                       "log": str(n.server_log)} for n, pid, pp in zip(members, pids, ports, strict=True)]
     return k
 
 
+def restart_node(p: Paths, node_id: int, java: str | None = None) -> int:
+    """Start node `node_id` of a three-broker stack again from its rendered properties (after it
+    died or was killed: a benchmark's broker failure); returns its pid."""
+    k = dict(read_state(p).get("kafka") or {})
+    members = nodes(p, int(k.get("brokers") or 1))
+    node = members[node_id - 1]
+    running = node_pid(p, node)
+    if running:
+        return running
+    return spawn_node(p, node, java or require_binary("java"))
+
+
 async def wait_ready(p: Paths, k: dict[str, Any], timeout: float) -> None:
+    """Until every node's process is alive and the cluster reports all its brokers."""
     deadline = time.monotonic() + timeout
-    pid = int(k["pid"])
+    members = nodes(p, int(k.get("brokers") or 1))
+    pids = [int(n["pid"]) for n in k["nodes"]] if k.get("nodes") else [int(k["pid"])]
     while time.monotonic() < deadline:
-        reap(pid)
-        if not process_alive(pid):
-            raise StackError(
-                f"the Kafka broker exited during start-up; see {p.kafka_server_log} and {p.kafka_stdout}\n"
-                + tail(p.kafka_server_log, 25) + "\n" + tail(p.kafka_stdout, 10)
-            )
-        if await broker_answers(internal_options(p, k), timeout=3.0):
+        for pid, node in zip(pids, members, strict=True):
+            reap(pid)
+            if not process_alive(pid):
+                raise StackError(
+                    f"Kafka node {node.node_id} exited during start-up; see {node.server_log} and {node.stdout}\n"
+                    + tail(node.server_log, 25) + "\n" + tail(node.stdout, 10)
+                )
+        if await cluster_brokers(internal_options(p, k), timeout=3.0) >= len(members):
             return
         await asyncio.sleep(0.5)
     raise StackError(
-        f"the Kafka broker did not answer on {k['bootstrap_servers']} within {timeout:.0f}s; "
-        f"see {p.kafka_server_log}\n" + tail(p.kafka_server_log, 25)
+        f"the Kafka broker(s) did not answer on {k['bootstrap_servers']} within {timeout:.0f}s; "
+        f"see {members[0].server_log}\n" + tail(members[0].server_log, 25)
     )
+
+
+async def cluster_brokers(options: dict[str, Any], timeout: float = 5.0) -> int:
+    """How many brokers the cluster reports (0: it does not answer)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    hosts = [h.strip() for h in options["bootstrap_servers"].split(",") if h.strip()]
+    for h in hosts:
+        if await _tcp_open(h, min(timeout, 2.0)):
+            break
+    else:
+        return 0
+    admin = AIOKafkaAdminClient(**options, request_timeout_ms=int(timeout * 1000))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            return len(cluster.get("brokers") or [])
+    except Exception:  # noqa: BLE001 - any failure means "not (yet) answering"
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 def internal_options(p: Paths, k: dict[str, Any]) -> dict[str, Any]:
