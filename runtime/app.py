@@ -116,7 +116,7 @@ def make_broker(settings: Settings, *, idempotent: bool = True) -> KafkaBroker:
     # FastStream's access log ("Received", "Processed" per batch) at DEBUG: at INFO it grows the log
     # by two lines per batch whatever happens
     access = settings.kafka_access()
-    return KafkaBroker(access.bootstrap_servers, security=access.faststream_security(),
+    return KafkaBroker(access.servers, security=access.faststream_security(),
                        client_id=f"medsettle-{settings.service_name}", enable_idempotence=idempotent, linger_ms=5,
                        max_batch_size=1 << 20, log_level=logging.DEBUG,
                        metadata_max_age_ms=settings.metadata_max_age_ms,

@@ -76,9 +76,15 @@ class KafkaAccess:
                                    "generates them (./medsettle stack start)")
         return self.username, self.password.get_secret_value()
 
+    @property
+    def servers(self) -> list[str]:
+        """`bootstrap_servers` as the list aiokafka and FastStream take (`host:port,host:port`: a
+        cluster of several brokers; a string with commas would be read as one host)."""
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
     def options(self) -> dict[str, Any]:
         """Keyword arguments of every aiokafka client (producer, consumer, admin)."""
-        opts: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
+        opts: dict[str, Any] = {"bootstrap_servers": self.servers}
         if self.secured:
             username, password = self._credentials()
             opts.update(security_protocol="SASL_SSL", sasl_mechanism=SASL_MECHANISM, sasl_plain_username=username,
