@@ -116,13 +116,19 @@ async def ensure_topics(kafka: KafkaAccess, timeout: float = 60.0, prefix: str =
     return {p.name: result.get(p.name, "?") for p in plans}
 
 
+def _hosts(servers: str | list[str]) -> list[str]:
+    """An aiokafka `bootstrap_servers` (a list, or `host:port,host:port`) as its hosts."""
+    items = servers.split(",") if isinstance(servers, str) else servers
+    return [h.strip() for h in items if h.strip()]
+
+
 async def broker_answers(options: dict[str, Any], timeout: float = 5.0) -> bool:
     """True when the broker answers a metadata request and reports a controller (`options`: an
     aiokafka client's, `KafkaAccess.options()` or the stack's mutual-TLS ones)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     # a plain TCP probe first, so aiokafka does not log "Unable connect" on every try
-    hosts = [h.strip() for h in options["bootstrap_servers"].split(",") if h.strip()]
+    hosts = _hosts(options["bootstrap_servers"])
     for h in hosts:
         if await _tcp_open(h, min(timeout, 2.0)):
             break
@@ -446,7 +452,7 @@ async def cluster_brokers(options: dict[str, Any], timeout: float = 5.0) -> int:
     """How many brokers the cluster reports (0: it does not answer)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    hosts = [h.strip() for h in options["bootstrap_servers"].split(",") if h.strip()]
+    hosts = _hosts(options["bootstrap_servers"])
     for h in hosts:
         if await _tcp_open(h, min(timeout, 2.0)):
             break
