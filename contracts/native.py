@@ -247,32 +247,33 @@ def _field(tp: Any, metadata: list[Any]) -> _Field:
         if len(args) != 2 or args[1] is not Ellipsis:
             raise Unsupported(f"tuple {tp!r}")
         inner = _field(args[0], [])
-        native: Any = tuple[inner.native, ...]  # type: ignore[name-defined]
-        if c.lengths:
-            native = Annotated[native, msgspec.Meta(**c.lengths)]  # type: ignore[call-overload]
-        conv = _converter(inner)
-        if conv is None:
-            return _Field(native)
-        return _Field(native, [f"v = tuple([{conv[0]}(i) for i in v])"], conv[1])
+        return _collection(tuple[inner.native, ...], c, inner,  # type: ignore[name-defined]
+                           "v = tuple([{conv}(i) for i in v])")
     if origin is dict:
         key_tp, value_tp = typing.get_args(tp)
         key = _field(key_tp, [])
         if key.code:
             raise Unsupported(f"dict key {key_tp!r}")
         value = _field(value_tp, [])
-        mapping: Any = dict[key.native, value.native]  # type: ignore[name-defined]
-        if c.lengths:
-            mapping = Annotated[mapping, msgspec.Meta(**c.lengths)]  # type: ignore[call-overload]
-        conv = _converter(value)
-        if conv is None:
-            return _Field(mapping)
-        return _Field(mapping, [f"v = {{k: {conv[0]}(x) for k, x in v.items()}}"], conv[1])
+        return _collection(dict[key.native, value.native], c, value,  # type: ignore[name-defined]
+                           "v = {{k: {conv}(x) for k, x in v.items()}}")
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         if c.bounds or c.lengths or c.pattern:
             raise Unsupported("constraints on a model")
         spec = _spec(tp)
         return _Field(spec.struct, ["v = _build(v)"], {"_build": spec.build})
     return _scalar(tp, c)
+
+
+def _collection(native: Any, c: _Constraints, element: _Field, convert: str) -> _Field:
+    """A tuple or dict of `element`s: its length bounds, and `convert` (a statement with `{conv}`,
+    the element's converter) where the elements need converting."""
+    if c.lengths:
+        native = Annotated[native, msgspec.Meta(**c.lengths)]  # type: ignore[call-overload]
+    conv = _converter(element)
+    if conv is None:
+        return _Field(native)
+    return _Field(native, [convert.format(conv=conv[0])], conv[1])
 
 
 def _converter(f: _Field) -> tuple[str, dict[str, Any]] | None:
@@ -287,6 +288,12 @@ def _converter(f: _Field) -> tuple[str, dict[str, Any]] | None:
 
 
 _BASE_ENV: dict[str, Any] = {"_D": Decimal, "_FEN": FEN, "_R": _Refused, "_fromiso": datetime.fromisoformat}
+
+
+_INSTANCE = ("    m = _new({cls})\n    _set(m, '__dict__', d)\n    _set(m, '__pydantic_fields_set__', set(_FS))\n"
+             "    _set(m, '__pydantic_extra__', None)\n    _set(m, '__pydantic_private__', None)\n")
+"""The source that makes the model instance from the field dict `d`, as pydantic's own
+`model_construct` does (every field counted as set: the platform never dumps with `exclude_unset`)."""
 
 
 class _Spec:
@@ -343,9 +350,7 @@ def _spec(model: type[BaseModel]) -> _Spec:
                **{f"_v{i}": fn for i, fn in enumerate(after)})
     checks = "".join(f"    _v{i}(m)\n" for i in range(len(after)))
     src = ("def build(s):\n" + "".join(f"{line}\n" for line in body) + "    d = {" + ", ".join(items) + "}\n"
-           "    m = _new(_M)\n    _set(m, '__dict__', d)\n    _set(m, '__pydantic_fields_set__', set(_FS))\n"
-           "    _set(m, '__pydantic_extra__', None)\n    _set(m, '__pydantic_private__', None)\n"
-           f"{checks}    return m\n")
+           + _INSTANCE.format(cls="_M") + f"{checks}    return m\n")
     exec(src, env)
     spec = _Spec(struct, env["build"])
     _SPECS[model] = spec
@@ -385,8 +390,7 @@ def _envelope_builder() -> typing.Callable[[Any, type[Envelope[Any]], Any], Enve
         body.append(f"    d[{name!r}] = v")
     env.update(_new=object.__new__, _set=object.__setattr__, _FS=frozenset(Envelope.model_fields))
     src = ("def build(s, typed, payload):\n    d = {}\n" + "\n".join(body) + "\n    d['payload'] = payload\n"
-           "    m = _new(typed)\n    _set(m, '__dict__', d)\n    _set(m, '__pydantic_fields_set__', set(_FS))\n"
-           "    _set(m, '__pydantic_extra__', None)\n    _set(m, '__pydantic_private__', None)\n    return m\n")
+           + _INSTANCE.format(cls="typed") + "    return m\n")
     exec(src, env)
     return typing.cast(typing.Callable[[Any, type[Envelope[Any]], Any], Envelope[Any]], env["build"])
 
