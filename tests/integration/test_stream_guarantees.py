@@ -25,6 +25,7 @@ from services.enrollment.app import SPEC as ENROLLMENT
 from tests.integration.harness import (
     Namespace,
     ServiceProcess,
+    group_lags,
     new_namespace,
     payloads,
     reset_group_to_earliest,
@@ -169,12 +170,17 @@ async def test_two_instances_of_each_layer_through_rebalances_lose_and_duplicate
     """Scale-out: two processes of each layer service in the same consumer groups share the partitions;
     mid-stream the second of each stops (its partitions move to the first: a rebalance with batches in
     flight) and later starts again (another rebalance). Exactly one statement per discharge, and
-    ledgers, accumulators and statements equal to the clean run's."""
-    _, reference, _ = clean
+    ledgers, accumulators and statements equal to the clean run's.
+
+    The stream goes out in two halves, the second only once the second instances have stopped, so the
+    first instances always have work left after the rebalance however fast the first half settled."""
+    clean_ns, reference, _ = clean
+    final_rows = await _ledger_rows(clean_ns, "assistance")  # what the whole stream leaves in the last ledger
     ns = await new_namespace(kafka_admin, database_url)
     first = [ServiceProcess(ns, spec.name) for spec in LAYERS]
     second = [ServiceProcess(ns, spec.name, instance="b") for spec in LAYERS]
     groups = {f"{ns.settings(service).consumer_group}.{topic}" for service, topic in INPUTS}
+    halves = STREAM[:N // 2], STREAM[N // 2:]
 
     async def members() -> dict[str, int]:
         return await active_groups(ns.kafka, lambda g: g in groups)
@@ -184,7 +190,12 @@ async def test_two_instances_of_each_layer_through_rebalances_lose_and_duplicate
             if (done := await _ledger_rows(ns, "assistance")) >= rows:
                 return done
             await asyncio.sleep(0.05)
-        raise AssertionError(f"assistance did not reach {rows} ledger rows")
+        lags = await group_lags(ns, INPUTS)
+        raise AssertionError(f"assistance did not reach {rows} ledger rows (of {final_rows}): "
+                             f"{ {s: await _ledger_rows(ns, s) for s, _ in INPUTS} } ledger rows, lags {lags}")
+
+    def publish(half: list) -> asyncio.Task:
+        return asyncio.create_task(ns.publish(DISCHARGES, [(d.person_id, d) for d in half], producer_name="hospital"))
 
     try:
         async with running(ENROLLMENT, ns.settings("enrollment")):
@@ -196,14 +207,15 @@ async def test_two_instances_of_each_layer_through_rebalances_lose_and_duplicate
                     break
                 await asyncio.sleep(0.1)
             assert set(seen.values()) == {2}, seen
-            publishing = asyncio.create_task(
-                ns.publish(DISCHARGES, [(d.person_id, d) for d in STREAM], producer_name="hospital"))
+            publishing = publish(halves[0])
             await until(N // 4)
             for p in second:
                 p.stop()
             stopped_at = await _ledger_rows(ns, "assistance")
-            assert stopped_at < N, "the stream ended before the rebalance"
-            await until(stopped_at + N // 4)
+            await publishing  # a person's discharges stay in order: the second half only after the first
+            publishing = publish(halves[1])
+            assert stopped_at < final_rows, "the stream ended before the rebalance"
+            await until(min(stopped_at + N // 4, final_rows))
             for p in second:
                 p.start()
             await publishing
