@@ -211,23 +211,36 @@ async def main(claims: int, persons: int, keep: bool) -> None:
         year = KpiQuery(date(2026, 1, 1), date(2026, 12, 31))
         t0 = time.perf_counter()
         summary = await compute_kpis(conn, year)
-        t_summary = time.perf_counter() - t0
+        t_folded = time.perf_counter() - t0
+        # what autovacuum does once the tables settle: it marks the pages all-visible, which the
+        # index-only scans of the summary need (right after a fold of every claim they are not)
+        await conn.execute("VACUUM (ANALYZE) kpi_claim, kpi_day, kpi_alert, kpi_movement, kpi_correction")
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            summary = await compute_kpis(conn, year)
+            runs.append(time.perf_counter() - t0)
+        t_summary = sorted(runs)[1]
+        print(f"KPIs of the year from the summary: {t_summary:.2f}s (the median of 3 after VACUUM; "
+              f"{t_folded:.2f}s right after the fold, before it)")
         t0 = time.perf_counter()
         full = await compute_kpis_full(conn, year)
         t_full = time.perf_counter() - t0
         await conn.close()
-        print(f"KPIs of the year from the summary: {t_summary:.2f}s; by a full scan of the event store: {t_full:.1f}s "
-              f"({t_full / t_summary:,.0f} times as long); the same KPIs: {summary == full}")
+        print(f"KPIs by a full scan of the event store: {t_full:.1f}s ({t_full / t_summary:,.0f} times as long); "
+              f"the same KPIs: {summary == full}")
         print(f"  {summary.settlements:,} settlements, {summary.reversed:,} reversed, {summary.corrections:,} corrections, "
               f"funds {summary.funds_paid}, insured {summary.insured_total:,}, alerts {sum(summary.alerts_by_rule.values()):,}")
         command = [sys.executable, "-m", "tools", "operator", "kpis", "--from", "2026-01-01", "--to", "2026-12-31",
                    "--audit-db", db]
-        t0 = time.perf_counter()
-        done = await asyncio.create_subprocess_exec(*command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = await done.communicate()
-        t_command = time.perf_counter() - t0
-        print(f"`./medsettle operator kpis --from 2026-01-01 --to 2026-12-31`: {t_command:.2f}s "
-              f"(exit {done.returncode}, interpreter start-up included)")
+        for attempt in ("first", "second"):  # the first after the full scan, which pushed the summary out of cache
+            t0 = time.perf_counter()
+            done = await asyncio.create_subprocess_exec(*command, cwd=ROOT, stdout=subprocess.PIPE,
+                                                        stderr=subprocess.PIPE)
+            out, err = await done.communicate()
+            t_command = time.perf_counter() - t0
+            print(f"`./medsettle operator kpis --from 2026-01-01 --to 2026-12-31`, {attempt} run: {t_command:.2f}s "
+                  f"(exit {done.returncode}, interpreter start-up included)")
         if done.returncode:
             print(out.decode()[-2000:], err.decode()[-2000:])
         if summary != full:

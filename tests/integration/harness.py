@@ -286,6 +286,14 @@ class ServiceProcess:
         """Bytes in the service's log files: its rotated log, the rotated copies and its raw output."""
         return sum(p.stat().st_size for p in self.log.parent.glob(self.log.stem + "*") if p.is_file())
 
+    def tail(self, lines: int = 40) -> str:
+        """The last `lines` of its log and of its raw output (what a failing test reports)."""
+        out = []
+        for path in (self.log, self.log.with_suffix(".out")):
+            text = path.read_text(errors="replace").splitlines()[-lines:] if path.is_file() else ["(none)"]
+            out.append(f"--- {path.name} ---\n" + "\n".join(text))
+        return "\n".join(out)
+
     def kill(self) -> None:
         import signal
 

@@ -203,10 +203,14 @@ async def test_two_instances_of_each_layer_through_rebalances_lose_and_duplicate
             for p in (*first, *second):
                 p.start()
             for _ in range(600):  # both instances of every layer have joined
+                if dead := [p for p in (*first, *second) if not p.alive]:
+                    raise AssertionError("a service ended while starting:\n" + "\n".join(p.tail() for p in dead))
                 if (seen := await members()) and len(seen) == len(groups) and set(seen.values()) == {2}:
                     break
                 await asyncio.sleep(0.1)
-            assert set(seen.values()) == {2}, seen
+            else:
+                raise AssertionError(f"not every layer's two instances joined: {seen}\n"
+                                     + "\n".join(p.tail() for p in (*first, *second)))
             publishing = publish(halves[0])
             await until(N // 4)
             for p in second:

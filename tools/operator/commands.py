@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import click
@@ -27,8 +27,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from tools.operator.replay import ReplayRefused, Target, apply_replay, plan_replay
-from tools.stack.connection import require_kafka
+if TYPE_CHECKING:  # each command imports what it needs: `operator kpis` starts without the broker's clients
+    from tools.operator.replay import Target
 
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200  # piped: do not squeeze the tables
 console = Console(width=_WIDTH)
@@ -143,6 +143,8 @@ async def reconcile(audit_db: str, prefix: str, show_identity: bool = False) -> 
 
 def target_of(to_earliest: bool, to_datetime: datetime | None, to_offset: int | None) -> Target:
     """Exactly one of the three (the command line makes sure of it); a naive time is local time."""
+    from tools.operator.replay import Target
+
     if to_datetime is not None:
         return Target(at=to_datetime if to_datetime.tzinfo else to_datetime.astimezone())
     if to_offset is not None:
@@ -152,6 +154,9 @@ def target_of(to_earliest: bool, to_datetime: datetime | None, to_offset: int | 
 
 async def replay(prefix: str, service: str, target: Target, topic: str | None, partition: int | None,
                  dry_run: bool) -> int:
+    from tools.operator.replay import ReplayRefused, apply_replay, plan_replay
+    from tools.stack.connection import require_kafka
+
     try:
         plans = await plan_replay(require_kafka(), prefix, service, target, topic, partition)
     except ValueError as exc:
@@ -211,6 +216,7 @@ def _letters_table(title: str, letters: Sequence[Any], show_identity: bool = Fal
 
 async def dlt_list(prefix: str, topic: str | None, show_identity: bool = False) -> int:
     from tools.operator.dlt import all_dlt_names, dlt_name, list_letters
+    from tools.stack.connection import require_kafka
 
     kafka = require_kafka()
     names = [dlt_name(prefix, topic)] if topic else all_dlt_names(prefix)
@@ -230,6 +236,7 @@ async def dlt_list(prefix: str, topic: str | None, show_identity: bool = False) 
 
 async def dlt_redrive(prefix: str, topic: str, offset: int | None, dry_run: bool) -> int:
     from tools.operator.dlt import dlt_name, redrive
+    from tools.stack.connection import require_kafka
 
     kafka = require_kafka()
     name = dlt_name(prefix, topic)
