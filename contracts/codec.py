@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+import msgspec
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
@@ -95,6 +97,40 @@ def _guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise ContractError(f"{what}: {type(exc).__name__}: {exc}") from None
         return guarded
     return wrap
+
+
+_NON_ASCII = re.compile("[^\x00-\x7e]")
+"""What `json.dumps` escapes beyond what msgspec does: DEL and everything above ASCII."""
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    """A character of `_NON_ASCII` as `json.dumps` escapes it: `\\uXXXX`, a surrogate pair above U+FFFF."""
+    c = ord(match.group())
+    if c < 0x10000:
+        return f"\\u{c:04x}"
+    c -= 0x10000
+    return f"\\u{0xD800 | c >> 10:04x}\\u{0xDC00 | c & 0x3FF:04x}"
+
+
+def canonical_json(content: Any) -> bytes:
+    """`json.dumps(content, sort_keys=True, separators=(",", ":"))` as ASCII bytes, the text the
+    layers' content digests are taken of (a stored digest must never change), encoded by msgspec at
+    native speed: compact, keys sorted, every non-ASCII character escaped as `json.dumps` escapes
+    it. What msgspec cannot encode the same way (a lone surrogate, a type it does not know) takes
+    `json.dumps` itself. For JSON-mode dumps of the contracts (no floats: money is text);
+    tests/unit/test_canonical_json.py compares the two on every kind of value."""
+    try:
+        raw = msgspec.json.encode(content, order="sorted")
+    except (TypeError, ValueError, UnicodeError):  # a lone surrogate, a type msgspec does not know
+        return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw
+    return _NON_ASCII.sub(_json_escape, raw.decode()).encode()
+
+
+def encode_json(content: Any) -> str:
+    """A JSON-mode dump as compact JSON text (what `model_dump_json` gives of the model it came from)."""
+    return msgspec.json.encode(content).decode()
 
 
 def check_size(raw: bytes | str) -> None:

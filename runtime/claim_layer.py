@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 from contracts import Contract, derived_event_id, make_envelope
-from contracts.codec import parse_payload
+from contracts.codec import canonical_json, parse_payload
 from contracts.envelope import now
 from contracts.settlement import Cause, LayerResult
 from contracts.topics import REFUSALS
@@ -169,10 +169,12 @@ def same_result(a: Result, b: Result) -> bool:
     return comparable(a) == comparable(b)
 
 
-def digest_of(payload: Contract, *, exclude: set[str] | None = None) -> str:
-    """A digest of a contract's content (what a duplicate and a correction are told apart by)."""
-    text = json.dumps(payload.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+def digest_of(payload: Contract | dict[str, Any], *, exclude: set[str] | None = None) -> str:
+    """A digest of a contract's content (what a duplicate and a correction are told apart by): of
+    its JSON-mode dump (or of that dump, when the caller has it already), as sorted compact ASCII
+    JSON (`contracts.codec.canonical_json`, the bytes every stored digest was taken of)."""
+    content = payload if isinstance(payload, dict) else payload.model_dump(mode="json", exclude=exclude)
+    return hashlib.sha256(canonical_json(content)).hexdigest()
 
 
 def revision_event_id(event_type: str, claim_id: str, revision: int) -> Any:

@@ -17,7 +17,7 @@ from contracts import (
     ProviderSnapshot,
     ReversalRequested,
 )
-from contracts.codec import parse_payload
+from contracts.codec import encode_json, parse_payload
 from contracts.money import ZERO
 from contracts.settlement import BasicSettled, Cause
 from contracts.topics import BASIC_SETTLED
@@ -158,9 +158,10 @@ class BasicLayer:
             cause = Cause(kind="correction", claim_id=p.claim_id, reason=p.correction_reason,
                           request_event_id=event_id)
             return Change(_ref(content), event_id, content, content.model_dump_json(), cause=cause, digest=digest)
-        digest = digest_of(p)
+        dumped = p.model_dump(mode="json")  # one dump for the digest and the stored input
+        digest = digest_of(dumped)
         if row is None:
-            return Change(_ref(p), event_id, p, p.model_dump_json(), digest=digest)
+            return Change(_ref(p), event_id, p, encode_json(dumped), digest=digest)
         if row.entry.current:
             if digest == row.digest:
                 return None  # sent again (a new event id for the same bill): settled once
@@ -168,7 +169,7 @@ class BasicLayer:
                                                     "DischargeCorrected to change it")
         cause = Cause(kind="reinstatement", claim_id=p.claim_id, reason="sent again after its reversal",
                       request_event_id=event_id)
-        return Change(_ref(p), event_id, p, p.model_dump_json(), cause=cause, digest=digest)
+        return Change(_ref(p), event_id, p, encode_json(dumped), cause=cause, digest=digest)
 
     def price(self, row: ClaimRow[BasicYearState], claim_input: DischargeRecorded, year: BasicYearState,
               earlier: Sequence[ClaimRow[BasicYearState]], others: Sequence[ClaimRow[BasicYearState]],
