@@ -125,7 +125,12 @@ def canonical_json(content: Any) -> bytes:
         return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
     if raw.isascii() and b"\x7f" not in raw:
         return raw
-    return _NON_ASCII.sub(_json_escape, raw.decode()).encode()
+    text = raw.decode()
+    escaped = text.encode("ascii", "backslashreplace")  # in C; U+0100..U+FFFF (Chinese) as json.dumps does
+    if b"\\x" not in escaped and b"\\U" not in escaped and b"\x7f" not in escaped:
+        return escaped
+    # DEL, U+0080..U+00FF or above U+FFFF, which it writes otherwise (or a `\\x` the text had itself)
+    return _NON_ASCII.sub(_json_escape, text).encode()
 
 
 def encode_json(content: Any) -> str:

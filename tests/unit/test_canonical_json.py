@@ -28,7 +28,8 @@ def test_generated_discharges_give_the_same_bytes() -> None:
 
 
 HOSTILE = ["", "\x00\x01\x1f\x7f", '"\\/', "\n\r\t\b\f", "\u2028\u2029", "é ß ü", "床位费", "😀𝄞", "\ud800",
-           "a\udfffb", "\ufeff", "\uffff", "\U0010ffff"]
+           "a\udfffb", "\ufeff", "\uffff", "\U0010ffff",
+           "\\x41 床", "\\U0001f600 床", "床\\", "\\u5e8a", "床\x7f", "床é"]
 
 
 def test_hostile_text_gives_the_same_bytes() -> None:
