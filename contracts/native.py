@@ -159,7 +159,7 @@ def _scalar(tp: Any, c: _Constraints) -> _Field:
                 raise Unsupported("digit constraints on money")
             native = Annotated[int, msgspec.Meta(ge=-_MONEY_INT, le=_MONEY_INT)] | Annotated[
                 str, msgspec.Meta(pattern=_MONEY_TEXT)]
-            code.append("v = _D(v).quantize(_FEN)")
+            code.append("v = _money(v)")
             if c.non_negative:
                 code.append("if v < 0: raise _R")
         elif c.decimal_kind == "decimal":
@@ -287,7 +287,24 @@ def _converter(f: _Field) -> tuple[str, dict[str, Any]] | None:
     return name, {name: env[name]}
 
 
-_BASE_ENV: dict[str, Any] = {"_D": Decimal, "_FEN": FEN, "_R": _Refused, "_fromiso": datetime.fromisoformat}
+_MONEY_SEEN: dict[int | str, Decimal] = {}
+_MONEY_SEEN_MAX = 65_536
+"""Money texts already parsed (a catalogue's prices repeat on every bill): `Decimal` is immutable,
+so one instance serves them all. Bounded: once full, new texts are parsed and not kept."""
+
+
+def _money(v: int | str) -> Decimal:
+    """An amount's checked text (or integer) as its `Decimal` in fen."""
+    found = _MONEY_SEEN.get(v)
+    if found is None:
+        found = Decimal(v).quantize(FEN)
+        if len(_MONEY_SEEN) < _MONEY_SEEN_MAX:
+            _MONEY_SEEN[v] = found
+    return found
+
+
+_BASE_ENV: dict[str, Any] = {"_D": Decimal, "_FEN": FEN, "_R": _Refused, "_fromiso": datetime.fromisoformat,
+                             "_money": _money}
 
 
 _INSTANCE = ("    m = _new({cls})\n    _set(m, '__dict__', d)\n    _set(m, '__pydantic_fields_set__', set(_FS))\n"
